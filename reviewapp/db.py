@@ -1,0 +1,141 @@
+"""Database plumbing: declarative base, engine and the request-scoped session.
+
+The app owns one :class:`Database`; ``db.session`` is the session of the current application
+context (created on first use, closed at teardown). Services only ``flush``; the single commit
+point is :func:`Database.commit`, called at the end of a request, job or CLI command. It runs the
+after-commit callbacks (job enqueues) registered during the transaction, so nothing is enqueued for
+a change that was rolled back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask, g, has_app_context
+from sqlalchemy import JSON, DateTime, MetaData, create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> dt.datetime:
+    """Return the current time as a timezone-aware UTC datetime."""
+    return dt.datetime.now(dt.UTC)
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """A timestamp stored timezone-aware and always returned in UTC.
+
+    SQLite keeps no zone, so values are normalised to UTC on the way in and marked UTC on the
+    way out. Naive datetimes are refused (ValueError): every timestamp in the product is UTC.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use timezone-aware UTC")
+        return value.astimezone(dt.UTC)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every model, with stable constraint names for Alembic."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dt.datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+AfterCommit = Callable[[], None]
+
+
+class Database:
+    """Engine + session factory bound to one Flask app (see :meth:`init_app`)."""
+
+    def __init__(self) -> None:
+        self.engine: Engine | None = None
+        self.sessionmaker: sessionmaker[Session] = sessionmaker(expire_on_commit=False)
+
+    def init_app(self, app: Flask) -> None:
+        """Create the engine from ``app.config['DATABASE_URL']`` (no connection is opened)."""
+        url = app.config["DATABASE_URL"]
+        kwargs: dict[str, Any] = {"echo": app.config.get("SQL_ECHO", False)}
+        if url.startswith("sqlite"):
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        else:
+            kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=10)
+        self.engine = create_engine(url, **kwargs)
+        if url.startswith("sqlite"):
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self.sessionmaker.configure(bind=self.engine)
+        app.extensions["reviewapp_db"] = self
+        app.teardown_appcontext(self._teardown)
+
+    @property
+    def session(self) -> Session:
+        """The session of the current application context."""
+        if not has_app_context():
+            raise RuntimeError("db.session needs an application context")
+        sess = g.get("_db_session")
+        if sess is None:
+            sess = self.sessionmaker()
+            sess.info["after_commit"] = []
+            g._db_session = sess
+        return sess
+
+    def after_commit(self, callback: AfterCommit) -> None:
+        """Run ``callback`` once the current transaction commits; drop it on rollback."""
+        self.session.info.setdefault("after_commit", []).append(callback)
+
+    def commit(self) -> None:
+        """Commit the current session, then run the registered after-commit callbacks in order."""
+        sess = self.session
+        sess.commit()
+        callbacks: list[AfterCommit] = sess.info.get("after_commit", [])
+        sess.info["after_commit"] = []
+        for callback in callbacks:
+            callback()
+
+    def rollback(self) -> None:
+        """Roll back the current session and forget its after-commit callbacks."""
+        sess = self.session
+        sess.rollback()
+        sess.info["after_commit"] = []
+
+    def _teardown(self, exc: BaseException | None) -> None:
+        sess = g.pop("_db_session", None)
+        if sess is not None:
+            sess.close()
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def is_postgres(session: Session) -> bool:
+    """True when ``session`` is bound to PostgreSQL (enables SKIP LOCKED and full-text search)."""
+    bind = session.get_bind()
+    return bind.dialect.name == "postgresql"

@@ -1,0 +1,75 @@
+"""Policy sections (versioned), safety requirements and response templates."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from reviewapp.db import Base, utcnow
+
+
+class PolicySection(Base):
+    """A numbered clause of the usage policy. Its text lives in immutable versions."""
+
+    __tablename__ = "policy_section"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(100), unique=True)  # stable id, e.g. "usage-3.2"
+    number: Mapped[str] = mapped_column(String(50))  # as displayed, e.g. "§3.2" or "Art. 5(1)(a)"
+    title: Mapped[str] = mapped_column(String(300))
+    source: Mapped[str] = mapped_column(String(100), default="reviewapp")
+    review_use: Mapped[str] = mapped_column(String(30), default="")
+    url: Mapped[str] = mapped_column(String(500), default="")
+    sort_key: Mapped[str] = mapped_column(String(100), default="")
+
+    versions: Mapped[list[PolicySectionVersion]] = relationship(
+        back_populates="section", order_by="PolicySectionVersion.version"
+    )
+
+    @property
+    def current(self) -> PolicySectionVersion:
+        """The newest version (versions are never edited, only added)."""
+        return self.versions[-1]
+
+
+class PolicySectionVersion(Base):
+    """An immutable text of a policy section. Citations point here, pinning the version."""
+
+    __tablename__ = "policy_section_version"
+    __table_args__ = (UniqueConstraint("section_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    section_id: Mapped[int] = mapped_column(ForeignKey("policy_section.id", ondelete="CASCADE"))
+    version: Mapped[int]
+    text: Mapped[str] = mapped_column(Text)  # Markdown
+    effective_date: Mapped[dt.date]
+    change_summary: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    section: Mapped[PolicySection] = relationship(back_populates="versions")
+
+
+class SafetyRequirement(Base):
+    """A catalogued mitigation that a decision can require (DESIGN.md §2)."""
+
+    __tablename__ = "safety_requirement"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(100), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+
+
+class ResponseTemplate(Base):
+    """Message text sent to a developer, rendered in a Jinja sandbox with StrictUndefined."""
+
+    __tablename__ = "response_template"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(100), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    outcome: Mapped[str] = mapped_column(String(40))  # decision outcome it is meant for
+    body: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)

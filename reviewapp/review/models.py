@@ -1,0 +1,115 @@
+"""Risk tiers, queues, decisions, citations and required safety requirements."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any
+
+from sqlalchemy import CheckConstraint, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from reviewapp.auth.models import User
+from reviewapp.db import Base, utcnow
+from reviewapp.policies.models import PolicySectionVersion, SafetyRequirement
+
+
+class RiskTier(Base):
+    """An ordered risk tier with its review policy (DESIGN.md §2)."""
+
+    __tablename__ = "risk_tier"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(32), unique=True)
+    rank: Mapped[int] = mapped_column(unique=True)  # higher = riskier
+    label: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str] = mapped_column(Text, default="")
+    sla_hours: Mapped[int]  # review target, hours from entering the queue
+    approvals_required: Mapped[int] = mapped_column(default=1)
+    default_queue: Mapped[str] = mapped_column(String(64))
+
+
+class Queue(Base):
+    """A named work list and the roles that may work it."""
+
+    __tablename__ = "review_queue"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    roles: Mapped[list[Any]]  # role names that may claim from it
+    position: Mapped[int] = mapped_column(default=0)
+
+
+class Outcome(enum.StrEnum):
+    approve = "approve"
+    request_mitigations = "request_mitigations"
+    reject = "reject"
+
+    @property
+    def label(self) -> str:
+        return {"approve": "Approve", "request_mitigations": "Request mitigations", "reject": "Reject"}[
+            self.value
+        ]
+
+
+class Decision(Base):
+    """A reviewer's decision on one revision, with citations and the message sent."""
+
+    __tablename__ = "decision"
+    __table_args__ = (
+        CheckConstraint(
+            "outcome IN ('approve', 'request_mitigations', 'reject')", name="outcome_known"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("application.id", ondelete="CASCADE"), index=True)
+    revision_id: Mapped[int] = mapped_column(ForeignKey("revision.id", ondelete="RESTRICT"))
+    outcome: Mapped[str] = mapped_column(String(32))
+    reviewer_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="RESTRICT"))
+    template_id: Mapped[int | None] = mapped_column(ForeignKey("response_template.id", ondelete="SET NULL"))
+    message: Mapped[str] = mapped_column(Text)
+    rationale: Mapped[str] = mapped_column(Text, default="")
+    approval_step: Mapped[int] = mapped_column(default=1)
+    decided_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    reviewer: Mapped[User] = relationship()
+    citations: Mapped[list[Citation]] = relationship(back_populates="decision", cascade="all, delete-orphan")
+    required_safety_requirements: Mapped[list[RequiredSafetyRequirement]] = relationship(
+        back_populates="decision", cascade="all, delete-orphan"
+    )
+
+
+class Citation(Base):
+    """A decision's reference to one pinned policy section version."""
+
+    __tablename__ = "citation"
+    __table_args__ = (UniqueConstraint("decision_id", "policy_section_version_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    decision_id: Mapped[int] = mapped_column(ForeignKey("decision.id", ondelete="CASCADE"))
+    policy_section_version_id: Mapped[int] = mapped_column(
+        ForeignKey("policy_section_version.id", ondelete="RESTRICT")
+    )
+
+    decision: Mapped[Decision] = relationship(back_populates="citations")
+    policy_section_version: Mapped[PolicySectionVersion] = relationship()
+
+
+class RequiredSafetyRequirement(Base):
+    """A safety requirement a decision asks for, with the developer's later answer."""
+
+    __tablename__ = "required_safety_requirement"
+    __table_args__ = (UniqueConstraint("decision_id", "safety_requirement_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    decision_id: Mapped[int] = mapped_column(ForeignKey("decision.id", ondelete="CASCADE"))
+    safety_requirement_id: Mapped[int] = mapped_column(ForeignKey("safety_requirement.id", ondelete="RESTRICT"))
+    parameters: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    answer: Mapped[dict[str, Any] | None]
+
+    decision: Mapped[Decision] = relationship(back_populates="required_safety_requirements")
+    safety_requirement: Mapped[SafetyRequirement] = relationship()

@@ -1,0 +1,518 @@
+"""The triage engine: pure code, plain data in, (tier, queue, fired rules, explanations) out.
+
+No Flask and no SQLAlchemy here. A ruleset is compiled once (:class:`CompiledRuleset`) and then
+evaluated against application content many times.
+
+Rule conditions are written in the `rule-engine` expression language
+(https://zerosteiner.github.io/rule-engine/), type-checked against :data:`RULE_FIELDS` when the
+rule is compiled: a typo in a field name, a syntax error or a type mismatch is a
+:class:`RuleValidationError` naming the rule and the problem. The language has no path to Python
+objects, files or imports, and evaluation is linear in the size of the expression.
+
+Free text is never matched by admin-written regular expressions. Admins keep named keyword lists
+(literal phrases; ``*`` at the end of a word matches any ending, a space matches any run of spaces
+or hyphens); the engine matches every list once per application with RE2, a linear-time matcher,
+and exposes the names of the lists that matched as the set ``signals``. Explanations carry the
+matched phrase, field and character span.
+
+Evaluation errors fail closed: the tier is raised to at least ``fail_closed_tier`` and the flag
+``triage_error`` is added, so a broken rule sends applications to a human, never to a lower tier.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re as stdlib_re
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import re2
+import rule_engine
+from rule_engine import DataType
+
+ACTION_TYPES = (
+    "raise_tier",
+    "route_queue",
+    "add_flag",
+    "require_safety_requirement",
+    "suggest_policy_section",
+)
+_ACTION_ARG = {
+    "raise_tier": "tier",
+    "route_queue": "queue",
+    "add_flag": "flag",
+    "require_safety_requirement": "safety_requirement",
+    "suggest_policy_section": "policy_section",
+}
+
+TEXT_FIELDS = ("title", "description", "benefits", "safety_measures")
+
+
+@dataclass(frozen=True)
+class FieldInfo:
+    """A name a rule condition may use: its rule-language type, meaning and an example."""
+
+    name: str
+    type_name: str
+    description: str
+    example: str
+
+
+RULE_FIELDS: tuple[FieldInfo, ...] = (
+    FieldInfo("title", "STRING", "Application title", "'chat' in title.as_lower"),
+    FieldInfo("category", "STRING", "Use-case category key (vocabulary)", "category == 'assistant_chatbot'"),
+    FieldInfo("description", "STRING", "What the deployment does", "description != ''"),
+    FieldInfo("benefits", "STRING", "Intended benefits", "benefits == ''"),
+    FieldInfo("safety_measures", "STRING", "Safety measures already in place", "safety_measures == ''"),
+    FieldInfo("product_url", "STRING", "Product URL", "product_url == ''"),
+    FieldInfo("end_users", "SET(STRING)", "Who uses the outputs (vocabulary keys)", "'minors' in end_users"),
+    FieldInfo("domains", "SET(STRING)", "Domains (vocabulary keys)", "'health' in domains"),
+    FieldInfo("modalities", "SET(STRING)", "Input/output modalities", "'image' in modalities"),
+    FieldInfo("monthly_requests", "FLOAT or null", "Expected requests per month", "monthly_requests > 1000000"),
+    FieldInfo(
+        "human_review_of_outputs",
+        "BOOLEAN or null",
+        "A human reviews outputs before they reach end users (null: not stated)",
+        "human_review_of_outputs == false",
+    ),
+    FieldInfo("signals", "SET(STRING)", "Names of keyword lists that matched the text", "'weapons' in signals"),
+)
+
+_TYPES: dict[str, Any] = {
+    "title": DataType.STRING,
+    "category": DataType.STRING,
+    "description": DataType.STRING,
+    "benefits": DataType.STRING,
+    "safety_measures": DataType.STRING,
+    "product_url": DataType.STRING,
+    "end_users": DataType.SET(DataType.STRING),
+    "domains": DataType.SET(DataType.STRING),
+    "modalities": DataType.SET(DataType.STRING),
+    "monthly_requests": DataType.FLOAT,
+    "human_review_of_outputs": DataType.BOOLEAN,
+    "signals": DataType.SET(DataType.STRING),
+}
+_CONTEXT = rule_engine.Context(type_resolver=rule_engine.type_resolver_from_dict(_TYPES))
+_STRING_LITERAL = stdlib_re.compile(r"'([^'\\]*)'|\"([^\"\\]*)\"")
+_IDENTIFIER = stdlib_re.compile(r"\b([a-z_][a-z0-9_]*)\b")
+_REGEX_OPERATOR = stdlib_re.compile(r"[=!]~")
+
+
+class RuleValidationError(ValueError):
+    """A rule or ruleset is invalid. ``rule_key`` names the rule (None: the ruleset itself)."""
+
+    def __init__(self, message: str, *, rule_key: str | None = None, where: str = "condition") -> None:
+        prefix = f"rule {rule_key!r}, {where}: " if rule_key else ""
+        super().__init__(prefix + message)
+        self.rule_key = rule_key
+        self.where = where
+        self.detail = message
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    """One rule as plain data (stored in the database or in YAML)."""
+
+    key: str
+    name: str
+    condition: str
+    actions: Sequence[Mapping[str, str]]
+    description: str = ""
+    enabled: bool = True
+    examples: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RulesetSpec:
+    """A whole ruleset as plain data.
+
+    ``tiers`` are ordered from lowest to highest risk; ``tier_queues`` maps a tier to the queue
+    an application of that tier goes to when no fired rule routes it elsewhere.
+    """
+
+    tiers: Sequence[str]
+    tier_queues: Mapping[str, str]
+    rules: Sequence[RuleSpec]
+    keyword_lists: Mapping[str, Any] = field(default_factory=dict)
+    fail_closed_tier: str = "medium"
+    known_queues: Iterable[str] | None = None
+    known_safety_requirements: Iterable[str] | None = None
+    known_policy_sections: Iterable[str] | None = None
+
+
+@dataclass(frozen=True)
+class KeywordMatch:
+    """One keyword-list hit: list name, phrase text as found, field, [start, end) code points."""
+
+    signal: str
+    text: str
+    field: str
+    start: int
+    end: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"signal": self.signal, "text": self.text, "field": self.field, "span": [self.start, self.end]}
+
+
+@dataclass
+class FiredRule:
+    """A rule that matched, its actions and why (field values and keyword matches it read)."""
+
+    key: str
+    name: str
+    actions: list[dict[str, str]]
+    explanation: str
+    values: dict[str, Any]
+    matches: list[dict[str, Any]]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "name": self.name,
+            "actions": self.actions,
+            "explanation": self.explanation,
+            "values": self.values,
+            "matches": self.matches,
+        }
+
+
+@dataclass
+class TriageOutcome:
+    """Result of evaluating a ruleset against one application's content."""
+
+    tier: str
+    queue: str
+    fired: list[FiredRule]
+    flags: list[str]
+    safety_requirements: list[str]
+    policy_sections: list[str]
+    errors: list[dict[str, str]]
+    signals: list[str]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "tier": self.tier,
+            "queue": self.queue,
+            "fired": [f.as_dict() for f in self.fired],
+            "flags": self.flags,
+            "safety_requirements": self.safety_requirements,
+            "policy_sections": self.policy_sections,
+            "errors": self.errors,
+            "signals": self.signals,
+        }
+
+
+def phrase_pattern(phrase: str) -> str:
+    """Translate one keyword phrase into an RE2 pattern fragment (see module docstring).
+
+    Raises:
+        RuleValidationError: for an empty phrase.
+    """
+    words = phrase.strip().lower().split()
+    if not words:
+        raise RuleValidationError("empty phrase in keyword list")
+    parts = []
+    for word in words:
+        wildcard = word.endswith("*")
+        core = re2.escape(word.rstrip("*"))
+        parts.append(core + (r"\w*" if wildcard else ""))
+    return r"[\s\-]+".join(parts)
+
+
+class KeywordMatcher:
+    """Matches named keyword lists against text fields with RE2 (linear time, no backtracking)."""
+
+    def __init__(self, keyword_lists: Mapping[str, Any]) -> None:
+        self._patterns: list[tuple[str, Any]] = []
+        for name, spec in keyword_lists.items():
+            phrases = spec["phrases"] if isinstance(spec, Mapping) else spec
+            if not stdlib_re.fullmatch(r"[a-z][a-z0-9_]*", name):
+                raise RuleValidationError(
+                    f"keyword list name {name!r} must be lower-case letters, digits and _"
+                )
+            if not phrases:
+                raise RuleValidationError(f"keyword list {name!r} has no phrases")
+            try:
+                body = "|".join(phrase_pattern(str(p)) for p in phrases)
+            except RuleValidationError as exc:
+                raise RuleValidationError(f"keyword list {name!r}: {exc.detail}") from None
+            options = re2.Options()
+            options.case_sensitive = False
+            options.max_mem = 64 << 20
+            self._patterns.append((name, re2.compile(rf"\b(?:{body})\b", options)))
+
+    @property
+    def names(self) -> list[str]:
+        return [name for name, _ in self._patterns]
+
+    def match(self, content: Mapping[str, Any]) -> list[KeywordMatch]:
+        """All matches in TEXT_FIELDS of ``content``, grouped by list, in text order."""
+        found: list[KeywordMatch] = []
+        for name, pattern in self._patterns:
+            for field_name in TEXT_FIELDS:
+                text = content.get(field_name) or ""
+                if not text:
+                    continue
+                for m in pattern.finditer(text):
+                    found.append(KeywordMatch(name, m.group(0), field_name, m.start(), m.end()))
+        return found
+
+
+def rule_context(content: Mapping[str, Any], signals: Iterable[str]) -> dict[str, Any]:
+    """Build the typed values a rule condition sees from application content."""
+    monthly = content.get("monthly_requests")
+    return {
+        "title": content.get("title") or "",
+        "category": content.get("category") or "",
+        "description": content.get("description") or "",
+        "benefits": content.get("benefits") or "",
+        "safety_measures": content.get("safety_measures") or "",
+        "product_url": content.get("product_url") or "",
+        "end_users": set(content.get("end_users") or ()),
+        "domains": set(content.get("domains") or ()),
+        "modalities": set(content.get("modalities") or ()),
+        "monthly_requests": float(monthly) if monthly is not None else None,
+        "human_review_of_outputs": content.get("human_review_of_outputs"),
+        "signals": set(signals),
+    }
+
+
+@dataclass
+class _CompiledRule:
+    spec: RuleSpec
+    rule: Any
+    fields: tuple[str, ...]
+    signal_literals: frozenset[str]
+
+
+class CompiledRuleset:
+    """A validated, compiled ruleset, ready to evaluate many applications.
+
+    Raises:
+        RuleValidationError: on the first invalid rule, action or keyword list.
+    """
+
+    def __init__(self, spec: RulesetSpec) -> None:
+        if not spec.tiers:
+            raise RuleValidationError("a ruleset needs at least one tier")
+        self.spec = spec
+        self.tier_rank = {t: i for i, t in enumerate(spec.tiers)}
+        for tier in spec.tiers:
+            if tier not in spec.tier_queues:
+                raise RuleValidationError(f"tier {tier!r} has no default queue")
+        if spec.fail_closed_tier not in self.tier_rank:
+            raise RuleValidationError(f"fail-closed tier {spec.fail_closed_tier!r} is not a tier")
+        self.matcher = KeywordMatcher(spec.keyword_lists)
+        keys: set[str] = set()
+        self.rules: list[_CompiledRule] = []
+        for rs in spec.rules:
+            if rs.key in keys:
+                raise RuleValidationError("duplicate rule key", rule_key=rs.key, where="key")
+            keys.add(rs.key)
+            self._check_actions(rs)
+            compiled = compile_condition(rs.condition, rule_key=rs.key)
+            self._check_signal_names(rs)
+            if rs.enabled:
+                literals = _string_literals(rs.condition)
+                fields_used = tuple(
+                    f.name for f in RULE_FIELDS if f.name != "signals" and _mentions(rs.condition, f.name)
+                )
+                self.rules.append(_CompiledRule(rs, compiled, fields_used, frozenset(literals)))
+
+    def _check_actions(self, rs: RuleSpec) -> None:
+        if not rs.actions:
+            raise RuleValidationError("a rule needs at least one action", rule_key=rs.key, where="actions")
+        known = {
+            "route_queue": set(self.spec.known_queues) if self.spec.known_queues is not None else None,
+            "require_safety_requirement": set(self.spec.known_safety_requirements)
+            if self.spec.known_safety_requirements is not None
+            else None,
+            "suggest_policy_section": set(self.spec.known_policy_sections)
+            if self.spec.known_policy_sections is not None
+            else None,
+            "raise_tier": set(self.spec.tiers),
+        }
+        for action in rs.actions:
+            kind = action.get("type")
+            if kind not in ACTION_TYPES:
+                raise RuleValidationError(
+                    f"unknown action type {kind!r}; use one of {', '.join(ACTION_TYPES)}",
+                    rule_key=rs.key,
+                    where="actions",
+                )
+            arg = _ACTION_ARG[kind]
+            value = action.get(arg)
+            if not value or not isinstance(value, str):
+                raise RuleValidationError(f"action {kind} needs {arg!r}", rule_key=rs.key, where="actions")
+            allowed = known.get(kind)
+            if allowed is not None and value not in allowed:
+                raise RuleValidationError(
+                    f"action {kind}: unknown {arg} {value!r}", rule_key=rs.key, where="actions"
+                )
+
+    def _check_signal_names(self, rs: RuleSpec) -> None:
+        if "signals" not in rs.condition:
+            return
+        names = set(self.matcher.names)
+        for literal in _string_literals(rs.condition):
+            if literal not in names and stdlib_re.fullmatch(r"[a-z][a-z0-9_]*", literal):
+                # only literals compared with `signals` matter, but any unknown list-like name
+                # next to `signals` is most likely a typo
+                if stdlib_re.search(rf"['\"]{stdlib_re.escape(literal)}['\"]\s+in\s+signals", rs.condition):
+                    raise RuleValidationError(
+                        f"unknown keyword list {literal!r}; known lists: {', '.join(sorted(names)) or 'none'}",
+                        rule_key=rs.key,
+                    )
+
+    def evaluate(self, content: Mapping[str, Any]) -> TriageOutcome:
+        """Evaluate every enabled rule against ``content`` (application content dict)."""
+        matches = self.matcher.match(content)
+        signals = sorted({m.signal for m in matches})
+        ctx = rule_context(content, signals)
+        tier_index = 0
+        queue: str | None = None
+        fired: list[FiredRule] = []
+        flags: list[str] = []
+        requirements: list[str] = []
+        sections: list[str] = []
+        errors: list[dict[str, str]] = []
+        for cr in self.rules:
+            try:
+                hit = bool(cr.rule.matches(ctx))
+            except Exception as exc:  # noqa: BLE001 - any failure of one rule fails closed
+                errors.append({"rule": cr.spec.key, "error": f"{type(exc).__name__}: {exc}"})
+                continue
+            if not hit:
+                continue
+            for action in cr.spec.actions:
+                kind = action["type"]
+                value = action[_ACTION_ARG[kind]]
+                if kind == "raise_tier":
+                    tier_index = max(tier_index, self.tier_rank[value])
+                elif kind == "route_queue":
+                    queue = queue or value
+                elif kind == "add_flag":
+                    _append_unique(flags, value)
+                elif kind == "require_safety_requirement":
+                    _append_unique(requirements, value)
+                else:
+                    _append_unique(sections, value)
+            fired.append(self._explain(cr, ctx, matches))
+        if errors:
+            tier_index = max(tier_index, self.tier_rank[self.spec.fail_closed_tier])
+            _append_unique(flags, "triage_error")
+        tier = self.spec.tiers[tier_index]
+        return TriageOutcome(
+            tier=tier,
+            queue=queue or self.spec.tier_queues[tier],
+            fired=fired,
+            flags=flags,
+            safety_requirements=requirements,
+            policy_sections=sections,
+            errors=errors,
+            signals=signals,
+        )
+
+    def _explain(self, cr: _CompiledRule, ctx: Mapping[str, Any], matches: list[KeywordMatch]) -> FiredRule:
+        values: dict[str, Any] = {}
+        for name in cr.fields:
+            value = ctx[name]
+            if isinstance(value, set):
+                value = sorted(value)
+            elif isinstance(value, str) and len(value) > 120:
+                value = value[:117] + "…"
+            values[name] = value
+        used = [m for m in matches if m.signal in cr.signal_literals]
+        parts = [f"{k} = {json.dumps(v, ensure_ascii=False)}" for k, v in values.items()]
+        seen: dict[str, list[str]] = {}
+        for m in used:
+            seen.setdefault(m.signal, [])
+            label = f"“{m.text}” in {m.field}"
+            if label not in seen[m.signal] and len(seen[m.signal]) < 5:
+                seen[m.signal].append(label)
+        parts += [f"signal {sig}: {', '.join(labels)}" for sig, labels in seen.items()]
+        return FiredRule(
+            key=cr.spec.key,
+            name=cr.spec.name,
+            actions=[dict(a) for a in cr.spec.actions],
+            explanation="; ".join(parts) or "condition is always true",
+            values=values,
+            matches=[m.as_dict() for m in used[:20]],
+        )
+
+    def check_examples(self) -> list[str]:
+        """Run each rule's ``examples`` (``must_fire``/``must_not_fire`` lists of content dicts).
+
+        Returns:
+            Human-readable failures; empty when every example behaves.
+        """
+        failures: list[str] = []
+        for cr in self.rules:
+            for expect, key in ((True, "must_fire"), (False, "must_not_fire")):
+                for i, example in enumerate(cr.spec.examples.get(key) or []):
+                    fired = {f.key for f in self.evaluate(example).fired}
+                    if (cr.spec.key in fired) != expect:
+                        failures.append(f"rule {cr.spec.key!r}: {key} example #{i + 1} did not behave")
+        return failures
+
+
+def compile_condition(condition: str, *, rule_key: str | None = None) -> Any:
+    """Compile and type-check one condition.
+
+    Returns:
+        A ``rule_engine.Rule``.
+    Raises:
+        RuleValidationError: with what is wrong (syntax error position, unknown field and the
+        closest known name, or type mismatch).
+    """
+    if not condition or not condition.strip():
+        raise RuleValidationError("the condition is empty", rule_key=rule_key)
+    if len(condition) > 4000:
+        raise RuleValidationError("the condition is longer than 4000 characters", rule_key=rule_key)
+    if _REGEX_OPERATOR.search(_STRING_LITERAL.sub("''", condition)):
+        raise RuleValidationError(
+            "regular-expression operators (=~, =~~, !~, !~~) are not allowed: they can backtrack "
+            "without bound; put the words in a keyword list and test 'name' in signals",
+            rule_key=rule_key,
+        )
+    try:
+        return rule_engine.Rule(condition, context=_CONTEXT)
+    except rule_engine.errors.RuleSyntaxError as exc:
+        token = getattr(exc, "token", None)
+        where = f" at {token.value!r} (position {token.lexpos})" if token is not None else " at the end"
+        raise RuleValidationError(f"syntax error{where}", rule_key=rule_key) from None
+    except rule_engine.errors.SymbolResolutionError as exc:
+        hint = f"; did you mean {exc.suggestion!r}?" if getattr(exc, "suggestion", None) else ""
+        raise RuleValidationError(f"unknown field {exc.symbol_name!r}{hint}", rule_key=rule_key) from None
+    except rule_engine.errors.EngineError as exc:
+        raise RuleValidationError(f"{type(exc).__name__}: {exc.message}", rule_key=rule_key) from None
+
+
+def evaluate_timed(ruleset: CompiledRuleset, content: Mapping[str, Any]) -> tuple[TriageOutcome, float]:
+    """Evaluate and return (outcome, elapsed seconds)."""
+    start = time.perf_counter()
+    outcome = ruleset.evaluate(content)
+    return outcome, time.perf_counter() - start
+
+
+def canonical_hash(document: Mapping[str, Any]) -> str:
+    """SHA-256 hex digest of a JSON document in canonical form (sorted keys, no spaces)."""
+    data = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(data.encode()).hexdigest()
+
+
+def _string_literals(condition: str) -> list[str]:
+    return [a or b for a, b in _STRING_LITERAL.findall(condition)]
+
+
+def _mentions(condition: str, name: str) -> bool:
+    stripped = _STRING_LITERAL.sub("''", condition)
+    return name in _IDENTIFIER.findall(stripped)
+
+
+def _append_unique(items: list[str], value: str) -> None:
+    if value not in items:
+        items.append(value)
