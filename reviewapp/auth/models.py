@@ -86,7 +86,6 @@ class User(UserMixin, Base):
     """A person who logs in. Email is unique case-insensitively (stored lower-cased)."""
 
     __tablename__ = "user_account"
-    __table_args__ = (Index("uq_user_account_email_lower", func.lower("email"), unique=True),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(254))
@@ -130,6 +129,9 @@ class User(UserMixin, Base):
     @property
     def is_admin(self) -> bool:
         return self.can(Permission.admin_console)
+
+
+Index("uq_user_account_email_lower", func.lower(User.email), unique=True)
 
 
 def hash_token_secret(secret: str) -> str:

@@ -1,0 +1,47 @@
+"""Admin console (overview; editing screens arrive with the rules-lab and admin issues)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, render_template
+from sqlalchemy import func, select
+
+from reviewapp.applications.models import Application
+from reviewapp.audit.models import AuditEvent, OutboxEvent
+from reviewapp.auth.models import Organization, Permission, User
+from reviewapp.extensions import db
+from reviewapp.review.services import tier_labels
+from reviewapp.triage.models import RulesetVersion
+from reviewapp.triage.services import active_ruleset
+from reviewapp.web import permission_required
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+@bp.route("")
+@permission_required(Permission.admin_console)
+def index() -> Any:
+    """Counts by status and tier, the active ruleset, recent audit events, users."""
+    session = db.session
+    by_status = dict(session.execute(select(Application.status, func.count()).group_by(Application.status)).all())
+    by_tier = dict(session.execute(
+        select(Application.risk_tier, func.count()).where(Application.risk_tier.is_not(None)).group_by(Application.risk_tier)
+    ).all())
+    by_reference = dict(session.execute(
+        select(Application.reference_tier, func.count()).where(Application.reference_tier.is_not(None)).group_by(Application.reference_tier)
+    ).all())
+    try:
+        ruleset = active_ruleset(session)
+    except Exception:  # noqa: BLE001 - an empty database still shows the console
+        ruleset = None
+    events = session.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(25)).all()
+    users = session.scalars(select(User).order_by(User.role, User.email).limit(200)).all()
+    return render_template(
+        "admin/index.html",
+        by_status=by_status, by_tier=by_tier, by_reference=by_reference, tiers=tier_labels(session),
+        ruleset=ruleset, versions=session.scalars(select(RulesetVersion).order_by(RulesetVersion.number.desc())).all(),
+        events=events, users=users,
+        organizations=session.scalar(select(func.count()).select_from(Organization)),
+        pending_outbox=session.scalar(select(func.count()).select_from(OutboxEvent).where(OutboxEvent.delivered_at.is_(None))),
+    )

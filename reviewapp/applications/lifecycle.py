@@ -1,0 +1,94 @@
+"""The application life cycle as one table: (status, action) -> (new status, who may do it).
+
+DESIGN.md §3. Every status change in the product goes through :func:`next_status`, so the
+table below is the whole truth about which transitions exist.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from reviewapp.applications.models import Status
+from reviewapp.errors import InvalidTransition
+
+
+class Action(enum.StrEnum):
+    submit = "submit"
+    triage = "triage"
+    claim = "claim"
+    release = "release"
+    expire_lease = "expire_lease"
+    approve = "approve"
+    request_mitigations = "request_mitigations"
+    reject = "reject"
+    resubmit = "resubmit"
+    withdraw = "withdraw"
+
+
+class Actor(enum.StrEnum):
+    """Who performs an action: the applicant's side, the review team, or the system itself."""
+
+    developer = "developer"
+    reviewer = "reviewer"
+    system = "system"
+
+
+S = Status
+A = Action
+DEV = frozenset({Actor.developer})
+REV = frozenset({Actor.reviewer})
+SYS = frozenset({Actor.system})
+
+TRANSITIONS: dict[tuple[Status, Action], tuple[Status, frozenset[Actor]]] = {
+    (S.draft, A.submit): (S.submitted, DEV),
+    (S.submitted, A.triage): (S.queued, SYS),
+    (S.queued, A.triage): (S.queued, SYS),  # re-triage of an unclaimed application
+    (S.queued, A.claim): (S.in_review, REV),
+    (S.in_review, A.claim): (S.in_review, REV),  # taking over an expired lease
+    (S.in_review, A.release): (S.queued, REV),
+    (S.in_review, A.expire_lease): (S.queued, SYS),
+    (S.in_review, A.approve): (S.approved, REV),
+    (S.in_review, A.request_mitigations): (S.mitigations_requested, REV),
+    (S.in_review, A.reject): (S.rejected, REV),
+    (S.mitigations_requested, A.resubmit): (S.submitted, DEV),
+    (S.draft, A.withdraw): (S.withdrawn, DEV),
+    (S.submitted, A.withdraw): (S.withdrawn, DEV),
+    (S.queued, A.withdraw): (S.withdrawn, DEV),
+    (S.in_review, A.withdraw): (S.withdrawn, DEV),
+    (S.mitigations_requested, A.withdraw): (S.withdrawn, DEV),
+}
+
+
+def next_status(status: str, action: Action, actor: Actor) -> Status:
+    """The status after ``action`` by ``actor`` on an application in ``status``.
+
+    Raises:
+        InvalidTransition: when the table has no such transition or the actor may not do it.
+    """
+    entry = TRANSITIONS.get((Status(status), action))
+    if entry is None:
+        raise InvalidTransition(f"An application that is {Status(status).label.lower()} cannot be {_past(action)}.")
+    new_status, allowed = entry
+    if actor not in allowed:
+        raise InvalidTransition(f"Only {' or '.join(sorted(allowed))} may {action.value.replace('_', ' ')} here.")
+    return new_status
+
+
+def allowed_actions(status: str, actor: Actor) -> list[Action]:
+    """Actions ``actor`` may take on an application in ``status``, in table order."""
+    return [a for (s, a), (_, who) in TRANSITIONS.items() if s == status and actor in who]
+
+
+def _past(action: Action) -> str:
+    return {
+        A.submit: "submitted",
+        A.triage: "triaged",
+        A.claim: "claimed",
+        A.release: "released",
+        A.expire_lease: "returned to the queue",
+        A.approve: "approved",
+        A.request_mitigations: "sent back for mitigations",
+        A.reject: "rejected",
+        A.resubmit: "resubmitted",
+        A.withdraw: "withdrawn",
+    }[action]

@@ -1,0 +1,187 @@
+"""Application services: draft, edit, submit, withdraw, and who may see what."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from reviewapp.applications.lifecycle import Action, Actor, next_status
+from reviewapp.applications.models import Application, Revision, Status
+from reviewapp.applications.schema import clean_content, empty_content
+from reviewapp.audit.services import record_event
+from reviewapp.auth.models import Permission, User
+from reviewapp.db import utcnow
+from reviewapp.errors import NotFound, PermissionDenied
+from reviewapp.triage.services import triage_revision
+
+
+def snapshot(application: Application) -> dict[str, Any]:
+    """The audited state of an application (status, placement, claim)."""
+    return {
+        "status": str(application.status),
+        "risk_tier": application.risk_tier,
+        "queue": application.queue,
+        "claimed_by_id": application.claimed_by_id,
+        "current_revision_id": application.current_revision_id,
+    }
+
+
+def can_view(user: User, application: Application) -> bool:
+    """Developers see their organization's applications; the review team sees all."""
+    if user.can(Permission.view_all_applications):
+        return True
+    return user.can(Permission.view_own_organization) and application.organization_id == user.organization_id
+
+
+def can_edit(user: User, application: Application) -> bool:
+    """Members of the applying organization may edit drafts and act as the applicant."""
+    return user.can(Permission.submit_applications) and application.organization_id == user.organization_id
+
+
+def get_application(session: Session, user: User, reference: str, *, for_update: bool = False) -> Application:
+    """Load an application by reference and check that ``user`` may see it.
+
+    Raises:
+        NotFound: unknown reference, or one the user may not see (no existence leak).
+    """
+    app_id = Application.id_from_reference(reference)
+    application = session.get(Application, app_id, with_for_update=for_update) if app_id else None
+    if application is None or not can_view(user, application):
+        raise NotFound(f"No application {reference!r} that you can see.")
+    return application
+
+
+def create_application(session: Session, actor: User, content: dict[str, Any]) -> Application:
+    """Create a draft for the actor's organization from (partial) content.
+
+    Raises:
+        PermissionDenied: the actor cannot submit applications.
+        ValidationFailed: bad fields (see schema.clean_content).
+    """
+    if not actor.can(Permission.submit_applications):
+        raise PermissionDenied("Only developers file applications.")
+    cleaned = clean_content(content, for_submit=False)
+    application = Application(
+        organization_id=actor.organization_id, submitter_id=actor.id, status=Status.draft, draft=cleaned
+    )
+    session.add(application)
+    session.flush()
+    record_event(
+        session,
+        actor=actor,
+        action="application.create",
+        subject_type="application",
+        subject_id=application.reference,
+        after={"status": Status.draft.value, "title": cleaned["title"]},
+    )
+    return application
+
+
+def update_draft(session: Session, actor: User, application: Application, content: dict[str, Any], *, partial: bool = False) -> Application:
+    """Replace (or, with ``partial``, patch) the draft content.
+
+    Raises:
+        PermissionDenied, InvalidTransition (not a draft or awaiting mitigations), ValidationFailed.
+    """
+    if not can_edit(actor, application):
+        raise PermissionDenied("Only the applying organization may edit this application.")
+    if application.status not in (Status.draft, Status.mitigations_requested):
+        from reviewapp.errors import InvalidTransition
+
+        raise InvalidTransition("Only drafts and applications awaiting mitigations can be edited.")
+    cleaned = clean_content(content, for_submit=False, partial=partial)
+    before = dict(application.draft)
+    application.draft = {**(application.draft if partial else empty_content()), **cleaned}
+    changed = sorted(k for k in application.draft if application.draft.get(k) != before.get(k))
+    record_event(
+        session,
+        actor=actor,
+        action="application.edit",
+        subject_type="application",
+        subject_id=application.reference,
+        before={k: before.get(k) for k in changed},
+        after={k: application.draft.get(k) for k in changed},
+    )
+    session.flush()
+    return application
+
+
+def submit_application(
+    session: Session, actor: User, application: Application, *, require_complete: bool = True
+) -> Revision:
+    """Submit (or resubmit) the draft: snapshot a revision, triage it and queue it.
+
+    ``require_complete=False`` is for imports of records that do not state every field (the
+    inventory has no request volumes); missing answers stay null and rules treat them as unknown.
+
+    Raises:
+        PermissionDenied, InvalidTransition, ValidationFailed (incomplete content).
+    """
+    if not can_edit(actor, application):
+        raise PermissionDenied("Only the applying organization may submit this application.")
+    action = Action.resubmit if application.status == Status.mitigations_requested else Action.submit
+    before = snapshot(application)
+    submitted = next_status(application.status, action, Actor.developer)
+    content = clean_content(application.draft, for_submit=require_complete)
+    number = (session.scalar(select(func.max(Revision.number)).where(Revision.application_id == application.id)) or 0) + 1
+    revision = Revision(application_id=application.id, number=number, content=content, submitted_by_id=actor.id)
+    session.add(revision)
+    session.flush()
+    application.current_revision = revision
+    application.status = submitted
+    application.submitted_at = utcnow()
+    application.claimed_by_id = None
+    application.lease_expires_at = None
+    triage_revision(session, application, revision)
+    application.status = next_status(application.status, Action.triage, Actor.system)
+    session.flush()
+    record_event(
+        session,
+        actor=actor,
+        action=f"application.{action.value}",
+        subject_type="application",
+        subject_id=application.reference,
+        before=before,
+        after={**snapshot(application), "revision": number},
+    )
+    return revision
+
+
+def withdraw_application(session: Session, actor: User, application: Application) -> None:
+    """Withdraw an open application (the applicant's choice; it leaves every queue).
+
+    Raises:
+        PermissionDenied, InvalidTransition.
+    """
+    if not can_edit(actor, application):
+        raise PermissionDenied("Only the applying organization may withdraw this application.")
+    before = snapshot(application)
+    application.status = next_status(application.status, Action.withdraw, Actor.developer)
+    application.claimed_by_id = None
+    application.lease_expires_at = None
+    session.flush()
+    record_event(
+        session,
+        actor=actor,
+        action="application.withdraw",
+        subject_type="application",
+        subject_id=application.reference,
+        before=before,
+        after=snapshot(application),
+    )
+
+
+def list_organization_applications(
+    session: Session, user: User, *, page: int = 1, per_page: int = 50, status: str | None = None
+) -> tuple[list[Application], int]:
+    """The user's organization's applications, newest first; returns (page items, total)."""
+    stmt = select(Application).where(Application.organization_id == user.organization_id)
+    if status:
+        stmt = stmt.where(Application.status == status)
+    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    items = session.scalars(
+        stmt.order_by(Application.created_at.desc(), Application.id.desc()).offset((page - 1) * per_page).limit(per_page)
+    ).all()
+    return list(items), total

@@ -1,0 +1,169 @@
+"""Developer pages: my applications, new/edit draft, submit, application detail, withdraw."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+from sqlalchemy import select
+
+from reviewapp.applications.forms import ApplicationForm, ConfirmForm
+from reviewapp.applications.models import Application, Status
+from reviewapp.applications.services import (
+    can_edit,
+    create_application,
+    get_application,
+    list_organization_applications,
+    submit_application,
+    update_draft,
+    withdraw_application,
+)
+from reviewapp.auth.models import Permission
+from reviewapp.errors import DomainError
+from reviewapp.extensions import db
+from reviewapp.review.models import Decision
+from reviewapp.triage.services import latest_triage_result
+from reviewapp.web import permission_required
+
+bp = Blueprint("applications", __name__, url_prefix="/applications")
+
+
+def _page() -> int:
+    try:
+        return max(1, int(request.args.get("page", 1)))
+    except ValueError:
+        return 1
+
+
+@bp.route("")
+@permission_required(Permission.view_own_organization)
+def index() -> Any:
+    """The organization's applications with status, tier and decision."""
+    status = request.args.get("status") or None
+    if status and status not in Status.__members__:
+        status = None
+    page = _page()
+    items, total = list_organization_applications(db.session, current_user, page=page, per_page=25, status=status)
+    return render_template("applications/index.html", items=items, total=total, page=page, per_page=25, status=status, statuses=list(Status))
+
+
+def _apply_errors(form: ApplicationForm, exc: DomainError) -> None:
+    for field, message in exc.fields.items():
+        target = getattr(form, field, None)
+        if target is not None and hasattr(target, "errors"):
+            if isinstance(target.errors, tuple):
+                target.errors = list(target.errors)
+            target.errors.append(message)
+    flash(exc.message, "danger")
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@permission_required(Permission.submit_applications)
+def new() -> Any:
+    """Create a draft; "Submit for review" also submits it."""
+    form = ApplicationForm()
+    if form.validate_on_submit():
+        try:
+            application = create_application(db.session, current_user, form.content())
+            if form.submit_application.data:
+                submit_application(db.session, current_user, application)
+        except DomainError as exc:
+            db.rollback()
+            _apply_errors(form, exc)
+        else:
+            db.commit()
+            flash(_saved_message(application), "success")
+            return redirect(url_for(".detail", reference=application.reference))
+    return render_template("applications/form.html", form=form, application=None)
+
+
+def _saved_message(application: Application) -> str:
+    if application.status == Status.draft:
+        return f"Draft {application.reference} saved."
+    return f"{application.reference} submitted: triaged as {application.risk_tier} risk and placed in the {application.queue} queue."
+
+
+@bp.route("/<reference>/edit", methods=["GET", "POST"])
+@login_required
+def edit(reference: str) -> Any:
+    """Edit a draft (or an application awaiting mitigations), optionally submitting it."""
+    application = get_application(db.session, current_user, reference)
+    if not can_edit(current_user, application):
+        abort(403)
+    if application.status not in (Status.draft, Status.mitigations_requested):
+        flash("Only drafts and applications awaiting mitigations can be edited.", "warning")
+        return redirect(url_for(".detail", reference=reference))
+    form = ApplicationForm()
+    if request.method == "GET":
+        form.fill(application.draft)
+    if form.validate_on_submit():
+        try:
+            update_draft(db.session, current_user, application, form.content())
+            if form.submit_application.data:
+                submit_application(db.session, current_user, application)
+        except DomainError as exc:
+            db.rollback()
+            _apply_errors(form, exc)
+        else:
+            db.commit()
+            flash(_saved_message(application), "success")
+            return redirect(url_for(".detail", reference=reference))
+    return render_template("applications/form.html", form=form, application=application)
+
+
+@bp.route("/<reference>")
+@login_required
+def detail(reference: str) -> Any:
+    """The application as its viewer may see it: status, tier, decision with citations.
+
+    Reviewers get the review page (triage explanation, decision form) instead.
+    """
+    application = get_application(db.session, current_user, reference)
+    if current_user.can(Permission.view_queue):
+        return redirect(url_for("review.application", reference=reference))
+    decision = db.session.get(Decision, application.last_decision_id) if application.last_decision_id else None
+    decisions = db.session.scalars(
+        select(Decision).where(Decision.application_id == application.id).order_by(Decision.decided_at.desc())
+    ).all()
+    triage = latest_triage_result(db.session, application.current_revision_id) if application.current_revision_id else None
+    return render_template(
+        "applications/detail.html", application=application, decision=decision, decisions=decisions,
+        triage=triage, confirm=ConfirmForm(), can_edit=can_edit(current_user, application),
+    )
+
+
+@bp.route("/<reference>/submit", methods=["POST"])
+@login_required
+def submit(reference: str) -> Any:
+    """Submit the saved draft."""
+    application = get_application(db.session, current_user, reference)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    try:
+        submit_application(db.session, current_user, application)
+    except DomainError as exc:
+        db.rollback()
+        flash(exc.message + (" " + "; ".join(f"{k}: {v}" for k, v in exc.fields.items()) if exc.fields else ""), "danger")
+        return redirect(url_for(".edit", reference=reference))
+    db.commit()
+    flash(_saved_message(application), "success")
+    return redirect(url_for(".detail", reference=reference))
+
+
+@bp.route("/<reference>/withdraw", methods=["POST"])
+@login_required
+def withdraw(reference: str) -> Any:
+    """Withdraw an open application."""
+    application = get_application(db.session, current_user, reference)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    try:
+        withdraw_application(db.session, current_user, application)
+    except DomainError as exc:
+        db.rollback()
+        flash(exc.message, "danger")
+    else:
+        db.commit()
+        flash(f"{reference} withdrawn.", "info")
+    return redirect(url_for(".detail", reference=reference))

@@ -1,0 +1,64 @@
+"""Writing audit events and outbox rows (always inside the caller's transaction)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import g, has_request_context
+from sqlalchemy.orm import Session
+
+from reviewapp.audit.models import AuditEvent, OutboxEvent
+from reviewapp.auth.models import User
+
+
+def current_request_id() -> str | None:
+    """The id of the HTTP request being served, if any (set by create_app's request hook)."""
+    if has_request_context():
+        return g.get("request_id")
+    return None
+
+
+def record_event(
+    session: Session,
+    *,
+    actor: User | None,
+    action: str,
+    subject_type: str,
+    subject_id: Any,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Append one audit event (flushed with the caller's change; never updated later).
+
+    Args:
+        actor: who did it; None for the system (jobs, imports).
+        action: dotted verb, e.g. ``application.submit``.
+        before/after: JSON-safe snapshots of the fields that changed.
+    """
+    event = AuditEvent(
+        actor_id=actor.id if actor is not None else None,
+        action=action,
+        subject_type=subject_type,
+        subject_id=str(subject_id),
+        before=before,
+        after=after,
+        request_id=current_request_id(),
+    )
+    session.add(event)
+    return event
+
+
+def add_outbox_event(session: Session, kind: str, payload: dict[str, Any]) -> OutboxEvent:
+    """Write a notification to the outbox in the caller's transaction and schedule delivery.
+
+    Delivery runs after commit (inline, or as an RQ job). If enqueueing fails, the row stays
+    pending and ``flask dispatch-outbox`` delivers it later: nothing is lost.
+    """
+    from reviewapp.jobs import enqueue_after_commit
+    from reviewapp.notifications.jobs import deliver_outbox_event
+
+    event = OutboxEvent(kind=kind, payload=payload)
+    session.add(event)
+    session.flush()
+    enqueue_after_commit(deliver_outbox_event, event.id)
+    return event

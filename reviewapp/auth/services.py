@@ -1,0 +1,116 @@
+"""User, organization and token services."""
+
+from __future__ import annotations
+
+import hmac
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from reviewapp.audit.services import record_event
+from reviewapp.auth.models import ApiToken, Organization, Role, User, hash_token_secret
+from reviewapp.db import utcnow
+from reviewapp.errors import ConflictError, PermissionDenied, ValidationFailed
+
+
+def find_user_by_email(session: Session, email: str) -> User | None:
+    """Case-insensitive lookup."""
+    return session.scalars(select(User).where(func.lower(User.email) == email.strip().lower())).first()
+
+
+def get_or_create_organization(session: Session, name: str) -> tuple[Organization, bool]:
+    """Return (organization, created)."""
+    name = " ".join(name.split())
+    org = session.scalars(select(Organization).where(func.lower(Organization.name) == name.lower())).first()
+    if org is not None:
+        return org, False
+    org = Organization(name=name)
+    session.add(org)
+    session.flush()
+    return org, True
+
+
+def create_user(
+    session: Session, *, email: str, password: str, role: Role, organization: Organization, name: str = "", actor: User | None = None
+) -> User:
+    """Create a user.
+
+    Raises:
+        ConflictError: the email is taken.
+        ValidationFailed: the password is shorter than 10 characters.
+    """
+    if find_user_by_email(session, email) is not None:
+        raise ConflictError("An account with this email already exists.", fields={"email": "already registered"})
+    if len(password) < 10:
+        raise ValidationFailed("Passwords need at least 10 characters.", fields={"password": "too short"})
+    user = User(email=email.strip().lower(), name=name.strip(), role=role, organization=organization)
+    user.set_password(password)
+    session.add(user)
+    session.flush()
+    record_event(session, actor=actor or user, action="user.create", subject_type="user", subject_id=user.id,
+                 after={"email": user.email, "role": str(role), "organization": organization.name})
+    return user
+
+
+def register_developer(session: Session, *, name: str, email: str, password: str, organization_name: str, join_code: str) -> User:
+    """Self-service sign-up: creates the organization, or joins it with its join code.
+
+    Raises:
+        ConflictError (email taken), PermissionDenied (existing organization, wrong join code).
+    """
+    org, created = get_or_create_organization(session, organization_name)
+    if not created and not hmac.compare_digest(org.join_code.encode(), join_code.strip().encode()):
+        raise PermissionDenied(
+            "That organization already exists. Ask a member for its join code to join it.",
+            fields={"join_code": "ask a member of the organization for the join code"},
+        )
+    return create_user(session, email=email, password=password, role=Role.developer, organization=org, name=name)
+
+
+_DUMMY: list[User] = []
+
+
+def _dummy_user() -> User:
+    if not _DUMMY:
+        dummy = User()
+        dummy.set_password("not-a-real-password")
+        _DUMMY.append(dummy)
+    return _DUMMY[0]
+
+
+def authenticate(session: Session, email: str, password: str) -> User | None:
+    """The active user with this email and password, else None (same answer for every failure)."""
+    user = find_user_by_email(session, email)
+    if user is None:
+        # spend the same time as a real check so the response time does not reveal accounts
+        _dummy_user().check_password(password)
+        return None
+    if not user.check_password(password) or not user.active:
+        return None
+    return user
+
+
+def user_for_token(session: Session, token: str) -> tuple[User, ApiToken] | None:
+    """Resolve ``ra_<prefix>_<secret>`` to its active user; records last use. None if invalid."""
+    parts = token.strip().split("_", 2)
+    if len(parts) != 3 or parts[0] != "ra":
+        return None
+    row = session.scalars(select(ApiToken).where(ApiToken.prefix == parts[1])).first()
+    if row is None or row.revoked_at is not None:
+        return None
+    if not hmac.compare_digest(row.secret_hash, hash_token_secret(parts[2])):
+        return None
+    if not row.user.active:
+        return None
+    row.last_used_at = utcnow()
+    return row.user, row
+
+
+def issue_token(session: Session, user: User, *, name: str = "cli", scopes: str = "read write") -> str:
+    """Create an API token for ``user``; returns the clear token (shown once)."""
+    row, clear = ApiToken.issue(user, name=name, scopes=scopes)
+    session.add(row)
+    session.flush()
+    record_event(session, actor=user, action="api_token.create", subject_type="api_token", subject_id=row.id,
+                 after={"name": name, "scopes": scopes})
+    return clear

@@ -1,0 +1,91 @@
+"""Log in, log out, register."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+
+from reviewapp.auth.forms import LoginForm, RegisterForm
+from reviewapp.auth.models import User
+from reviewapp.auth.services import authenticate, register_developer
+from reviewapp.audit.services import record_event
+from reviewapp.errors import DomainError
+from reviewapp.extensions import db, login_manager
+from reviewapp.web import is_safe_next
+
+bp = Blueprint("auth", __name__)
+
+
+@login_manager.user_loader
+def load_user(identity: str) -> User | None:
+    """Flask-Login loader: ``<id>:<session epoch>``; a bumped epoch ends old sessions."""
+    try:
+        user_id, epoch = (int(x) for x in identity.split(":", 1))
+    except ValueError:
+        return None
+    user = db.session.get(User, user_id)
+    if user is None or user.session_epoch != epoch or not user.active:
+        return None
+    return user
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    """Email + password log-in. ``next`` is followed only to paths on this site."""
+    if current_user.is_authenticated:
+        return redirect(url_for("web.index"))
+    form = LoginForm()
+    if form.validate_on_submit():
+        user = authenticate(db.session, form.email.data or "", form.password.data or "")
+        if user is None:
+            form.password.errors.append("Email or password is wrong.")
+        else:
+            session.clear()  # a fresh session on log-in (no fixation)
+            login_user(user, remember=bool(form.remember.data))
+            record_event(db.session, actor=user, action="user.login", subject_type="user", subject_id=user.id)
+            db.commit()
+            target = request.args.get("next")
+            return redirect(target if is_safe_next(target) else url_for("web.index"))
+    return render_template("auth/login.html", form=form)
+
+
+@bp.route("/logout", methods=["POST"])
+@login_required
+def logout() -> Any:
+    """Log out (POST with CSRF only): clears the session and the remember-me cookie."""
+    logout_user()
+    session.clear()
+    flash("You are logged out.", "info")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/register", methods=["GET", "POST"])
+def register() -> Any:
+    """Developer sign-up: creates an organization, or joins one with its join code."""
+    if current_user.is_authenticated:
+        return redirect(url_for("web.index"))
+    form = RegisterForm()
+    if form.validate_on_submit():
+        try:
+            user = register_developer(
+                db.session,
+                name=form.name.data or "",
+                email=form.email.data or "",
+                password=form.password.data or "",
+                organization_name=form.organization.data or "",
+                join_code=form.join_code.data or "",
+            )
+        except DomainError as exc:
+            db.rollback()
+            for field, message in (exc.fields or {}).items():
+                getattr(form, field).errors.append(message)
+            flash(exc.message, "danger")
+        else:
+            db.commit()
+            session.clear()
+            login_user(user)
+            flash(f"Welcome, {user.name}. Your organization is {user.organization.name}.", "success")
+            return redirect(url_for("applications.index"))
+    return render_template("auth/register.html", form=form)

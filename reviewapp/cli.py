@@ -1,0 +1,331 @@
+"""``flask --app wsgi …`` commands: init-db, seed, import-policies, import-applications,
+create-user, demo, worker, dispatch-outbox."""
+
+from __future__ import annotations
+
+import csv
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+from flask import Flask, current_app
+from flask.cli import with_appcontext
+from sqlalchemy import select
+
+from reviewapp import ROOT
+
+
+def register_cli(app: Flask) -> None:
+    """Attach the commands to ``app.cli``."""
+    for command in (init_db, seed, import_policies, import_applications, create_user_cmd, demo, worker, dispatch_outbox):
+        app.cli.add_command(command)
+
+
+def fail(message: str, code: int = 1) -> None:
+    """Print ``message`` on stderr and exit with ``code``."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def alembic_config(database_url: str) -> Any:
+    """An Alembic Config pointing at migrations/ and ``database_url``."""
+    from alembic.config import Config
+
+    cfg = Config(str(ROOT / "alembic.ini"))
+    cfg.set_main_option("script_location", str(ROOT / "migrations"))
+    cfg.attributes["database_url"] = database_url
+    return cfg
+
+
+def upgrade_database(database_url: str, revision: str = "head") -> None:
+    """Create or upgrade the schema through the Alembic migrations."""
+    from alembic import command
+
+    command.upgrade(alembic_config(database_url), revision)
+
+
+@click.command("init-db")
+@with_appcontext
+def init_db() -> None:
+    """Create or upgrade the database schema (Alembic upgrade head)."""
+    upgrade_database(current_app.config["DATABASE_URL"])
+    click.echo("database schema is at the newest migration")
+
+
+def seed_reference_data(session: Any, seed_dir: Path) -> dict[str, int]:
+    """Tiers, queues, policy sections, safety requirements, response templates and (when none is
+    published yet) the default ruleset from ``seed_dir``. Idempotent."""
+    from reviewapp.policies.services import import_policy_library, seed_catalogues
+    from reviewapp.review.models import Queue, RiskTier
+    from reviewapp.triage.models import RulesetVersion
+    from reviewapp.triage.ruleset_file import load_ruleset_yaml
+    from reviewapp.triage.services import create_ruleset_version
+
+    tiers_doc = yaml.safe_load((seed_dir / "tiers.yaml").read_text(encoding="utf-8"))
+    for position, raw in enumerate(tiers_doc["queues"]):
+        q = session.scalars(select(Queue).where(Queue.key == raw["key"])).first() or Queue(key=raw["key"])
+        q.title, q.description, q.roles, q.position = raw["title"], raw.get("description", ""), list(raw["roles"]), position
+        session.add(q)
+    for rank, raw in enumerate(tiers_doc["tiers"]):
+        t = session.scalars(select(RiskTier).where(RiskTier.name == raw["name"])).first()
+        if t is None:
+            t = RiskTier(name=raw["name"], rank=rank)
+            session.add(t)
+        t.label, t.description = raw["label"], raw.get("description", "")
+        t.sla_hours, t.approvals_required, t.default_queue = int(raw["sla_hours"]), int(raw["approvals_required"]), raw["default_queue"]
+    session.flush()
+    seed_catalogues(session, seed_dir)
+    sections, _ = import_policy_library(session, seed_dir / "policy_sections.yaml")
+    created_ruleset = 0
+    if session.scalars(select(RulesetVersion)).first() is None:
+        create_ruleset_version(session, load_ruleset_yaml(seed_dir / "ruleset.yaml"), actor=None, publish=True)
+        created_ruleset = 1
+    return {"tiers": len(tiers_doc["tiers"]), "queues": len(tiers_doc["queues"]), "policy_sections": sections, "rulesets_created": created_ruleset}
+
+
+@click.command("seed")
+@with_appcontext
+def seed() -> None:
+    """Load tiers, queues, policies, safety requirements, templates and the default ruleset."""
+    from reviewapp.extensions import db
+    from reviewapp.triage.engine import RuleValidationError
+
+    try:
+        counts = seed_reference_data(db.session, Path(current_app.config["SEED_DIR"]))
+    except RuleValidationError as exc:
+        db.rollback()
+        fail(f"default ruleset is invalid: {exc}")
+    db.commit()
+    click.echo("seeded: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+@click.command("import-policies")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@with_appcontext
+def import_policies(path: str) -> None:
+    """Import a policy library YAML (ours, or shared/data/policy_sections.yaml)."""
+    from reviewapp.errors import ValidationFailed
+    from reviewapp.extensions import db
+    from reviewapp.policies.services import import_policy_library
+
+    try:
+        seen, changed = import_policy_library(db.session, path)
+    except ValidationFailed as exc:
+        db.rollback()
+        fail(exc.message)
+    db.commit()
+    click.echo(f"{seen} policy sections read, {changed} created or given a new version")
+
+
+def _importer_user(session: Any, org_name: str, cache: dict[str, Any]) -> Any:
+    from reviewapp.auth.models import Role, User
+    from reviewapp.auth.services import get_or_create_organization
+
+    if org_name in cache:
+        return cache[org_name]
+    org, _ = get_or_create_organization(session, org_name)
+    slug = re.sub(r"[^a-z0-9]+", "-", org_name.lower()).strip("-")[:60] or "org"
+    email = f"import+{slug}@reviewapp.invalid"
+    user = session.scalars(select(User).where(User.email == email)).first()
+    if user is None:
+        user = User(email=email, name=f"Inventory import ({org_name})", role=Role.developer, organization=org, active=False,
+                    password_hash="!disabled")  # no password can match: this account never logs in
+        session.add(user)
+        session.flush()
+    cache[org_name] = user
+    return user
+
+
+def import_inventory(session: Any, path: str | Path, *, commit: Any, progress: bool = True, limit: int | None = None) -> dict[str, Any]:
+    """Import the inventory's slim CSV: one organization per agency, one submitted (and
+    triaged) application per row. Rows already imported (same external_ref) are skipped.
+
+    Returns:
+        {"read", "created", "skipped", "errors": [(line, message)], "seconds"}.
+    """
+    from reviewapp.applications.importer import REQUIRED_COLUMNS, map_row
+    from reviewapp.applications.models import Application
+    from reviewapp.applications.schema import clean_content
+    from reviewapp.applications.services import create_application, submit_application
+    from reviewapp.errors import DomainError
+
+    start = time.perf_counter()
+    existing = set(session.scalars(select(Application.external_ref).where(Application.external_ref.is_not(None))))
+    errors: list[tuple[int, str]] = []
+    created = skipped = read = 0
+    users: dict[str, Any] = {}
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise click.UsageError(f"{path}: missing column(s) {', '.join(missing)} (expected the slim inventory format)")
+        rows = []
+        while True:
+            line = reader.line_num + 1
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                errors.append((line, f"unreadable CSV: {exc}"))
+                break
+            rows.append((line, row))
+            if limit and len(rows) >= limit:
+                break
+    bar = click.progressbar(rows, label="importing", file=sys.stderr) if progress else None
+    iterator = bar if bar is not None else rows
+    if bar is not None:
+        bar.__enter__()
+    try:
+        for line, row in iterator:
+            read += 1
+            try:
+                record = map_row(row)
+                if record.external_ref in existing:
+                    skipped += 1
+                    continue
+                clean_content(record.content, for_submit=False)
+                user = _importer_user(session, record.organization, users)
+                with session.begin_nested():
+                    application = create_application(session, user, record.content)
+                    application.external_ref = record.external_ref
+                    application.reference_label = record.reference_label
+                    application.reference_tier = record.reference_tier
+                    application.source_metadata = record.source_metadata
+                    _fill_for_submit(application)
+                    submit_application(session, user, application, require_complete=False)
+                existing.add(record.external_ref)
+                created += 1
+            except (ValueError, DomainError) as exc:
+                detail = getattr(exc, "fields", None)
+                errors.append((line, f"{exc}" + (f" {detail}" if detail else "")))
+            if created and created % 250 == 0:
+                commit()
+        commit()
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    return {"read": read, "created": created, "skipped": skipped, "errors": errors, "seconds": time.perf_counter() - start}
+
+
+def _fill_for_submit(application: Any) -> None:
+    """Imported rows lack fields a developer must fill; record them explicitly as not stated."""
+    draft = dict(application.draft)
+    if not draft.get("benefits"):
+        draft["benefits"] = "Not stated separately in the inventory (see the description)."
+    if not draft.get("description"):
+        draft["description"] = "The inventory entry has no description."
+    application.draft = draft
+
+
+@click.command("import-applications")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--limit", type=int, default=None, help="Import at most this many rows.")
+@with_appcontext
+def import_applications(path: str, limit: int | None) -> None:
+    """Import the inventory's slim CSV as triaged applications (idempotent)."""
+    from reviewapp.extensions import db
+
+    result = import_inventory(db.session, path, commit=db.commit, limit=limit)
+    for line, message in result["errors"]:
+        click.echo(f"line {line}: {message}", err=True)
+    click.echo(
+        f"read {result['read']} rows: created {result['created']}, already present {result['skipped']}, "
+        f"bad {len(result['errors'])} ({result['seconds']:.1f} s)"
+    )
+    if result["errors"] and not result["created"] and not result["skipped"]:
+        sys.exit(1)
+
+
+@click.command("create-user")
+@click.argument("email")
+@click.option("--role", type=click.Choice(["developer", "reviewer", "senior_reviewer", "admin"]), default="developer")
+@click.option("--org", "org_name", required=True, help="Organization name (created if missing).")
+@click.option("--password", required=True, help="At least 10 characters.")
+@click.option("--name", default="")
+@click.option("--api-token", is_flag=True, help="Also create an API token; printed alone on the last line.")
+@with_appcontext
+def create_user_cmd(email: str, role: str, org_name: str, password: str, name: str, api_token: bool) -> None:
+    """Create a user (and optionally a personal API token)."""
+    from reviewapp.auth.models import Role
+    from reviewapp.auth.services import create_user, get_or_create_organization, issue_token
+    from reviewapp.errors import DomainError
+    from reviewapp.extensions import db
+
+    try:
+        org, _ = get_or_create_organization(db.session, org_name)
+        user = create_user(db.session, email=email, password=password, role=Role(role), organization=org, name=name)
+        token = issue_token(db.session, user, scopes="read write review" if role != "developer" else "read write") if api_token else None
+    except DomainError as exc:
+        db.rollback()
+        fail(exc.message)
+    db.commit()
+    click.echo(f"created {role} {user.email} in {org.name}")
+    if token:
+        click.echo(token)
+
+
+DEMO_USERS = [
+    ("developer@example.com", "developer", "Demo Developer Co", "Dana Developer"),
+    ("reviewer@example.com", "reviewer", "Trust & Safety", "Riley Reviewer"),
+    ("senior@example.com", "senior_reviewer", "Trust & Safety", "Sam Senior"),
+    ("admin@example.com", "admin", "Trust & Safety", "Alex Admin"),
+]
+DEMO_PASSWORD = "demo-password-1"  # noqa: S105 - demo accounts on a local embedded install
+
+
+@click.command("demo")
+@click.option("--data", "data_path", default=None, help="Inventory slim CSV (default: ../shared/data/…).")
+@with_appcontext
+def demo(data_path: str | None) -> None:
+    """Schema, reference data, demo accounts and the real inventory, triaged. Idempotent."""
+    from reviewapp.auth.models import Role
+    from reviewapp.auth.services import create_user, find_user_by_email, get_or_create_organization
+    from reviewapp.extensions import db
+
+    upgrade_database(current_app.config["DATABASE_URL"])
+    seed_reference_data(db.session, Path(current_app.config["SEED_DIR"]))
+    db.commit()
+    for email, role, org_name, name in DEMO_USERS:
+        if find_user_by_email(db.session, email) is None:
+            org, _ = get_or_create_organization(db.session, org_name)
+            create_user(db.session, email=email, password=DEMO_PASSWORD, role=Role(role), organization=org, name=name)
+    db.commit()
+    path = Path(data_path) if data_path else ROOT.parent / "shared" / "data" / "fed_ai_inventory_2024_slim.csv"
+    if path.exists():
+        result = import_inventory(db.session, path, commit=db.commit)
+        click.echo(f"inventory: created {result['created']}, already present {result['skipped']}, bad {len(result['errors'])} ({result['seconds']:.1f} s)")
+    else:
+        click.echo(f"warning: {path} not found; no demo applications imported", err=True)
+    click.echo("demo accounts (password for all: %s):" % DEMO_PASSWORD)
+    for email, role, org_name, _ in DEMO_USERS:
+        click.echo(f"  {role:16} {email:22} ({org_name})")
+
+
+@click.command("worker")
+@click.option("--burst", is_flag=True, help="Exit when the queues are empty.")
+@with_appcontext
+def worker(burst: bool) -> None:
+    """Run an RQ worker on the high, default and low queues (needs REVIEWAPP_REDIS_URL)."""
+    from rq import Worker
+
+    from reviewapp.jobs import QUEUES, redis_connection, rq_queue
+
+    conn = redis_connection()
+    if conn is None:
+        fail("REVIEWAPP_REDIS_URL is not set; without Redis, jobs run inline and no worker is needed")
+    queues = [rq_queue(name) for name in QUEUES]
+    Worker(queues, connection=conn).work(burst=burst, with_scheduler=False)
+
+
+@click.command("dispatch-outbox")
+@with_appcontext
+def dispatch_outbox() -> None:
+    """Deliver (or enqueue) every pending outbox notification."""
+    from reviewapp.notifications.jobs import dispatch_pending
+
+    click.echo(f"{dispatch_pending()} pending notifications handled")

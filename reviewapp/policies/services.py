@@ -1,0 +1,208 @@
+"""Policy library services: seeding, lookups, Markdown rendering and response templates."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import jinja2
+import nh3
+import yaml
+from jinja2.sandbox import SandboxedEnvironment
+from markdown_it import MarkdownIt
+from markupsafe import Markup
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from reviewapp.errors import ValidationFailed
+from reviewapp.policies.models import PolicySection, PolicySectionVersion, ResponseTemplate, SafetyRequirement
+
+_markdown = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
+_template_env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
+
+TEMPLATE_VARIABLES = ("application", "organization", "citations", "safety_requirements", "reviewer_note")
+
+
+def render_markdown(text: str) -> Markup:
+    """Render Markdown to HTML with markdown-it, then sanitize it with nh3 (ammonia).
+
+    Raw HTML in the source is not rendered; links get ``rel="noopener noreferrer"``.
+    """
+    html = _markdown.render(text or "")
+    return Markup(nh3.clean(html, link_rel="noopener noreferrer"))  # noqa: S704 - sanitized by nh3
+
+
+def _sort_key(number: str) -> str:
+    parts = []
+    for chunk in number.replace("§", "").replace("(", ".").replace(")", "").split("."):
+        chunk = chunk.strip()
+        parts.append(chunk.zfill(4) if chunk.isdigit() else chunk)
+    return ".".join(parts)
+
+
+def upsert_policy_section(
+    session: Session,
+    *,
+    key: str,
+    number: str,
+    title: str,
+    text: str,
+    effective_date: dt.date,
+    source: str = "reviewapp",
+    review_use: str = "",
+    url: str = "",
+    change_summary: str = "Initial version",
+) -> tuple[PolicySection, bool]:
+    """Create a section, or add a new version when its text changed. Returns (section, changed)."""
+    section = session.scalars(select(PolicySection).where(PolicySection.key == key)).first()
+    if section is None:
+        section = PolicySection(
+            key=key, number=number, title=title, source=source, review_use=review_use, url=url, sort_key=_sort_key(number)
+        )
+        session.add(section)
+        session.flush()
+    else:
+        section.number, section.title, section.review_use, section.url = number, title, review_use, url
+    if section.versions and section.current.text == text:
+        return section, False
+    version = PolicySectionVersion(
+        section=section,
+        version=len(section.versions) + 1,
+        text=text,
+        effective_date=effective_date,
+        change_summary=change_summary if not section.versions else "Text updated from the policy library",
+    )
+    session.add(version)
+    session.flush()
+    return section, True
+
+
+def import_policy_library(session: Session, path: str | Path) -> tuple[int, int]:
+    """Load a policy library YAML: our own format (``sections`` with ``text``) or the public
+    index in shared/data/policy_sections.yaml (``sources`` + ``sections`` with ``summary``).
+
+    Returns:
+        (sections seen, sections created or given a new version).
+    Raises:
+        ValidationFailed: unreadable YAML or a section without id/title (with its position).
+    """
+    try:
+        document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ValidationFailed(f"{path}: invalid YAML{where}") from None
+    if not isinstance(document, dict) or not isinstance(document.get("sections"), list):
+        raise ValidationFailed(f"{path}: expected a mapping with a 'sections' list")
+    sources = document.get("sources") or {}
+    default_date = _parse_date(document.get("effective_date") or document.get("generated") or "2026-01-01")
+    seen = changed = 0
+    for i, raw in enumerate(document["sections"], start=1):
+        key = raw.get("key") or raw.get("id")
+        if not key or not raw.get("title"):
+            raise ValidationFailed(f"{path}: section #{i} needs an id (or key) and a title")
+        seen += 1
+        source = raw.get("source", "reviewapp")
+        if "text" in raw:
+            text = str(raw["text"])
+        else:
+            src = sources.get(source, {})
+            text = f"{raw.get('summary', '').strip()}\n\nSource: [{src.get('title', source)}]({raw.get('url', '')}), {raw.get('ref', '')}."
+        _, did_change = upsert_policy_section(
+            session,
+            key=str(key),
+            number=str(raw.get("number") or raw.get("ref") or key),
+            title=str(raw["title"]),
+            text=text,
+            effective_date=_parse_date(raw.get("effective_date")) if raw.get("effective_date") else default_date,
+            source=str(source),
+            review_use=str(raw.get("review_use") or ""),
+            url=str(raw.get("url") or ""),
+        )
+        changed += int(did_change)
+    return seen, changed
+
+
+def _parse_date(value: Any) -> dt.date:
+    if isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value))
+
+
+def seed_catalogues(session: Session, seed_dir: Path) -> None:
+    """Load safety requirements and response templates from ``seed_dir`` (upsert by key)."""
+    reqs = yaml.safe_load((seed_dir / "safety_requirements.yaml").read_text(encoding="utf-8"))
+    for raw in reqs["safety_requirements"]:
+        row = session.scalars(select(SafetyRequirement).where(SafetyRequirement.key == raw["key"])).first()
+        if row is None:
+            row = SafetyRequirement(key=raw["key"])
+            session.add(row)
+        row.title, row.description = raw["title"], raw.get("description", "").strip()
+    templates = yaml.safe_load((seed_dir / "response_templates.yaml").read_text(encoding="utf-8"))
+    for raw in templates["response_templates"]:
+        validate_template(raw["body"])
+        tpl = session.scalars(select(ResponseTemplate).where(ResponseTemplate.key == raw["key"])).first()
+        if tpl is None:
+            tpl = ResponseTemplate(key=raw["key"])
+            session.add(tpl)
+        tpl.title, tpl.outcome, tpl.body = raw["title"], raw["outcome"], raw["body"]
+    session.flush()
+
+
+def sections_in_order(session: Session) -> list[PolicySection]:
+    """Every policy section, ordered by source then number."""
+    return list(session.scalars(select(PolicySection).order_by(PolicySection.source.desc(), PolicySection.sort_key)))
+
+
+def current_versions(session: Session, keys: Iterable[str]) -> list[PolicySectionVersion]:
+    """The current version of each named section, in the order given.
+
+    Raises:
+        ValidationFailed: naming unknown section keys.
+    """
+    keys = list(dict.fromkeys(keys))
+    sections = {s.key: s for s in session.scalars(select(PolicySection).where(PolicySection.key.in_(keys)))}
+    unknown = [k for k in keys if k not in sections]
+    if unknown:
+        raise ValidationFailed(f"Unknown policy section(s): {', '.join(unknown)}", fields={"citations": "unknown section"})
+    return [sections[k].current for k in keys]
+
+
+def sample_context() -> dict[str, Any]:
+    """Placeholder values used to check that a template renders before it is saved."""
+    return {
+        "application": SimpleNamespace(reference="APP-000000", title="Sample application"),
+        "organization": "Sample organization",
+        "citations": [SimpleNamespace(number="§0.0", title="Sample section", version=1, url="https://example.invalid/")],
+        "safety_requirements": [SimpleNamespace(title="Sample requirement", description="Do the thing.")],
+        "reviewer_note": "Sample note",
+    }
+
+
+def validate_template(body: str) -> None:
+    """Check a template compiles and uses only the known placeholders.
+
+    Raises:
+        ValidationFailed: with the syntax error or the unknown placeholder's name.
+    """
+    render_template_text(body, sample_context())
+    render_template_text(body, {**sample_context(), "reviewer_note": "", "citations": [], "safety_requirements": []})
+
+
+def render_template_text(body: str, context: dict[str, Any]) -> str:
+    """Render a response template in the Jinja sandbox with StrictUndefined.
+
+    Raises:
+        ValidationFailed: on a syntax error, an unfilled/unknown placeholder, or an unsafe access.
+    """
+    try:
+        return _template_env.from_string(body).render(**context).strip()
+    except jinja2.TemplateSyntaxError as exc:
+        raise ValidationFailed(f"Template syntax error on line {exc.lineno}: {exc.message}", fields={"template": "syntax"}) from None
+    except jinja2.UndefinedError as exc:
+        raise ValidationFailed(f"The template has a placeholder that cannot be filled: {exc.message}", fields={"template": "placeholder"}) from None
+    except jinja2.exceptions.SecurityError as exc:
+        raise ValidationFailed(f"The template does something templates may not do: {exc}", fields={"template": "unsafe"}) from None

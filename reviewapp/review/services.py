@@ -1,0 +1,312 @@
+"""Review services: the queue, claims with leases, and decisions with citations."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+
+from flask import current_app, url_for
+from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy.orm import Session, joinedload
+
+from reviewapp.applications.lifecycle import Action, Actor, next_status
+from reviewapp.applications.models import Application, Status
+from reviewapp.applications.services import snapshot
+from reviewapp.audit.services import add_outbox_event, record_event
+from reviewapp.auth.models import Permission, Role, User
+from reviewapp.db import is_postgres, utcnow
+from reviewapp.errors import ConflictError, InvalidTransition, PermissionDenied, ValidationFailed
+from reviewapp.policies.models import ResponseTemplate, SafetyRequirement
+from reviewapp.policies.services import current_versions, render_template_text
+from reviewapp.review.models import Citation, Decision, Outcome, Queue, RequiredSafetyRequirement, RiskTier
+
+CLAIMABLE = (Status.queued, Status.in_review)
+
+
+def queues_for(session: Session, user: User) -> list[Queue]:
+    """Queues ``user``'s role may work, in display order."""
+    queues = session.scalars(select(Queue).order_by(Queue.position, Queue.key)).all()
+    return [q for q in queues if str(user.role) in q.roles]
+
+
+@dataclass
+class QueueFilters:
+    """Queue page filters. ``age_days``: only applications queued at least that many days ago."""
+
+    queue: str | None = None
+    tier: str | None = None
+    status: str | None = None
+    age_days: int | None = None
+    mine: bool = False
+
+
+def queue_statement(session: Session, user: User, filters: QueueFilters, now: dt.datetime | None = None) -> Select[Any]:
+    """SELECT of the applications ``user`` may see in the queue, filtered and in queue order:
+    SLA due time, then tier (highest first), then age (oldest first)."""
+    allowed = [q.key for q in queues_for(session, user)]
+    stmt = select(Application).where(
+        Application.queue.in_(allowed),
+        Application.organization_id != user.organization_id,  # conflict of interest
+    )
+    if filters.queue:
+        stmt = stmt.where(Application.queue == filters.queue)
+    if filters.tier:
+        stmt = stmt.where(Application.risk_tier == filters.tier)
+    if filters.status:
+        stmt = stmt.where(Application.status == filters.status)
+    else:
+        stmt = stmt.where(Application.status.in_([Status.queued, Status.in_review]))
+    if filters.age_days:
+        cutoff = (now or utcnow()) - dt.timedelta(days=filters.age_days)
+        stmt = stmt.where(Application.queued_at <= cutoff)
+    if filters.mine:
+        stmt = stmt.where(Application.claimed_by_id == user.id)
+    return stmt.order_by(
+        Application.sla_due_at.asc(), Application.tier_rank.desc(), Application.queued_at.asc(), Application.id.asc()
+    )
+
+
+def list_queue(
+    session: Session, user: User, filters: QueueFilters, *, page: int = 1, per_page: int = 50
+) -> tuple[list[Application], int]:
+    """One page of the queue and the total count matching the filters."""
+    if not user.can(Permission.view_queue):
+        raise PermissionDenied("Only reviewers see the queue.")
+    stmt = queue_statement(session, user, filters)
+    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+    items = session.scalars(
+        stmt.options(joinedload(Application.organization), joinedload(Application.current_revision), joinedload(Application.claimed_by))
+        .offset((page - 1) * per_page)
+        .limit(per_page)
+    ).all()
+    return list(items), total
+
+
+def _lease_seconds() -> int:
+    return int(current_app.config["LEASE_SECONDS"])
+
+
+def _check_reviewer(user: User, application: Application) -> None:
+    if not user.can(Permission.claim):
+        raise PermissionDenied("Only reviewers claim applications.")
+    if application.organization_id == user.organization_id:
+        raise PermissionDenied("You cannot review an application from your own organization.")
+
+
+def _take(session: Session, user: User, application: Application, now: dt.datetime) -> None:
+    before = snapshot(application)
+    application.status = next_status(application.status, Action.claim, Actor.reviewer)
+    application.claimed_by_id = user.id
+    application.lease_expires_at = now + dt.timedelta(seconds=_lease_seconds())
+    session.flush()
+    record_event(
+        session,
+        actor=user,
+        action="application.claim",
+        subject_type="application",
+        subject_id=application.reference,
+        before=before,
+        after={**snapshot(application), "lease_expires_at": application.lease_expires_at.isoformat()},
+    )
+
+
+def claim_next(session: Session, user: User, *, queue: str | None = None, now: dt.datetime | None = None) -> Application | None:
+    """Claim the first claimable application in queue order, or None when there is none.
+
+    Claimable: queued, or in review with an expired lease; in a queue the user may work; not
+    from the user's own organization. On PostgreSQL the row is locked ``FOR UPDATE SKIP LOCKED``
+    so concurrent reviewers never get the same application; elsewhere the version counter
+    refuses the second writer and the next candidate is tried.
+    """
+    if not user.can(Permission.claim):
+        raise PermissionDenied("Only reviewers claim applications.")
+    now = now or utcnow()
+    # Already holding one? Hand it back rather than hoarding.
+    stmt = queue_statement(session, user, QueueFilters(queue=queue), now).where(
+        or_(Application.status == Status.queued, and_(Application.status == Status.in_review, Application.lease_expires_at < now))
+    )
+    if is_postgres(session):
+        candidate = session.scalars(stmt.limit(1).with_for_update(skip_locked=True, of=Application)).first()
+        if candidate is None:
+            return None
+        _take(session, user, candidate, now)
+        return candidate
+    for candidate in session.scalars(stmt.limit(20)).all():
+        try:
+            with session.begin_nested():
+                _take(session, user, candidate, now)
+            return candidate
+        except Exception as exc:  # StaleDataError: someone else took it first
+            from sqlalchemy.orm.exc import StaleDataError
+
+            if not isinstance(exc, StaleDataError):
+                raise
+            session.expire(candidate)
+    return None
+
+
+def claim(session: Session, user: User, application: Application, *, now: dt.datetime | None = None) -> None:
+    """Claim one specific application (from the queue page).
+
+    Raises:
+        PermissionDenied, ConflictError (someone else holds an unexpired lease), InvalidTransition.
+    """
+    _check_reviewer(user, application)
+    now = now or utcnow()
+    if application.status == Status.in_review and application.is_lease_active(now):
+        if application.claimed_by_id == user.id:
+            return
+        raise ConflictError(f"{application.reference} is already claimed by {application.claimed_by.email if application.claimed_by else 'someone else'}.")
+    allowed = {q.key for q in queues_for(session, user)}
+    if application.queue not in allowed:
+        raise PermissionDenied("Your role may not work this application's queue.")
+    _take(session, user, application, now)
+
+
+def release(session: Session, user: User, application: Application) -> None:
+    """Give a claimed application back to its queue.
+
+    Raises:
+        PermissionDenied (not the claimant), InvalidTransition.
+    """
+    if application.claimed_by_id != user.id and not user.is_admin:
+        raise PermissionDenied("Only the reviewer holding the claim can release it.")
+    before = snapshot(application)
+    application.status = next_status(application.status, Action.release, Actor.reviewer)
+    application.claimed_by_id = None
+    application.lease_expires_at = None
+    session.flush()
+    record_event(session, actor=user, action="application.release", subject_type="application",
+                 subject_id=application.reference, before=before, after=snapshot(application))
+
+
+def template_context(application: Application, citations: list[Any], requirements: list[SafetyRequirement], reviewer_note: str) -> dict[str, Any]:
+    """The placeholders a response template may use (see policies.services.TEMPLATE_VARIABLES)."""
+    base = current_app.config["BASE_URL"].rstrip("/")
+    return {
+        "application": SimpleNamespace(reference=application.reference, title=application.title),
+        "organization": application.organization.name,
+        "citations": [
+            SimpleNamespace(
+                number=v.section.number,
+                title=v.section.title,
+                version=v.version,
+                url=base + url_for("policies.section_version", key=v.section.key, version=v.version),
+            )
+            for v in citations
+        ],
+        "safety_requirements": [SimpleNamespace(title=r.title, description=r.description) for r in requirements],
+        "reviewer_note": reviewer_note,
+    }
+
+
+@dataclass
+class DecisionInput:
+    """What a reviewer submits. ``expected_version``: the application version the page showed."""
+
+    outcome: str
+    citations: list[str]
+    template_key: str
+    safety_requirements: list[str]
+    reviewer_note: str = ""
+    rationale: str = ""
+    expected_version: int | None = None
+
+
+def decide(session: Session, user: User, application: Application, data: DecisionInput) -> Decision:
+    """Record a decision on the application's current revision, notify the developer.
+
+    Rules: the reviewer holds an unexpired claim; reject and request_mitigations cite at least
+    one policy section; request_mitigations names at least one safety requirement; the template
+    renders with every placeholder filled. The claim is released; the decision, its audit event
+    and the outbox notification are written in one transaction.
+
+    Raises:
+        PermissionDenied, ConflictError (stale page or lost claim), InvalidTransition, ValidationFailed.
+    """
+    if not user.can(Permission.decide):
+        raise PermissionDenied("Only reviewers decide.")
+    _check_reviewer(user, application)
+    if data.expected_version is not None and data.expected_version != application.version:
+        raise ConflictError("This application changed since you opened it (someone else acted on it). Reload the page to see the current state.")
+    if not application.is_claimed_by(user):
+        raise ConflictError("You do not hold a claim on this application (it expired or someone else claimed it). Claim it again to decide.")
+    try:
+        outcome = Outcome(data.outcome)
+    except ValueError:
+        raise ValidationFailed("Choose approve, request mitigations or reject.", fields={"outcome": "unknown outcome"}) from None
+    errors: dict[str, str] = {}
+    if outcome in (Outcome.reject, Outcome.request_mitigations) and not data.citations:
+        errors["citations"] = "Cite at least one policy section for this outcome."
+    if outcome == Outcome.request_mitigations and not data.safety_requirements:
+        errors["safety_requirements"] = "Pick at least one safety requirement the developer must meet."
+    template = session.scalars(select(ResponseTemplate).where(ResponseTemplate.key == data.template_key)).first()
+    if template is None:
+        errors["template"] = "Choose a response template."
+    elif template.outcome != outcome.value:
+        errors["template"] = f"Template {template.title!r} is for {template.outcome.replace('_', ' ')}, not {outcome.label.lower()}."
+    if errors:
+        raise ValidationFailed("The decision is incomplete.", fields=errors)
+    assert template is not None
+    versions = current_versions(session, data.citations)
+    reqs: list[SafetyRequirement] = []
+    if data.safety_requirements:
+        found = {r.key: r for r in session.scalars(select(SafetyRequirement).where(SafetyRequirement.key.in_(data.safety_requirements)))}
+        unknown = [k for k in data.safety_requirements if k not in found]
+        if unknown:
+            raise ValidationFailed(f"Unknown safety requirement(s): {', '.join(unknown)}", fields={"safety_requirements": "unknown"})
+        reqs = [found[k] for k in dict.fromkeys(data.safety_requirements)]
+    message = render_template_text(template.body, template_context(application, versions, reqs, data.reviewer_note.strip()))
+    action = {Outcome.approve: Action.approve, Outcome.request_mitigations: Action.request_mitigations, Outcome.reject: Action.reject}[outcome]
+    before = snapshot(application)
+    new_status = next_status(application.status, action, Actor.reviewer)
+    assert application.current_revision_id is not None
+    decision = Decision(
+        application_id=application.id,
+        revision_id=application.current_revision_id,
+        outcome=outcome.value,
+        reviewer_id=user.id,
+        template_id=template.id,
+        message=message,
+        rationale=data.rationale.strip(),
+    )
+    decision.citations = [Citation(policy_section_version_id=v.id) for v in versions]
+    decision.required_safety_requirements = [RequiredSafetyRequirement(safety_requirement_id=r.id) for r in reqs]
+    session.add(decision)
+    session.flush()
+    application.status = new_status
+    application.last_decision_id = decision.id
+    application.claimed_by_id = None
+    application.lease_expires_at = None
+    if new_status == Status.mitigations_requested:
+        application.draft = dict(application.current_revision.content) if application.current_revision else application.draft
+    session.flush()  # the version counter refuses a concurrent writer here (StaleDataError)
+    record_event(
+        session,
+        actor=user,
+        action=f"decision.{outcome.value}",
+        subject_type="application",
+        subject_id=application.reference,
+        before=before,
+        after={**snapshot(application), "decision_id": decision.id, "citations": [f"{v.section.key}@v{v.version}" for v in versions]},
+    )
+    recipients = sorted({u.email for u in application.organization.users if u.active and u.role == Role.developer})
+    add_outbox_event(
+        session,
+        "decision",
+        {
+            "application": application.reference,
+            "outcome": outcome.value,
+            "to": recipients,
+            "subject": f"[{application.reference}] {outcome.label}: {application.title}",
+            "body": message,
+        },
+    )
+    return decision
+
+
+def tier_labels(session: Session) -> dict[str, RiskTier]:
+    """Tier name -> tier row."""
+    return {t.name: t for t in session.scalars(select(RiskTier).order_by(RiskTier.rank))}

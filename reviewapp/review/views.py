@@ -1,0 +1,196 @@
+"""Reviewer pages: the queue, claim-next, the review page and the decision form."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from reviewapp.applications.forms import ConfirmForm
+from reviewapp.applications.models import Application, Status
+from reviewapp.applications.services import get_application
+from reviewapp.auth.models import Permission
+from reviewapp.errors import ConflictError, DomainError
+from reviewapp.extensions import db
+from reviewapp.policies.models import ResponseTemplate, SafetyRequirement
+from reviewapp.policies.services import sections_in_order
+from reviewapp.review.forms import DecisionForm, QueueFilterForm
+from reviewapp.review.models import Decision
+from reviewapp.review.services import DecisionInput, QueueFilters, claim, claim_next, decide, list_queue, queues_for, release, tier_labels
+from reviewapp.triage.services import latest_triage_result
+from reviewapp.web import permission_required
+
+bp = Blueprint("review", __name__)
+
+
+@bp.route("/queue")
+@permission_required(Permission.view_queue)
+def queue() -> Any:
+    """The queue: filters (queue, tier, status, age), SLA order, pagination."""
+    form = QueueFilterForm(request.args)
+    queues = queues_for(db.session, current_user)
+    tiers = tier_labels(db.session)
+    form.queue.choices = [("", "All my queues")] + [(q.key, q.title) for q in queues]
+    form.tier.choices = [("", "All tiers")] + [(t.name, t.label) for t in tiers.values()]
+    filters = QueueFilters()
+    if form.validate():
+        filters = QueueFilters(
+            queue=form.queue.data or None, tier=form.tier.data or None, status=form.status.data or None,
+            age_days=form.age_days.data, mine=request.args.get("mine") == "1",
+        )
+    try:
+        page = max(1, int(request.args.get("page", 1)))
+    except ValueError:
+        page = 1
+    per_page = 50
+    items, total = list_queue(db.session, current_user, filters, page=page, per_page=per_page)
+    args = {k: v for k, v in request.args.items() if k != "page" and v}
+    return render_template(
+        "review/queue.html", form=form, items=items, total=total, page=page, per_page=per_page,
+        tiers=tiers, confirm=ConfirmForm(), args=args, filters=filters,
+    )
+
+
+@bp.route("/queue/claim-next", methods=["POST"])
+@permission_required(Permission.claim)
+def claim_next_view() -> Any:
+    """Claim the next application in queue order and open it."""
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    queue_key = request.form.get("queue") or None
+    application = claim_next(db.session, current_user, queue=queue_key)
+    if application is None:
+        db.rollback()
+        flash("Nothing to claim: the queue is empty or every application is claimed.", "info")
+        return redirect(url_for(".queue"))
+    db.commit()
+    flash(f"You claimed {application.reference}. Your lease runs until {application.lease_expires_at:%H:%M} UTC.", "success")
+    return redirect(url_for(".application", reference=application.reference))
+
+
+def _decision_form(application: Application) -> DecisionForm:
+    form = DecisionForm()
+    form.set_choices(
+        sections_in_order(db.session),
+        db.session.scalars(select(SafetyRequirement).order_by(SafetyRequirement.title)).all(),
+        db.session.scalars(select(ResponseTemplate).order_by(ResponseTemplate.outcome, ResponseTemplate.title)).all(),
+    )
+    return form
+
+
+def _render_review(application: Application, form: DecisionForm, status: int = 200) -> Any:
+    triage = latest_triage_result(db.session, application.current_revision_id) if application.current_revision_id else None
+    decisions = db.session.scalars(
+        select(Decision).where(Decision.application_id == application.id).order_by(Decision.decided_at.desc())
+    ).all()
+    if request.method == "GET":
+        form.version.data = str(application.version)
+        if triage is not None and not form.citations.data:
+            form.citations.data = list(triage.suggested_policy_sections)
+            form.safety_requirements.data = list(triage.required_safety_requirements)
+    own_org = application.organization_id == current_user.organization_id
+    return render_template(
+        "review/application.html", application=application, triage=triage, decisions=decisions, form=form,
+        confirm=ConfirmForm(), holds_claim=application.is_claimed_by(current_user), own_org=own_org,
+        tiers=tier_labels(db.session),
+    ), status
+
+
+@bp.route("/review/<reference>")
+@permission_required(Permission.view_all_applications)
+def application(reference: str) -> Any:
+    """The review page: revision, triage explanation, history, decision form."""
+    app_row = get_application(db.session, current_user, reference)
+    return _render_review(app_row, _decision_form(app_row))
+
+
+@bp.route("/review/<reference>/claim", methods=["POST"])
+@permission_required(Permission.claim)
+def claim_view(reference: str) -> Any:
+    """Claim this application."""
+    app_row = get_application(db.session, current_user, reference)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    try:
+        claim(db.session, current_user, app_row)
+    except DomainError as exc:
+        db.rollback()
+        flash(exc.message, "danger")
+    else:
+        db.commit()
+        flash(f"You claimed {reference}.", "success")
+    return redirect(url_for(".application", reference=reference))
+
+
+@bp.route("/review/<reference>/release", methods=["POST"])
+@permission_required(Permission.claim)
+def release_view(reference: str) -> Any:
+    """Give the application back to its queue."""
+    app_row = get_application(db.session, current_user, reference)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    try:
+        release(db.session, current_user, app_row)
+    except DomainError as exc:
+        db.rollback()
+        flash(exc.message, "danger")
+    else:
+        db.commit()
+        flash(f"{reference} is back in the queue.", "info")
+    return redirect(url_for(".queue"))
+
+
+@bp.route("/review/<reference>/decide", methods=["POST"])
+@permission_required(Permission.decide)
+def decide_view(reference: str) -> Any:
+    """Record a decision; on any problem re-render the form with what was typed."""
+    app_row = get_application(db.session, current_user, reference)
+    form = _decision_form(app_row)
+    if not form.validate_on_submit():
+        flash("The decision was not saved: see the messages next to the fields.", "danger")
+        return _render_review(app_row, form, 422)
+    try:
+        expected = int(form.version.data) if form.version.data else None
+    except ValueError:
+        expected = None
+    data = DecisionInput(
+        outcome=form.outcome.data or "",
+        citations=list(form.citations.data or []),
+        template_key=form.template.data or "",
+        safety_requirements=list(form.safety_requirements.data or []),
+        reviewer_note=form.reviewer_note.data or "",
+        rationale=form.rationale.data or "",
+        expected_version=expected,
+    )
+    try:
+        decision = decide(db.session, current_user, app_row, data)
+        db.commit()
+    except DomainError as exc:
+        db.rollback()
+        for field, message in exc.fields.items():
+            target = getattr(form, field, None)
+            if target is not None:
+                target.errors = [*target.errors, message]
+        flash("The decision was not saved: " + exc.message, "danger")
+        db.session.refresh(app_row)
+        return _render_review(app_row, form, 409 if isinstance(exc, ConflictError) else 422)
+    flash(f"Decision recorded: {decision.outcome.replace('_', ' ')} for {reference}. The developer has been notified.", "success")
+    return redirect(url_for(".queue"))
+
+
+@bp.app_template_global()
+def status_badge(status: str) -> str:
+    """Bootstrap colour of a status badge."""
+    return {
+        Status.draft: "secondary", Status.submitted: "info", Status.queued: "primary", Status.in_review: "warning",
+        Status.approved: "success", Status.rejected: "danger", Status.mitigations_requested: "warning",
+        Status.withdrawn: "secondary", Status.appealed: "info", Status.awaiting_second_approval: "info",
+    }.get(Status(status), "secondary")
+
+
+@bp.app_template_global()
+def tier_badge(tier: str | None) -> str:
+    """Bootstrap colour of a risk-tier badge."""
+    return {"low": "success", "medium": "info", "high": "warning", "prohibited": "danger"}.get(tier or "", "secondary")

@@ -1,0 +1,191 @@
+"""Triage services: loading the active ruleset, triaging revisions, creating ruleset versions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from reviewapp.applications.models import Application, Revision
+from reviewapp.auth.models import User
+from reviewapp.db import utcnow
+from reviewapp.errors import NotFound
+from reviewapp.policies.models import PolicySection, SafetyRequirement
+from reviewapp.review.models import Queue, RiskTier
+from reviewapp.triage.engine import CompiledRuleset, TriageOutcome, canonical_hash
+from reviewapp.triage.models import Rule, RulesetStatus, RulesetVersion, TriageResult
+from reviewapp.triage.ruleset_file import parse_ruleset_document
+
+_cache_lock = threading.Lock()
+_compiled_cache: dict[tuple[int, str], CompiledRuleset] = {}
+
+
+def tiers_in_order(session: Session) -> list[RiskTier]:
+    """Risk tiers from lowest to highest rank."""
+    return list(session.scalars(select(RiskTier).order_by(RiskTier.rank)))
+
+
+def ruleset_document(version: RulesetVersion) -> dict[str, Any]:
+    """The plain document of a stored ruleset version (the YAML export shape)."""
+    return {
+        "description": version.description,
+        "keyword_lists": version.keyword_lists,
+        "rules": [
+            {
+                "key": r.key,
+                "name": r.name,
+                "description": r.description,
+                "condition": r.condition,
+                "actions": r.actions,
+                "enabled": r.enabled,
+                "examples": r.examples,
+            }
+            for r in version.rules
+        ],
+    }
+
+
+def compile_document(session: Session, document: dict[str, Any]) -> CompiledRuleset:
+    """Validate and compile a ruleset document against this database's tiers and catalogues.
+
+    Raises:
+        RuleValidationError: what is wrong, naming the rule.
+    """
+    tiers = tiers_in_order(session)
+    spec = parse_ruleset_document(
+        document,
+        tiers=[t.name for t in tiers],
+        tier_queues={t.name: t.default_queue for t in tiers},
+        known_queues=session.scalars(select(Queue.key)).all(),
+        known_safety_requirements=session.scalars(select(SafetyRequirement.key)).all(),
+        known_policy_sections=session.scalars(select(PolicySection.key)).all(),
+    )
+    return CompiledRuleset(spec)
+
+
+def active_ruleset(session: Session) -> RulesetVersion:
+    """The published ruleset version.
+
+    Raises:
+        NotFound: when no ruleset has been published (run ``flask seed``).
+    """
+    version = session.scalars(
+        select(RulesetVersion).where(RulesetVersion.status == RulesetStatus.published)
+    ).first()
+    if version is None:
+        raise NotFound("No triage ruleset is published; run `flask --app wsgi seed`.")
+    return version
+
+
+def compiled_ruleset(session: Session, version: RulesetVersion) -> CompiledRuleset:
+    """Compile ``version`` once per process (cached by id and content hash)."""
+    document = ruleset_document(version)
+    key = (version.id, version.content_hash or canonical_hash(document))
+    with _cache_lock:
+        cached = _compiled_cache.get(key)
+    if cached is not None:
+        return cached
+    compiled = compile_document(session, document)
+    with _cache_lock:
+        _compiled_cache[key] = compiled
+    return compiled
+
+
+def create_ruleset_version(
+    session: Session, document: dict[str, Any], *, actor: User | None, publish: bool = False
+) -> RulesetVersion:
+    """Store ``document`` as a new ruleset version (validated first); optionally publish it.
+
+    Raises:
+        RuleValidationError: when the document does not compile.
+    """
+    compile_document(session, document)
+    number = (session.scalar(select(func.max(RulesetVersion.number))) or 0) + 1
+    version = RulesetVersion(
+        number=number,
+        description=str(document.get("description") or ""),
+        keyword_lists=dict(document.get("keyword_lists") or {}),
+        created_by_id=actor.id if actor else None,
+        content_hash=canonical_hash(document),
+    )
+    for position, raw in enumerate(document["rules"]):
+        version.rules.append(
+            Rule(
+                key=raw["key"],
+                position=position,
+                name=raw["name"],
+                description=raw.get("description") or "",
+                condition=raw["condition"],
+                actions=[dict(a) for a in raw["actions"]],
+                enabled=bool(raw.get("enabled", True)),
+                examples=dict(raw.get("examples") or {}),
+            )
+        )
+    session.add(version)
+    session.flush()
+    version.content_hash = canonical_hash(ruleset_document(version))
+    if publish:
+        for old in session.scalars(select(RulesetVersion).where(RulesetVersion.status == RulesetStatus.published)):
+            old.status = RulesetStatus.retired
+        session.flush()
+        version.status = RulesetStatus.published
+        version.published_at = utcnow()
+        version.published_by_id = actor.id if actor else None
+        session.flush()
+    return version
+
+
+def triage_revision(
+    session: Session, application: Application, revision: Revision, *, now: dt.datetime | None = None
+) -> TriageResult:
+    """Run the active ruleset on ``revision``, store the result and place the application.
+
+    Sets the application's tier, queue, flags, ``queued_at`` and ``sla_due_at`` (tier SLA
+    hours from now). The caller changes the status (see applications.services).
+    """
+    version = active_ruleset(session)
+    compiled = compiled_ruleset(session, version)
+    outcome = compiled.evaluate(revision.content)
+    result = store_triage_result(session, revision, version, outcome)
+    tier = session.scalars(select(RiskTier).where(RiskTier.name == outcome.tier)).one()
+    now = now or utcnow()
+    application.risk_tier = tier.name
+    application.tier_rank = tier.rank
+    application.queue = outcome.queue
+    application.flags = list(outcome.flags)
+    application.queued_at = now
+    application.sla_due_at = now + dt.timedelta(hours=tier.sla_hours)
+    return result
+
+
+def store_triage_result(
+    session: Session, revision: Revision, version: RulesetVersion, outcome: TriageOutcome, *, shadow: bool = False
+) -> TriageResult:
+    """Persist one engine outcome for ``revision`` under ``version``."""
+    result = TriageResult(
+        revision_id=revision.id,
+        ruleset_version_id=version.id,
+        tier=outcome.tier,
+        queue=outcome.queue,
+        fired=[f.as_dict() for f in outcome.fired],
+        flags=list(outcome.flags),
+        required_safety_requirements=list(outcome.safety_requirements),
+        suggested_policy_sections=list(outcome.policy_sections),
+        errors=list(outcome.errors),
+        shadow=shadow,
+    )
+    session.add(result)
+    return result
+
+
+def latest_triage_result(session: Session, revision_id: int) -> TriageResult | None:
+    """The newest non-shadow triage result of a revision."""
+    return session.scalars(
+        select(TriageResult)
+        .where(TriageResult.revision_id == revision_id, TriageResult.shadow.is_(False))
+        .order_by(TriageResult.id.desc())
+        .limit(1)
+    ).first()

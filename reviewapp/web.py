@@ -1,0 +1,161 @@
+"""Shared web pieces: home page, template helpers, permission decorator, error pages."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Flask, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+from flask_wtf.csrf import CSRFError
+from sqlalchemy.orm.exc import StaleDataError
+from werkzeug.exceptions import HTTPException
+
+from reviewapp.auth.models import Permission
+from reviewapp.errors import DomainError
+
+bp = Blueprint("web", __name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def permission_required(permission: Permission) -> Callable[[F], F]:
+    """View decorator: log-in required, then ``permission`` (403 otherwise)."""
+
+    def decorator(view: F) -> F:
+        @functools.wraps(view)
+        @login_required
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if not current_user.can(permission):
+                abort(403)
+            return view(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorator
+
+
+def is_safe_next(target: str | None) -> bool:
+    """True for a path on this site (``/x``), never another host or scheme."""
+    if not target:
+        return False
+    target = target.strip()
+    if target.startswith(("//", "/\\")) or "\\" in target or any(ord(c) < 32 for c in target):
+        return False
+    parts = urlsplit(target)
+    return not parts.scheme and not parts.netloc and target.startswith("/")
+
+
+def flash_domain_error(exc: DomainError) -> None:
+    """Show a domain error to the user as a flash message."""
+    flash(exc.message, "danger")
+
+
+@bp.route("/")
+def index() -> Any:
+    """Home: send each role to its main page."""
+    if not current_user.is_authenticated:
+        return render_template("home.html")
+    if current_user.is_admin:
+        return redirect(url_for("admin.index"))
+    if current_user.can(Permission.view_queue):
+        return redirect(url_for("review.queue"))
+    return redirect(url_for("applications.index"))
+
+
+def _humanize_delta(when: dt.datetime | None, now: dt.datetime | None = None) -> str:
+    if when is None:
+        return ""
+    now = now or dt.datetime.now(dt.UTC)
+    seconds = int((when - now).total_seconds())
+    past = seconds < 0
+    seconds = abs(seconds)
+    if seconds < 3600:
+        text = f"{max(1, seconds // 60)} min"
+    elif seconds < 86400 * 2:
+        text = f"{seconds // 3600} h"
+    else:
+        text = f"{seconds // 86400} days"
+    return f"overdue by {text}" if past else f"due in {text}"
+
+
+def init_templates(app: Flask) -> None:
+    """Register template filters and globals."""
+    from reviewapp.policies.services import render_markdown
+
+    app.jinja_env.filters["markdown"] = render_markdown
+    app.jinja_env.filters["due"] = _humanize_delta
+    app.jinja_env.filters["utc"] = lambda d: d.strftime("%Y-%m-%d %H:%M UTC") if d else ""
+    app.jinja_env.globals["Permission"] = Permission
+
+    @app.context_processor
+    def _inject() -> dict[str, Any]:
+        from reviewapp.applications.schema import FIELD_LABELS, load_vocabularies
+
+        return {"vocab": load_vocabularies(), "field_labels": FIELD_LABELS}
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def json_error(status: int, code: str, message: str, fields: dict[str, str] | None = None) -> Any:
+    """The API's error body: ``{"error": {"code", "message", "fields"}}``."""
+    response = jsonify({"error": {"code": code, "message": message, "fields": fields or {}}})
+    response.status_code = status
+    return response
+
+
+def init_errors(app: Flask) -> None:
+    """Error pages (HTML) and JSON errors under /api/."""
+
+    @app.errorhandler(DomainError)
+    def _domain(exc: DomainError) -> Any:
+        if _wants_json():
+            return json_error(exc.status, exc.code, exc.message, exc.fields)
+        return render_template("error.html", code=exc.status, message=exc.message), exc.status
+
+    @app.errorhandler(StaleDataError)
+    def _stale(exc: StaleDataError) -> Any:
+        message = "Someone else changed this application at the same time. Reload and try again."
+        if _wants_json():
+            return json_error(409, "conflict", message)
+        return render_template("error.html", code=409, message=message), 409
+
+    @app.errorhandler(CSRFError)
+    def _csrf(exc: CSRFError) -> Any:
+        message = "Your form expired or was sent from another site. Nothing was saved; please submit it again."
+        if _wants_json():
+            return json_error(400, "csrf_failed", message)
+        return render_template("error.html", code=400, message=message), 400
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> Any:
+        code = exc.code or 500
+        messages = {
+            400: "The request was not understood.",
+            401: "Log in or send a valid API token.",
+            403: "You do not have permission to do that.",
+            404: "There is nothing here, or you cannot see it.",
+            405: "That method is not allowed here.",
+            413: f"The request body is larger than the limit of {app.config['MAX_CONTENT_LENGTH']} bytes.",
+            429: "Too many requests; slow down.",
+        }
+        message = messages.get(code, exc.description or exc.name)
+        if _wants_json():
+            names = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large", 429: "rate_limited"}
+            return json_error(code, names.get(code, "http_error"), message)
+        return render_template("error.html", code=code, message=message), code
+
+    if app.testing:
+        return  # let tests see the traceback
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Any:
+        app.logger.exception("unhandled error")
+        if _wants_json():
+            return json_error(500, "internal_error", "Something went wrong on our side.")
+        return render_template("error.html", code=500, message="Something went wrong on our side."), 500
