@@ -25,6 +25,8 @@ class Default:
     REMEMBER_COOKIE_HTTPONLY = True
     REMEMBER_COOKIE_SAMESITE = "Lax"
     FORCE_HTTPS = False
+    # Flask-Login: "strong" drops a session whose client address/user agent changed
+    SESSION_PROTECTION = "strong"
     LEASE_SECONDS = 30 * 60  # claim lease length
     PAGE_SIZE = 50
     API_MAX_PER_PAGE = 100
@@ -52,6 +54,8 @@ class Testing(Default):
     SECRET_KEY = "test-only-secret-key-not-for-production"  # noqa: S105
     MAIL_BACKEND = "memory"
     WTF_CSRF_ENABLED = True
+    # Flask-Login's test client cannot forge the "strong" session identifier
+    SESSION_PROTECTION = "basic"
 
 
 class Production(Default):

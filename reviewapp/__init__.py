@@ -94,7 +94,7 @@ def configure_extensions(app: Flask) -> None:
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Please log in to see this page."
     login_manager.login_message_category = "info"
-    login_manager.session_protection = "strong"
+    login_manager.session_protection = app.config["SESSION_PROTECTION"]
     talisman.init_app(
         app,
         force_https=app.config["FORCE_HTTPS"],

@@ -7,9 +7,15 @@ from typing import Any
 from flask_wtf import FlaskForm
 from wtforms import IntegerField, RadioField, SelectField, SelectMultipleField, StringField, SubmitField, TextAreaField
 from wtforms.validators import Length, NumberRange, Optional, ValidationError
+from wtforms.fields.choices import SelectChoice
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from reviewapp.applications.schema import FIELD_LABELS, MAX_MONTHLY_REQUESTS, TEXT_LIMITS, load_vocabularies
+
+
+def choices(pairs: Any) -> list[SelectChoice]:
+    """WTForms choices from (value, label) pairs (tuples are deprecated in WTForms 3.3)."""
+    return [SelectChoice(str(value), str(label)) for value, label in pairs]
 
 
 class MultiCheckboxField(SelectMultipleField):
@@ -48,7 +54,7 @@ class ApplicationForm(FlaskForm):
     )
     human_review_of_outputs = RadioField(
         FIELD_LABELS["human_review_of_outputs"],
-        choices=[("yes", "Yes, a person reviews outputs before they reach end users"), ("no", "No")],
+        choices=choices([("yes", "Yes, a person reviews outputs before they reach end users"), ("no", "No")]),
         validators=[Optional()],
     )
     safety_measures = TextAreaField(
@@ -62,10 +68,10 @@ class ApplicationForm(FlaskForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         vocab = load_vocabularies()
-        self.category.choices = [("", "— choose —"), *vocab.categories.items()]
-        self.end_users.choices = list(vocab.end_users.items())
-        self.domains.choices = list(vocab.domains.items())
-        self.modalities.choices = list(vocab.modalities.items())
+        self.category.choices = choices([("", "— choose —"), *vocab.categories.items()])
+        self.end_users.choices = choices(vocab.end_users.items())
+        self.domains.choices = choices(vocab.domains.items())
+        self.modalities.choices = choices(vocab.modalities.items())
 
     def content(self) -> dict[str, Any]:
         """The form's data in application-content shape."""

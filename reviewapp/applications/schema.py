@@ -135,6 +135,8 @@ def clean_content(raw: dict[str, Any], *, for_submit: bool, partial: bool = Fals
             out[name] = _clean_field(name, value, vocab)
         except ValueError as exc:
             errors[name] = str(exc)
+    if not partial and "title" not in errors and not out.get("title"):
+        errors["title"] = "Give the application a title (drafts need one too)."
     if for_submit:
         for name in REQUIRED_FOR_SUBMIT:
             if name not in errors and out.get(name) in (None, "", []):

@@ -8,14 +8,14 @@ from flask_wtf import FlaskForm
 from wtforms import HiddenField, IntegerField, RadioField, SelectField, SelectMultipleField, TextAreaField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
-from reviewapp.applications.forms import MultiCheckboxField
+from reviewapp.applications.forms import MultiCheckboxField, choices
 from reviewapp.review.models import Outcome
 
 
 class DecisionForm(FlaskForm):
     """Approve / request mitigations / reject, with citations and a response template."""
 
-    outcome = RadioField("Decision", choices=[(o.value, o.label) for o in Outcome], validators=[DataRequired(message="Choose a decision.")])
+    outcome = RadioField("Decision", choices=choices((o.value, o.label) for o in Outcome), validators=[DataRequired(message="Choose a decision.")])
     citations = SelectMultipleField(
         "Policy citations", description="Required to reject or request mitigations. Ctrl/⌘-click to pick several.",
     )
@@ -30,9 +30,11 @@ class DecisionForm(FlaskForm):
 
     def set_choices(self, sections: list[Any], requirements: list[Any], templates: list[Any]) -> None:
         """Fill the choices from the policy library."""
-        self.citations.choices = [(s.key, f"{s.number} {s.title}") for s in sections]
-        self.safety_requirements.choices = [(r.key, r.title) for r in requirements]
-        self.template.choices = [("", "— choose —")] + [(t.key, f"{t.title} ({t.outcome.replace('_', ' ')})") for t in templates]
+        self.citations.choices = choices((s.key, f"{s.number} {s.title}") for s in sections)
+        self.safety_requirements.choices = choices((r.key, r.title) for r in requirements)
+        self.template.choices = choices(
+            [("", "— choose —")] + [(t.key, f"{t.title} ({t.outcome.replace('_', ' ')})") for t in templates]
+        )
 
 
 class QueueFilterForm(FlaskForm):
@@ -43,5 +45,5 @@ class QueueFilterForm(FlaskForm):
 
     queue = SelectField("Queue", validators=[Optional()])
     tier = SelectField("Tier", validators=[Optional()])
-    status = SelectField("Status", validators=[Optional()], choices=[("", "Open (queued or in review)"), ("queued", "Queued"), ("in_review", "In review")])
+    status = SelectField("Status", validators=[Optional()], choices=choices([("", "Open (queued or in review)"), ("queued", "Queued"), ("in_review", "In review")]))
     age_days = IntegerField("Waiting at least (days)", validators=[Optional(), NumberRange(min=0, max=3650)])

@@ -8,7 +8,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user
 from sqlalchemy import select
 
-from reviewapp.applications.forms import ConfirmForm
+from reviewapp.applications.forms import ConfirmForm, choices
 from reviewapp.applications.models import Application, Status
 from reviewapp.applications.services import get_application
 from reviewapp.auth.models import Permission
@@ -32,8 +32,8 @@ def queue() -> Any:
     form = QueueFilterForm(request.args)
     queues = queues_for(db.session, current_user)
     tiers = tier_labels(db.session)
-    form.queue.choices = [("", "All my queues")] + [(q.key, q.title) for q in queues]
-    form.tier.choices = [("", "All tiers")] + [(t.name, t.label) for t in tiers.values()]
+    form.queue.choices = choices([("", "All my queues")] + [(q.key, q.title) for q in queues])
+    form.tier.choices = choices([("", "All tiers")] + [(t.name, t.label) for t in tiers.values()])
     filters = QueueFilters()
     if form.validate():
         filters = QueueFilters(

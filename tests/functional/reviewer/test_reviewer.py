@@ -1,0 +1,219 @@
+"""Reviewer flows: queue, claim, decide with citations; the developer sees the outcome."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import func, select
+
+from reviewapp.applications.models import Application, Status
+from reviewapp.audit.models import AuditEvent, OutboxEvent
+from reviewapp.auth.models import Organization
+from reviewapp.db import utcnow
+from reviewapp.notifications.email import OUTBOX_MEMORY
+from reviewapp.review.models import Citation, Decision
+from tests.conftest import post_form
+from tests.factories import ApplicationFactory, OrganizationFactory, UserFactory
+
+
+def reviewer(**kw):  # noqa: ANN001, ANN201
+    return UserFactory(reviewer=True, organization=kw.pop("organization", None) or OrganizationFactory(name="Trust & Safety"), **kw)
+
+
+def test_queue_lists_open_applications_in_sla_then_tier_order(login, db) -> None:
+    low = ApplicationFactory(submitted=True)
+    high = ApplicationFactory(submitted=True, high_tier=True)
+    draft = ApplicationFactory()
+    # same due time for both: the higher tier comes first
+    now = utcnow()
+    for a in (low, high):
+        a.sla_due_at = now + dt.timedelta(hours=5)
+    db.flush()
+    client = login(reviewer())
+    page = client.get("/queue").get_data(as_text=True)
+    assert page.index(high.reference) < page.index(low.reference)
+    assert draft.reference not in page
+    low.sla_due_at = now + dt.timedelta(hours=1)  # due sooner wins over tier
+    db.flush()
+    page = client.get("/queue").get_data(as_text=True)
+    assert page.index(low.reference) < page.index(high.reference)
+    filtered = client.get(f"/queue?tier={high.risk_tier}").get_data(as_text=True)
+    assert high.reference in filtered and low.reference not in filtered
+    assert "overdue" not in page
+
+
+def test_queue_filter_errors_are_shown(login, db) -> None:
+    client = login(reviewer())
+    response = client.get("/queue?age_days=-3")
+    assert response.status_code == 200
+    assert b"Number must be between 0 and 3650" in response.data
+
+
+def test_claim_next_reject_with_citation_and_developer_sees_message(login, db) -> None:
+    application = ApplicationFactory(submitted=True)
+    rev = reviewer()
+    client = login(rev)
+    response = post_form(client, "/queue/claim-next", token_from="/queue")
+    assert response.status_code == 302 and response.location.endswith(application.reference)
+    db.expire_all()
+    assert application.status == Status.in_review and application.claimed_by_id == rev.id
+    assert application.lease_expires_at > utcnow() + dt.timedelta(minutes=29)
+
+    page = client.get(f"/review/{application.reference}")
+    assert b"Triage explanation" in page.data and b"Record decision" in page.data
+    response = post_form(
+        client,
+        f"/review/{application.reference}/decide",
+        {"outcome": "reject", "citations": ["usage-1.5"], "template": "reject-prohibited", "reviewer_note": "Impersonation <b>risk</b>.", "rationale": "internal only", "version": str(application.version)},
+        token_from=f"/review/{application.reference}",
+    )
+    assert response.status_code == 302, response.get_data(as_text=True)[:2000]
+    db.expire_all()
+    assert application.status == Status.rejected and application.claimed_by_id is None
+    decision = db.scalars(select(Decision).where(Decision.application_id == application.id)).one()
+    citation = db.scalars(select(Citation).where(Citation.decision_id == decision.id)).one()
+    assert citation.policy_section_version.section.key == "usage-1.5"
+    assert "Impersonation <b>risk</b>." in decision.message
+    assert db.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "decision.reject")) == 1
+    outbox = db.scalars(select(OutboxEvent)).one()
+    assert outbox.delivered_at is not None  # inline job delivered it after commit
+    assert [m["To"] for m in OUTBOX_MEMORY] == [application.submitter.email]
+
+    dev_client = login(application.submitter)
+    page = dev_client.get(f"/applications/{application.reference}").get_data(as_text=True)
+    assert "rejected" in page and "§1.5" in page and "Fraud, scams and impersonation" in page
+    assert "Impersonation &lt;b&gt;risk&lt;/b&gt;." in page  # escaped, never HTML
+    assert "internal only" not in page
+
+
+def test_reject_without_citation_is_refused_and_form_kept(login, db) -> None:
+    application = ApplicationFactory(submitted=True)
+    client = login(reviewer())
+    post_form(client, "/queue/claim-next", token_from="/queue")
+    response = post_form(
+        client, f"/review/{application.reference}/decide",
+        {"outcome": "reject", "template": "reject-prohibited", "reviewer_note": "kept text"}, token_from=f"/review/{application.reference}",
+    )
+    assert response.status_code == 422
+    assert b"Cite at least one policy section for this outcome." in response.data
+    assert b"kept text" in response.data
+    db.expire_all()
+    assert application.status == Status.in_review
+    assert db.scalar(select(func.count()).select_from(Decision)) == 0
+
+
+def test_template_for_another_outcome_is_refused(login, db) -> None:
+    application = ApplicationFactory(submitted=True)
+    client = login(reviewer())
+    post_form(client, "/queue/claim-next", token_from="/queue")
+    response = post_form(
+        client, f"/review/{application.reference}/decide",
+        {"outcome": "approve", "template": "reject-prohibited"}, token_from=f"/review/{application.reference}",
+    )
+    assert response.status_code == 422 and b"not approve" in response.data
+
+
+def test_request_mitigations_needs_requirements_then_developer_can_resubmit(login, db) -> None:
+    application = ApplicationFactory(submitted=True, high_tier=True)
+    client = login(reviewer())
+    post_form(client, "/queue/claim-next", token_from="/queue")
+    form = {"outcome": "request_mitigations", "citations": ["usage-2.1"], "template": "mitigations-standard"}
+    response = post_form(client, f"/review/{application.reference}/decide", form, token_from=f"/review/{application.reference}")
+    assert response.status_code == 422 and b"Pick at least one safety requirement" in response.data
+    response = post_form(client, f"/review/{application.reference}/decide", {**form, "safety_requirements": ["human-review-of-outputs"]},
+                         token_from=f"/review/{application.reference}")
+    assert response.status_code == 302
+    db.expire_all()
+    assert application.status == Status.mitigations_requested
+    dev = login(application.submitter)
+    assert b"Human review of outputs" in dev.get(f"/applications/{application.reference}").data
+    response = post_form(dev, f"/applications/{application.reference}/submit", token_from=f"/applications/{application.reference}")
+    assert response.status_code == 302
+    db.expire_all()
+    assert application.status == Status.queued and len(application.revisions) == 2
+
+
+def test_stale_page_decision_is_refused(login, db) -> None:
+    application = ApplicationFactory(submitted=True)
+    client = login(reviewer())
+    post_form(client, "/queue/claim-next", token_from="/queue")
+    stale_version = application.version
+    db.expire_all()
+    application.flags = ["changed elsewhere"]  # someone else's change bumps the version
+    db.flush()
+    response = post_form(
+        client, f"/review/{application.reference}/decide",
+        {"outcome": "approve", "template": "approve-standard", "version": str(stale_version)}, token_from=f"/review/{application.reference}",
+    )
+    assert response.status_code == 409
+    assert b"changed since you opened it" in response.data
+    assert db.scalar(select(func.count()).select_from(Decision)) == 0
+
+
+def test_deciding_without_a_claim_is_refused(login, db) -> None:
+    application = ApplicationFactory(submitted=True)
+    client = login(reviewer())
+    response = post_form(client, f"/review/{application.reference}/decide", {"outcome": "approve", "template": "approve-standard"},
+                         token_from=f"/review/{application.reference}")
+    assert response.status_code == 409 and b"do not hold a claim" in response.data
+
+
+def test_claim_conflicts_and_expired_lease_is_taken_over(login, db) -> None:
+    application = ApplicationFactory(submitted=True)
+    org = OrganizationFactory()
+    first, second = reviewer(organization=org), reviewer(organization=org)
+    c1, c2 = login(first), login(second)
+    post_form(c1, f"/review/{application.reference}/claim", token_from="/queue")
+    response = post_form(c2, f"/review/{application.reference}/claim", token_from="/queue", follow_redirects=True)
+    assert b"already claimed by" in response.data
+    assert post_form(c2, "/queue/claim-next", token_from="/queue", follow_redirects=True).data.count(b"Nothing to claim") == 1
+    db.expire_all()
+    application.lease_expires_at = utcnow() - dt.timedelta(seconds=1)
+    db.flush()
+    response = post_form(c2, "/queue/claim-next", token_from="/queue")
+    assert response.location.endswith(application.reference)
+    db.expire_all()
+    assert application.claimed_by_id == second.id
+
+
+def test_reviewer_never_gets_own_organizations_application(login, db) -> None:
+    org = OrganizationFactory()
+    own = ApplicationFactory(submitted=True, submitter=UserFactory(organization=org))
+    rev = reviewer(organization=org)
+    client = login(rev)
+    assert own.reference not in client.get("/queue").get_data(as_text=True)
+    assert post_form(client, "/queue/claim-next", token_from="/queue", follow_redirects=True).data.count(b"Nothing to claim") == 1
+    response = post_form(client, f"/review/{own.reference}/claim", token_from="/queue", follow_redirects=True)
+    assert b"your own organization" in response.data
+
+
+def test_release_returns_to_queue(login, db) -> None:
+    application = ApplicationFactory(submitted=True)
+    client = login(reviewer())
+    post_form(client, "/queue/claim-next", token_from="/queue")
+    post_form(client, f"/review/{application.reference}/release", token_from="/queue")
+    db.expire_all()
+    assert application.status == Status.queued and application.claimed_by_id is None and application.lease_expires_at is None
+
+
+def test_queue_page_query_count_does_not_grow_with_rows(app, login, db) -> None:
+    from sqlalchemy import event
+
+    for _ in range(30):
+        ApplicationFactory(submitted=True)
+    client = login(reviewer())
+    client.get("/queue")
+    counts = []
+    from reviewapp.extensions import db as database
+
+    for per in (1, 30):
+        statements: list[str] = []
+        listener = lambda *args, **kw: statements.append(args[2])  # noqa: E731
+        event.listen(database.engine, "before_cursor_execute", listener)
+        try:
+            client.get("/queue?per_page=%d" % per)
+        finally:
+            event.remove(database.engine, "before_cursor_execute", listener)
+        counts.append(len(statements))
+    assert counts[0] <= 12 and counts[1] <= 12, counts
+    _ = Organization, Application
