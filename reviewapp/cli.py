@@ -145,7 +145,8 @@ def import_inventory(session: Any, path: str | Path, *, commit: Any, progress: b
     triaged) application per row. Rows already imported (same external_ref) are skipped.
 
     Returns:
-        {"read", "created", "skipped", "errors": [(line, message)], "seconds"}.
+        {"read", "created", "skipped", "errors": [(line, message)], "seconds"}; ``line`` is the
+        physical line (1-based, header = 1) where the bad record starts.
     """
     from reviewapp.applications.importer import REQUIRED_COLUMNS, map_row
     from reviewapp.applications.models import Application

@@ -68,12 +68,16 @@ class Base(DeclarativeBase):
 AfterCommit = Callable[[], None]
 
 
-class Database:
-    """Engine + session factory bound to one Flask app (see :meth:`init_app`)."""
+class _State:
+    """Per-app engine and session factory (an app owns its own; several apps may coexist)."""
 
-    def __init__(self) -> None:
-        self.engine: Engine | None = None
-        self.sessionmaker: sessionmaker[Session] = sessionmaker(expire_on_commit=False)
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.sessionmaker: sessionmaker[Session] = sessionmaker(bind=engine, expire_on_commit=False)
+
+
+class Database:
+    """Facade over the current app's engine and request-scoped session (see :meth:`init_app`)."""
 
     def init_app(self, app: Flask) -> None:
         """Create the engine from ``app.config['DATABASE_URL']`` (no connection is opened)."""
@@ -83,12 +87,29 @@ class Database:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
             kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=10)
-        self.engine = create_engine(url, **kwargs)
+        engine = create_engine(url, **kwargs)
         if url.startswith("sqlite"):
-            event.listen(self.engine, "connect", _sqlite_pragmas)
-        self.sessionmaker.configure(bind=self.engine)
-        app.extensions["reviewapp_db"] = self
+            event.listen(engine, "connect", _sqlite_pragmas)
+        app.extensions["reviewapp_db"] = _State(engine)
         app.teardown_appcontext(self._teardown)
+
+    @staticmethod
+    def state(app: Flask | None = None) -> _State:
+        """The engine/session-factory holder of ``app`` (default: the current app)."""
+        from flask import current_app
+
+        target = app or current_app
+        return target.extensions["reviewapp_db"]  # type: ignore[no-any-return]
+
+    @property
+    def engine(self) -> Engine:
+        """The current app's engine."""
+        return self.state().engine
+
+    @property
+    def sessionmaker(self) -> sessionmaker[Session]:
+        """The current app's session factory."""
+        return self.state().sessionmaker
 
     @property
     def session(self) -> Session:

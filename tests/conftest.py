@@ -96,10 +96,10 @@ def app(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Flask:
 def db(app: Flask) -> Iterator[Session]:
     """A session for test setup and assertions, sharing one rolled-back transaction with the
     sessions the app opens while serving requests."""
-    assert database.engine is not None
-    connection = database.engine.connect()
+    state = database.state(app)
+    connection = state.engine.connect()
     transaction = connection.begin()
-    database.sessionmaker.configure(bind=connection, join_transaction_mode="create_savepoint")
+    state.sessionmaker.configure(bind=connection, join_transaction_mode="create_savepoint")
     session = Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
     bind_factories(session)
     try:
@@ -108,7 +108,7 @@ def db(app: Flask) -> Iterator[Session]:
         session.close()
         transaction.rollback()
         connection.close()
-        database.sessionmaker.configure(bind=database.engine, join_transaction_mode="conservative_savepoint")
+        state.sessionmaker = type(state.sessionmaker)(bind=state.engine, expire_on_commit=False)
         from reviewapp.notifications.email import OUTBOX_MEMORY
 
         OUTBOX_MEMORY.clear()
@@ -118,8 +118,7 @@ def db(app: Flask) -> Iterator[Session]:
 def committed_db(app: Flask) -> Iterator[Session]:
     """For tests that need real commits across connections (concurrency, live server).
     Every table is emptied and the reference data re-seeded afterwards."""
-    assert database.engine is not None
-    session = Session(bind=database.engine, expire_on_commit=False)
+    session = Session(bind=database.state(app).engine, expire_on_commit=False)
     bind_factories(session)
     try:
         yield session
@@ -131,8 +130,7 @@ def committed_db(app: Flask) -> Iterator[Session]:
 def _reset_database(app: Flask) -> None:
     from reviewapp.models import Base
 
-    assert database.engine is not None
-    with database.engine.begin() as conn:
+    with database.state(app).engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
             conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))

@@ -82,13 +82,12 @@ def active_ruleset(session: Session) -> RulesetVersion:
 
 def compiled_ruleset(session: Session, version: RulesetVersion) -> CompiledRuleset:
     """Compile ``version`` once per process (cached by id and content hash)."""
-    document = ruleset_document(version)
-    key = (version.id, version.content_hash or canonical_hash(document))
+    key = (version.id, version.content_hash or "")
     with _cache_lock:
-        cached = _compiled_cache.get(key)
+        cached = _compiled_cache.get(key) if version.content_hash else None
     if cached is not None:
         return cached
-    compiled = compile_document(session, document)
+    compiled = compile_document(session, ruleset_document(version))
     with _cache_lock:
         _compiled_cache[key] = compiled
     return compiled

@@ -209,11 +209,11 @@ def test_queue_page_query_count_does_not_grow_with_rows(app, login, db) -> None:
     for per in (1, 30):
         statements: list[str] = []
         listener = lambda *args, **kw: statements.append(args[2])  # noqa: E731
-        event.listen(database.engine, "before_cursor_execute", listener)
+        event.listen(database.state(app).engine, "before_cursor_execute", listener)
         try:
             client.get("/queue?per_page=%d" % per)
         finally:
-            event.remove(database.engine, "before_cursor_execute", listener)
+            event.remove(database.state(app).engine, "before_cursor_execute", listener)
         counts.append(len(statements))
     assert counts[0] <= 12 and counts[1] <= 12, counts
     _ = Organization, Application
