@@ -124,7 +124,9 @@ def configure_request_ids(app: Flask) -> None:
     @app.before_request
     def _assign_request_id() -> None:
         incoming = request.headers.get("X-Request-ID", "")
-        g.request_id = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else uuid.uuid4().hex
+        g.request_id = (
+            incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else uuid.uuid4().hex
+        )
 
     @app.after_request
     def _echo_request_id(response: Any) -> Any:

@@ -21,7 +21,16 @@ from reviewapp import ROOT
 
 def register_cli(app: Flask) -> None:
     """Attach the commands to ``app.cli``."""
-    for command in (init_db, seed, import_policies, import_applications, create_user_cmd, demo, worker, dispatch_outbox):
+    for command in (
+        init_db,
+        seed,
+        import_policies,
+        import_applications,
+        create_user_cmd,
+        demo,
+        worker,
+        dispatch_outbox,
+    ):
         app.cli.add_command(command)
 
 
@@ -67,8 +76,15 @@ def seed_reference_data(session: Any, seed_dir: Path) -> dict[str, int]:
 
     tiers_doc = yaml.safe_load((seed_dir / "tiers.yaml").read_text(encoding="utf-8"))
     for position, raw in enumerate(tiers_doc["queues"]):
-        q = session.scalars(select(Queue).where(Queue.key == raw["key"])).first() or Queue(key=raw["key"])
-        q.title, q.description, q.roles, q.position = raw["title"], raw.get("description", ""), list(raw["roles"]), position
+        q = session.scalars(select(Queue).where(Queue.key == raw["key"])).first() or Queue(
+            key=raw["key"]
+        )
+        q.title, q.description, q.roles, q.position = (
+            raw["title"],
+            raw.get("description", ""),
+            list(raw["roles"]),
+            position,
+        )
         session.add(q)
     for rank, raw in enumerate(tiers_doc["tiers"]):
         t = session.scalars(select(RiskTier).where(RiskTier.name == raw["name"])).first()
@@ -76,15 +92,26 @@ def seed_reference_data(session: Any, seed_dir: Path) -> dict[str, int]:
             t = RiskTier(name=raw["name"], rank=rank)
             session.add(t)
         t.label, t.description = raw["label"], raw.get("description", "")
-        t.sla_hours, t.approvals_required, t.default_queue = int(raw["sla_hours"]), int(raw["approvals_required"]), raw["default_queue"]
+        t.sla_hours, t.approvals_required, t.default_queue = (
+            int(raw["sla_hours"]),
+            int(raw["approvals_required"]),
+            raw["default_queue"],
+        )
     session.flush()
     seed_catalogues(session, seed_dir)
     sections, _ = import_policy_library(session, seed_dir / "policy_sections.yaml")
     created_ruleset = 0
     if session.scalars(select(RulesetVersion)).first() is None:
-        create_ruleset_version(session, load_ruleset_yaml(seed_dir / "ruleset.yaml"), actor=None, publish=True)
+        create_ruleset_version(
+            session, load_ruleset_yaml(seed_dir / "ruleset.yaml"), actor=None, publish=True
+        )
         created_ruleset = 1
-    return {"tiers": len(tiers_doc["tiers"]), "queues": len(tiers_doc["queues"]), "policy_sections": sections, "rulesets_created": created_ruleset}
+    return {
+        "tiers": len(tiers_doc["tiers"]),
+        "queues": len(tiers_doc["queues"]),
+        "policy_sections": sections,
+        "rulesets_created": created_ruleset,
+    }
 
 
 @click.command("seed")
@@ -132,15 +159,23 @@ def _importer_user(session: Any, org_name: str, cache: dict[str, Any]) -> Any:
     email = f"import+{slug}@reviewapp.invalid"
     user = session.scalars(select(User).where(User.email == email)).first()
     if user is None:
-        user = User(email=email, name=f"Inventory import ({org_name})", role=Role.developer, organization=org, active=False,
-                    password_hash="!disabled")  # no password can match: this account never logs in
+        user = User(
+            email=email,
+            name=f"Inventory import ({org_name})",
+            role=Role.developer,
+            organization=org,
+            active=False,
+            password_hash="!disabled",  # noqa: S106 - not a hash: no password can match it
+        )
         session.add(user)
         session.flush()
     cache[org_name] = user
     return user
 
 
-def import_inventory(session: Any, path: str | Path, *, commit: Any, progress: bool = True, limit: int | None = None) -> dict[str, Any]:
+def import_inventory(
+    session: Any, path: str | Path, *, commit: Any, progress: bool = True, limit: int | None = None
+) -> dict[str, Any]:
     """Import the inventory's slim CSV: one organization per agency, one submitted (and
     triaged) application per row. Rows already imported (same external_ref) are skipped.
 
@@ -155,7 +190,11 @@ def import_inventory(session: Any, path: str | Path, *, commit: Any, progress: b
     from reviewapp.errors import DomainError
 
     start = time.perf_counter()
-    existing = set(session.scalars(select(Application.external_ref).where(Application.external_ref.is_not(None))))
+    existing = set(
+        session.scalars(
+            select(Application.external_ref).where(Application.external_ref.is_not(None))
+        )
+    )
     errors: list[tuple[int, str]] = []
     created = skipped = read = 0
     users: dict[str, Any] = {}
@@ -163,7 +202,9 @@ def import_inventory(session: Any, path: str | Path, *, commit: Any, progress: b
         reader = csv.DictReader(handle)
         missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
-            raise click.UsageError(f"{path}: missing column(s) {', '.join(missing)} (expected the slim inventory format)")
+            raise click.UsageError(
+                f"{path}: missing column(s) {', '.join(missing)} (expected the slim inventory format)"
+            )
         rows = []
         while True:
             line = reader.line_num + 1
@@ -210,7 +251,13 @@ def import_inventory(session: Any, path: str | Path, *, commit: Any, progress: b
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
-    return {"read": read, "created": created, "skipped": skipped, "errors": errors, "seconds": time.perf_counter() - start}
+    return {
+        "read": read,
+        "created": created,
+        "skipped": skipped,
+        "errors": errors,
+        "seconds": time.perf_counter() - start,
+    }
 
 
 def _fill_for_submit(application: Any) -> None:
@@ -244,13 +291,21 @@ def import_applications(path: str, limit: int | None) -> None:
 
 @click.command("create-user")
 @click.argument("email")
-@click.option("--role", type=click.Choice(["developer", "reviewer", "senior_reviewer", "admin"]), default="developer")
+@click.option(
+    "--role",
+    type=click.Choice(["developer", "reviewer", "senior_reviewer", "admin"]),
+    default="developer",
+)
 @click.option("--org", "org_name", required=True, help="Organization name (created if missing).")
 @click.option("--password", required=True, help="At least 10 characters.")
 @click.option("--name", default="")
-@click.option("--api-token", is_flag=True, help="Also create an API token; printed alone on the last line.")
+@click.option(
+    "--api-token", is_flag=True, help="Also create an API token; printed alone on the last line."
+)
 @with_appcontext
-def create_user_cmd(email: str, role: str, org_name: str, password: str, name: str, api_token: bool) -> None:
+def create_user_cmd(
+    email: str, role: str, org_name: str, password: str, name: str, api_token: bool
+) -> None:
     """Create a user (and optionally a personal API token)."""
     from reviewapp.auth.models import Role
     from reviewapp.auth.services import create_user, get_or_create_organization, issue_token
@@ -259,8 +314,18 @@ def create_user_cmd(email: str, role: str, org_name: str, password: str, name: s
 
     try:
         org, _ = get_or_create_organization(db.session, org_name)
-        user = create_user(db.session, email=email, password=password, role=Role(role), organization=org, name=name)
-        token = issue_token(db.session, user, scopes="read write review" if role != "developer" else "read write") if api_token else None
+        user = create_user(
+            db.session, email=email, password=password, role=Role(role), organization=org, name=name
+        )
+        token = (
+            issue_token(
+                db.session,
+                user,
+                scopes="read write review" if role != "developer" else "read write",
+            )
+            if api_token
+            else None
+        )
     except DomainError as exc:
         db.rollback()
         fail(exc.message)
@@ -280,7 +345,9 @@ DEMO_PASSWORD = "demo-password-1"  # noqa: S105 - demo accounts on a local embed
 
 
 @click.command("demo")
-@click.option("--data", "data_path", default=None, help="Inventory slim CSV (default: ../shared/data/…).")
+@click.option(
+    "--data", "data_path", default=None, help="Inventory slim CSV (default: ../shared/data/…)."
+)
 @with_appcontext
 def demo(data_path: str | None) -> None:
     """Schema, reference data, demo accounts and the real inventory, triaged. Idempotent."""
@@ -294,15 +361,28 @@ def demo(data_path: str | None) -> None:
     for email, role, org_name, name in DEMO_USERS:
         if find_user_by_email(db.session, email) is None:
             org, _ = get_or_create_organization(db.session, org_name)
-            create_user(db.session, email=email, password=DEMO_PASSWORD, role=Role(role), organization=org, name=name)
+            create_user(
+                db.session,
+                email=email,
+                password=DEMO_PASSWORD,
+                role=Role(role),
+                organization=org,
+                name=name,
+            )
     db.commit()
-    path = Path(data_path) if data_path else ROOT.parent / "shared" / "data" / "fed_ai_inventory_2024_slim.csv"
+    path = (
+        Path(data_path)
+        if data_path
+        else ROOT.parent / "shared" / "data" / "fed_ai_inventory_2024_slim.csv"
+    )
     if path.exists():
         result = import_inventory(db.session, path, commit=db.commit)
-        click.echo(f"inventory: created {result['created']}, already present {result['skipped']}, bad {len(result['errors'])} ({result['seconds']:.1f} s)")
+        click.echo(
+            f"inventory: created {result['created']}, already present {result['skipped']}, bad {len(result['errors'])} ({result['seconds']:.1f} s)"
+        )
     else:
         click.echo(f"warning: {path} not found; no demo applications imported", err=True)
-    click.echo("demo accounts (password for all: %s):" % DEMO_PASSWORD)
+    click.echo(f"demo accounts (password for all: {DEMO_PASSWORD}):")
     for email, role, org_name, _ in DEMO_USERS:
         click.echo(f"  {role:16} {email:22} ({org_name})")
 
@@ -318,7 +398,9 @@ def worker(burst: bool) -> None:
 
     conn = redis_connection()
     if conn is None:
-        fail("REVIEWAPP_REDIS_URL is not set; without Redis, jobs run inline and no worker is needed")
+        fail(
+            "REVIEWAPP_REDIS_URL is not set; without Redis, jobs run inline and no worker is needed"
+        )
     queues = [rq_queue(name) for name in QUEUES]
     Worker(queues, connection=conn).work(burst=burst, with_scheduler=False)
 

@@ -4,12 +4,34 @@ from reviewapp.applications.models import Application, Revision
 from reviewapp.audit.models import AuditEvent, OutboxEvent
 from reviewapp.auth.models import ApiToken, Organization, User
 from reviewapp.db import Base
-from reviewapp.policies.models import PolicySection, PolicySectionVersion, ResponseTemplate, SafetyRequirement
+from reviewapp.policies.models import (
+    PolicySection,
+    PolicySectionVersion,
+    ResponseTemplate,
+    SafetyRequirement,
+)
 from reviewapp.review.models import Citation, Decision, Queue, RequiredSafetyRequirement, RiskTier
 from reviewapp.triage.models import Rule, RulesetVersion, TriageResult
 
 __all__ = [
-    "ApiToken", "Application", "AuditEvent", "Base", "Citation", "Decision", "Organization", "OutboxEvent",
-    "PolicySection", "PolicySectionVersion", "Queue", "RequiredSafetyRequirement", "ResponseTemplate", "RiskTier",
-    "Revision", "Rule", "RulesetVersion", "SafetyRequirement", "TriageResult", "User",
+    "ApiToken",
+    "Application",
+    "AuditEvent",
+    "Base",
+    "Citation",
+    "Decision",
+    "Organization",
+    "OutboxEvent",
+    "PolicySection",
+    "PolicySectionVersion",
+    "Queue",
+    "RequiredSafetyRequirement",
+    "ResponseTemplate",
+    "RiskTier",
+    "Revision",
+    "Rule",
+    "RulesetVersion",
+    "SafetyRequirement",
+    "TriageResult",
+    "User",
 ]

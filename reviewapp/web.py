@@ -8,7 +8,17 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user, login_required
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.orm.exc import StaleDataError
@@ -146,7 +156,15 @@ def init_errors(app: Flask) -> None:
         }
         message = messages.get(code, exc.description or exc.name)
         if _wants_json():
-            names = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large", 429: "rate_limited"}
+            names = {
+                400: "bad_request",
+                401: "unauthorized",
+                403: "forbidden",
+                404: "not_found",
+                405: "method_not_allowed",
+                413: "payload_too_large",
+                429: "rate_limited",
+            }
             return json_error(code, names.get(code, "http_error"), message)
         return render_template("error.html", code=code, message=message), code
 
@@ -158,4 +176,6 @@ def init_errors(app: Flask) -> None:
         app.logger.exception("unhandled error")
         if _wants_json():
             return json_error(500, "internal_error", "Something went wrong on our side.")
-        return render_template("error.html", code=500, message="Something went wrong on our side."), 500
+        return render_template(
+            "error.html", code=500, message="Something went wrong on our side."
+        ), 500

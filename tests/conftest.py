@@ -30,13 +30,17 @@ from reviewapp.extensions import db as database
 from tests.factories import bind_factories
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
-PG_URL = os.environ.get("REVIEWAPP_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/reviewapp_test")
+PG_URL = os.environ.get(
+    "REVIEWAPP_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/reviewapp_test"
+)
 REDIS_URL = os.environ.get("REVIEWAPP_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 
 
 def _postgres_available() -> bool:
     try:
-        engine = create_engine(make_url(PG_URL).set(database="postgres"), connect_args={"connect_timeout": 3})
+        engine = create_engine(
+            make_url(PG_URL).set(database="postgres"), connect_args={"connect_timeout": 3}
+        )
         with engine.connect():
             pass
         engine.dispose()
@@ -87,7 +91,11 @@ def app(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Flask:
     application = create_app("testing", DATABASE_URL=database_url, REDIS_URL=None)
     application.test_client_class = FlaskLoginClient
     with application.app_context():
-        seed_reference_data(database.session, application.config["SEED_DIR"] and __import__("pathlib").Path(application.config["SEED_DIR"]))
+        seed_reference_data(
+            database.session,
+            application.config["SEED_DIR"]
+            and __import__("pathlib").Path(application.config["SEED_DIR"]),
+        )
         database.commit()
     return application
 
@@ -100,7 +108,9 @@ def db(app: Flask) -> Iterator[Session]:
     connection = state.engine.connect()
     transaction = connection.begin()
     state.sessionmaker.configure(bind=connection, join_transaction_mode="create_savepoint")
-    session = Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    session = Session(
+        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+    )
     bind_factories(session)
     try:
         yield session
@@ -177,7 +187,9 @@ def login(app: Flask, db: Session) -> Any:
     return _login
 
 
-_CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf_token" value="([^"]+)"')
+_CSRF_RE = re.compile(
+    r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf_token" value="([^"]+)"'
+)
 
 
 def csrf_token(client: FlaskClient, path: str = "/policies") -> str:
@@ -190,7 +202,14 @@ def csrf_token(client: FlaskClient, path: str = "/policies") -> str:
     return match.group(1) or match.group(2)
 
 
-def post_form(client: FlaskClient, path: str, data: dict[str, Any] | None = None, *, token_from: str | None = None, **kwargs: Any) -> Any:
+def post_form(
+    client: FlaskClient,
+    path: str,
+    data: dict[str, Any] | None = None,
+    *,
+    token_from: str | None = None,
+    **kwargs: Any,
+) -> Any:
     """POST a form with a valid CSRF token read from ``token_from`` (default: ``path`` if GET-able, else /policies)."""
     token = csrf_token(client, token_from or "/policies")
     return client.post(path, data={**(data or {}), "csrf_token": token}, **kwargs)

@@ -24,13 +24,23 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 def index() -> Any:
     """Counts by status and tier, the active ruleset, recent audit events, users."""
     session = db.session
-    by_status = dict(session.execute(select(Application.status, func.count()).group_by(Application.status)).all())
-    by_tier = dict(session.execute(
-        select(Application.risk_tier, func.count()).where(Application.risk_tier.is_not(None)).group_by(Application.risk_tier)
-    ).all())
-    by_reference = dict(session.execute(
-        select(Application.reference_tier, func.count()).where(Application.reference_tier.is_not(None)).group_by(Application.reference_tier)
-    ).all())
+    by_status = dict(
+        session.execute(select(Application.status, func.count()).group_by(Application.status)).all()
+    )
+    by_tier = dict(
+        session.execute(
+            select(Application.risk_tier, func.count())
+            .where(Application.risk_tier.is_not(None))
+            .group_by(Application.risk_tier)
+        ).all()
+    )
+    by_reference = dict(
+        session.execute(
+            select(Application.reference_tier, func.count())
+            .where(Application.reference_tier.is_not(None))
+            .group_by(Application.reference_tier)
+        ).all()
+    )
     try:
         ruleset = active_ruleset(session)
     except Exception:  # noqa: BLE001 - an empty database still shows the console
@@ -39,9 +49,18 @@ def index() -> Any:
     users = session.scalars(select(User).order_by(User.role, User.email).limit(200)).all()
     return render_template(
         "admin/index.html",
-        by_status=by_status, by_tier=by_tier, by_reference=by_reference, tiers=tier_labels(session),
-        ruleset=ruleset, versions=session.scalars(select(RulesetVersion).order_by(RulesetVersion.number.desc())).all(),
-        events=events, users=users,
+        by_status=by_status,
+        by_tier=by_tier,
+        by_reference=by_reference,
+        tiers=tier_labels(session),
+        ruleset=ruleset,
+        versions=session.scalars(
+            select(RulesetVersion).order_by(RulesetVersion.number.desc())
+        ).all(),
+        events=events,
+        users=users,
         organizations=session.scalar(select(func.count()).select_from(Organization)),
-        pending_outbox=session.scalar(select(func.count()).select_from(OutboxEvent).where(OutboxEvent.delivered_at.is_(None))),
+        pending_outbox=session.scalar(
+            select(func.count()).select_from(OutboxEvent).where(OutboxEvent.delivered_at.is_(None))
+        ),
     )

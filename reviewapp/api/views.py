@@ -10,8 +10,8 @@ from flask import Blueprint, current_app, g, jsonify, request
 from sqlalchemy import func, select
 
 from reviewapp.applications.models import Application, Status
-from reviewapp.applications.services import create_application, get_application, submit_application
 from reviewapp.applications.schema import load_vocabularies
+from reviewapp.applications.services import create_application, get_application, submit_application
 from reviewapp.auth.models import Permission, User
 from reviewapp.auth.services import user_for_token
 from reviewapp.errors import DomainError, PermissionDenied, ValidationFailed
@@ -33,13 +33,23 @@ def token_required(scope: str) -> Callable[[Callable[..., Any]], Callable[..., A
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             header = request.headers.get("Authorization", "")
             if not header.startswith("Bearer "):
-                return json_error(401, "unauthorized", "Send a personal API token as 'Authorization: Bearer <token>'.")
+                return json_error(
+                    401,
+                    "unauthorized",
+                    "Send a personal API token as 'Authorization: Bearer <token>'.",
+                )
             found = user_for_token(db.session, header[7:])
             if found is None:
-                return json_error(401, "unauthorized", "The API token is invalid, revoked or belongs to a deactivated user.")
+                return json_error(
+                    401,
+                    "unauthorized",
+                    "The API token is invalid, revoked or belongs to a deactivated user.",
+                )
             user, token = found
             if scope not in token.scopes.split():
-                return json_error(403, "insufficient_scope", f"This token lacks the {scope!r} scope.")
+                return json_error(
+                    403, "insufficient_scope", f"This token lacks the {scope!r} scope."
+                )
             g.api_user = user
             db.commit()  # last_used_at
             return view(*args, **kwargs)
@@ -71,12 +81,22 @@ def serialize_application(application: Application) -> dict[str, Any]:
     """Full application shape (content of the current revision, triage, decision)."""
     revision = application.current_revision
     triage = latest_triage_result(db.session, revision.id) if revision is not None else None
-    decision = db.session.get(Decision, application.last_decision_id) if application.last_decision_id else None
-    content = revision.content if revision is not None and application.status != Status.draft else application.draft
+    decision = (
+        db.session.get(Decision, application.last_decision_id)
+        if application.last_decision_id
+        else None
+    )
+    content = (
+        revision.content
+        if revision is not None and application.status != Status.draft
+        else application.draft
+    )
     return {
         **serialize_summary(application),
         "content": content,
-        "draft": application.draft if application.status in (Status.draft, Status.mitigations_requested) else None,
+        "draft": application.draft
+        if application.status in (Status.draft, Status.mitigations_requested)
+        else None,
         "revision": revision.number if revision is not None else None,
         "flags": application.flags,
         "sla_due_at": application.sla_due_at.isoformat() if application.sla_due_at else None,
@@ -88,7 +108,13 @@ def serialize_application(application: Application) -> dict[str, Any]:
             "tier": triage.tier,
             "queue": triage.queue,
             "fired_rules": [
-                {"key": f["key"], "name": f["name"], "actions": f["actions"], "explanation": f["explanation"]} for f in triage.fired
+                {
+                    "key": f["key"],
+                    "name": f["name"],
+                    "actions": f["actions"],
+                    "explanation": f["explanation"],
+                }
+                for f in triage.fired
             ],
             "flags": triage.flags,
             "errors": triage.errors,
@@ -99,14 +125,21 @@ def serialize_application(application: Application) -> dict[str, Any]:
             "outcome": decision.outcome,
             "message": decision.message,
             "decided_at": decision.decided_at.isoformat(),
-            "revision": next((r.number for r in application.revisions if r.id == decision.revision_id), None),
+            "revision": next(
+                (r.number for r in application.revisions if r.id == decision.revision_id), None
+            ),
             "citations": [
-                {"id": c.policy_section_version.section.key, "number": c.policy_section_version.section.number,
-                 "title": c.policy_section_version.section.title, "version": c.policy_section_version.version}
+                {
+                    "id": c.policy_section_version.section.key,
+                    "number": c.policy_section_version.section.number,
+                    "title": c.policy_section_version.section.title,
+                    "version": c.policy_section_version.version,
+                }
                 for c in decision.citations
             ],
             "safety_requirements": [
-                {"id": r.safety_requirement.key, "title": r.safety_requirement.title} for r in decision.required_safety_requirements
+                {"id": r.safety_requirement.key, "title": r.safety_requirement.title}
+                for r in decision.required_safety_requirements
             ],
         },
     }
@@ -123,7 +156,12 @@ def vocabularies() -> Any:
             "domains": list(vocab.domains),
             "modalities": list(vocab.modalities),
             "tiers": list(tier_labels(db.session)),
-            "labels": {"category": vocab.categories, "end_users": vocab.end_users, "domains": vocab.domains, "modalities": vocab.modalities},
+            "labels": {
+                "category": vocab.categories,
+                "end_users": vocab.end_users,
+                "domains": vocab.domains,
+                "modalities": vocab.modalities,
+            },
         }
     )
 
@@ -144,7 +182,9 @@ def create() -> Any:
     body = _json_body()
     submit = body.pop("submit", False)
     if not isinstance(submit, bool):
-        raise ValidationFailed("'submit' must be true or false.", fields={"submit": "must be a boolean"})
+        raise ValidationFailed(
+            "'submit' must be true or false.", fields={"submit": "must be a boolean"}
+        )
     try:
         application = create_application(db.session, _user(), body)
         if submit:
@@ -175,11 +215,16 @@ def index() -> Any:
         page = int(request.args.get("page", 1))
         per_page = int(request.args.get("per_page", 25))
     except ValueError:
-        raise ValidationFailed("page and per_page must be whole numbers.", fields={"page": "integer", "per_page": "integer"}) from None
+        raise ValidationFailed(
+            "page and per_page must be whole numbers.",
+            fields={"page": "integer", "per_page": "integer"},
+        ) from None
     max_per_page = current_app.config["API_MAX_PER_PAGE"]
     if page < 1 or not 1 <= per_page <= max_per_page:
-        raise ValidationFailed(f"page must be ≥ 1 and per_page between 1 and {max_per_page}.",
-                               fields={"per_page": f"between 1 and {max_per_page}"})
+        raise ValidationFailed(
+            f"page must be ≥ 1 and per_page between 1 and {max_per_page}.",
+            fields={"per_page": f"between 1 and {max_per_page}"},
+        )
     stmt = select(Application)
     if not user.can(Permission.view_all_applications):
         if not user.can(Permission.view_own_organization):
@@ -188,12 +233,23 @@ def index() -> Any:
     status, tier = request.args.get("status"), request.args.get("tier")
     if status:
         if status not in Status.__members__:
-            raise ValidationFailed(f"Unknown status {status!r}.", fields={"status": "unknown value"})
+            raise ValidationFailed(
+                f"Unknown status {status!r}.", fields={"status": "unknown value"}
+            )
         stmt = stmt.where(Application.status == status)
     if tier:
         if tier not in tier_labels(db.session):
             raise ValidationFailed(f"Unknown tier {tier!r}.", fields={"tier": "unknown value"})
         stmt = stmt.where(Application.risk_tier == tier)
     total = db.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-    items = db.session.scalars(stmt.order_by(Application.id.desc()).offset((page - 1) * per_page).limit(per_page)).all()
-    return jsonify({"items": [serialize_summary(a) for a in items], "page": page, "per_page": per_page, "total": total})
+    items = db.session.scalars(
+        stmt.order_by(Application.id.desc()).offset((page - 1) * per_page).limit(per_page)
+    ).all()
+    return jsonify(
+        {
+            "items": [serialize_summary(a) for a in items],
+            "page": page,
+            "per_page": per_page,
+            "total": total,
+        }
+    )

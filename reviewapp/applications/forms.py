@@ -5,12 +5,25 @@ from __future__ import annotations
 from typing import Any
 
 from flask_wtf import FlaskForm
-from wtforms import IntegerField, RadioField, SelectField, SelectMultipleField, StringField, SubmitField, TextAreaField
-from wtforms.validators import Length, NumberRange, Optional, ValidationError
+from wtforms import (
+    IntegerField,
+    RadioField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    SubmitField,
+    TextAreaField,
+)
 from wtforms.fields.choices import SelectChoice
+from wtforms.validators import Length, NumberRange, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from reviewapp.applications.schema import FIELD_LABELS, MAX_MONTHLY_REQUESTS, TEXT_LIMITS, load_vocabularies
+from reviewapp.applications.schema import (
+    FIELD_LABELS,
+    MAX_MONTHLY_REQUESTS,
+    TEXT_LIMITS,
+    load_vocabularies,
+)
 
 
 def choices(pairs: Any) -> list[SelectChoice]:
@@ -42,7 +55,8 @@ class ApplicationForm(FlaskForm):
     title = StringField(FIELD_LABELS["title"], validators=[_len("title")])
     category = SelectField(FIELD_LABELS["category"], validators=[Optional()])
     description = TextAreaField(
-        FIELD_LABELS["description"], validators=[_len("description")],
+        FIELD_LABELS["description"],
+        validators=[_len("description")],
         description="What the deployment does, for whom, and what the model's outputs are used for.",
     )
     benefits = TextAreaField(FIELD_LABELS["benefits"], validators=[_len("benefits")])
@@ -50,15 +64,19 @@ class ApplicationForm(FlaskForm):
     domains = MultiCheckboxField(FIELD_LABELS["domains"])
     modalities = MultiCheckboxField(FIELD_LABELS["modalities"])
     monthly_requests = IntegerField(
-        FIELD_LABELS["monthly_requests"], validators=[Optional(), NumberRange(min=0, max=MAX_MONTHLY_REQUESTS)]
+        FIELD_LABELS["monthly_requests"],
+        validators=[Optional(), NumberRange(min=0, max=MAX_MONTHLY_REQUESTS)],
     )
     human_review_of_outputs = RadioField(
         FIELD_LABELS["human_review_of_outputs"],
-        choices=choices([("yes", "Yes, a person reviews outputs before they reach end users"), ("no", "No")]),
+        choices=choices(
+            [("yes", "Yes, a person reviews outputs before they reach end users"), ("no", "No")]
+        ),
         validators=[Optional()],
     )
     safety_measures = TextAreaField(
-        FIELD_LABELS["safety_measures"], validators=[_len("safety_measures")],
+        FIELD_LABELS["safety_measures"],
+        validators=[_len("safety_measures")],
         description="Moderation, rate limits, disclosure, age checks, human oversight… whatever is already in place.",
     )
     product_url = StringField(FIELD_LABELS["product_url"], validators=[_len("product_url")])
@@ -92,7 +110,17 @@ class ApplicationForm(FlaskForm):
 
     def fill(self, content: dict[str, Any]) -> None:
         """Populate from application content (GET of the edit page)."""
-        for name in ("title", "description", "benefits", "safety_measures", "product_url", "end_users", "domains", "modalities", "monthly_requests"):
+        for name in (
+            "title",
+            "description",
+            "benefits",
+            "safety_measures",
+            "product_url",
+            "end_users",
+            "domains",
+            "modalities",
+            "monthly_requests",
+        ):
             getattr(self, name).data = content.get(name)
         self.category.data = content.get("category") or ""
         hr = content.get("human_review_of_outputs")

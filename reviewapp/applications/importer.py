@@ -159,7 +159,9 @@ def map_row(row: Mapping[str, Any]) -> InventoryRecord:
     outputs = str(row.get("outputs") or "").strip()
     description = purpose
     if outputs:
-        description = f"{purpose}\n\nSystem outputs: {outputs}" if purpose else f"System outputs: {outputs}"
+        description = (
+            f"{purpose}\n\nSystem outputs: {outputs}" if purpose else f"System outputs: {outputs}"
+        )
     measures = []
     if _clean(row.get("key_risks")):
         measures.append(f"Key risks identified: {str(row['key_risks']).strip()}")
@@ -174,7 +176,9 @@ def map_row(row: Mapping[str, Any]) -> InventoryRecord:
         "description": description[:10_000],
         "benefits": "",
         "end_users": end_users,
-        "domains": map_domains(str(row.get("topic_area") or ""), str(row.get("contains_pii") or "")),
+        "domains": map_domains(
+            str(row.get("topic_area") or ""), str(row.get("contains_pii") or "")
+        ),
         "modalities": ["text"],
         "monthly_requests": None,
         "human_review_of_outputs": map_human_review(str(row.get("autonomous_decision") or "")),

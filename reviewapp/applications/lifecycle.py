@@ -67,10 +67,14 @@ def next_status(status: str, action: Action, actor: Actor) -> Status:
     """
     entry = TRANSITIONS.get((Status(status), action))
     if entry is None:
-        raise InvalidTransition(f"An application that is {Status(status).label.lower()} cannot be {_past(action)}.")
+        raise InvalidTransition(
+            f"An application that is {Status(status).label.lower()} cannot be {_past(action)}."
+        )
     new_status, allowed = entry
     if actor not in allowed:
-        raise InvalidTransition(f"Only {' or '.join(sorted(allowed))} may {action.value.replace('_', ' ')} here.")
+        raise InvalidTransition(
+            f"Only {' or '.join(sorted(allowed))} may {action.value.replace('_', ' ')} here."
+        )
     return new_status
 
 

@@ -63,11 +63,11 @@ class Application(Base):
             f"status NOT IN ({_in(DECIDED_STATUSES)}) OR last_decision_id IS NOT NULL",
             name="decided_has_decision",
         ),
-        CheckConstraint(
-            f"status IN ({_in(tuple(Status))})", name="status_known"
-        ),
+        CheckConstraint(f"status IN ({_in(tuple(Status))})", name="status_known"),
         # The reviewer queue: filter by status/queue, order by SLA due, tier (desc), age.
-        Index("ix_application_queue_order", "status", "queue", "sla_due_at", "tier_rank", "queued_at"),
+        Index(
+            "ix_application_queue_order", "status", "queue", "sla_due_at", "tier_rank", "queued_at"
+        ),
         Index("ix_application_org_created", "organization_id", "created_at"),
     )
 
@@ -107,9 +107,13 @@ class Application(Base):
     organization: Mapped[Organization] = relationship()
     submitter: Mapped[User] = relationship(foreign_keys=[submitter_id])
     claimed_by: Mapped[User | None] = relationship(foreign_keys=[claimed_by_id])
-    current_revision: Mapped[Revision | None] = relationship(foreign_keys=[current_revision_id], post_update=True)
+    current_revision: Mapped[Revision | None] = relationship(
+        foreign_keys=[current_revision_id], post_update=True
+    )
     revisions: Mapped[list[Revision]] = relationship(
-        foreign_keys="Revision.application_id", back_populates="application", order_by="Revision.number"
+        foreign_keys="Revision.application_id",
+        back_populates="application",
+        order_by="Revision.number",
     )
 
     @property

@@ -33,7 +33,9 @@ class Vocabularies:
 @functools.cache
 def load_vocabularies(path: str | None = None) -> Vocabularies:
     """Read ``config/vocabularies.yaml`` (or ``path``); cached per path."""
-    data = yaml.safe_load(Path(path or CONFIG_DIR / "vocabularies.yaml").read_text(encoding="utf-8"))
+    data = yaml.safe_load(
+        Path(path or CONFIG_DIR / "vocabularies.yaml").read_text(encoding="utf-8")
+    )
     return Vocabularies(
         categories=dict(data["categories"]),
         end_users=dict(data["end_users"]),
@@ -109,7 +111,9 @@ def empty_content() -> dict[str, Any]:
     }
 
 
-def clean_content(raw: dict[str, Any], *, for_submit: bool, partial: bool = False) -> dict[str, Any]:
+def clean_content(
+    raw: dict[str, Any], *, for_submit: bool, partial: bool = False
+) -> dict[str, Any]:
     """Validate and normalise application content.
 
     Args:
@@ -175,7 +179,9 @@ def _clean_field(name: str, value: Any, vocab: Vocabularies) -> Any:
             raise ValueError("must be a list of strings")
         bad = [v for v in value if v not in allowed]
         if bad:
-            raise ValueError(f"unknown value(s) {', '.join(map(repr, bad))}; see GET /api/v1/vocabularies")
+            raise ValueError(
+                f"unknown value(s) {', '.join(map(repr, bad))}; see GET /api/v1/vocabularies"
+            )
         chosen = set(value)
         return [k for k in allowed if k in chosen]
     if name == "monthly_requests":

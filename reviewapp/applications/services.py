@@ -32,15 +32,23 @@ def can_view(user: User, application: Application) -> bool:
     """Developers see their organization's applications; the review team sees all."""
     if user.can(Permission.view_all_applications):
         return True
-    return user.can(Permission.view_own_organization) and application.organization_id == user.organization_id
+    return (
+        user.can(Permission.view_own_organization)
+        and application.organization_id == user.organization_id
+    )
 
 
 def can_edit(user: User, application: Application) -> bool:
     """Members of the applying organization may edit drafts and act as the applicant."""
-    return user.can(Permission.submit_applications) and application.organization_id == user.organization_id
+    return (
+        user.can(Permission.submit_applications)
+        and application.organization_id == user.organization_id
+    )
 
 
-def get_application(session: Session, user: User, reference: str, *, for_update: bool = False) -> Application:
+def get_application(
+    session: Session, user: User, reference: str, *, for_update: bool = False
+) -> Application:
     """Load an application by reference and check that ``user`` may see it.
 
     Raises:
@@ -64,7 +72,10 @@ def create_application(session: Session, actor: User, content: dict[str, Any]) -
         raise PermissionDenied("Only developers file applications.")
     cleaned = clean_content(content, for_submit=False)
     application = Application(
-        organization_id=actor.organization_id, submitter_id=actor.id, status=Status.draft, draft=cleaned
+        organization_id=actor.organization_id,
+        submitter_id=actor.id,
+        status=Status.draft,
+        draft=cleaned,
     )
     session.add(application)
     session.flush()
@@ -79,7 +90,14 @@ def create_application(session: Session, actor: User, content: dict[str, Any]) -
     return application
 
 
-def update_draft(session: Session, actor: User, application: Application, content: dict[str, Any], *, partial: bool = False) -> Application:
+def update_draft(
+    session: Session,
+    actor: User,
+    application: Application,
+    content: dict[str, Any],
+    *,
+    partial: bool = False,
+) -> Application:
     """Replace (or, with ``partial``, patch) the draft content.
 
     Raises:
@@ -121,12 +139,21 @@ def submit_application(
     """
     if not can_edit(actor, application):
         raise PermissionDenied("Only the applying organization may submit this application.")
-    action = Action.resubmit if application.status == Status.mitigations_requested else Action.submit
+    action = (
+        Action.resubmit if application.status == Status.mitigations_requested else Action.submit
+    )
     before = snapshot(application)
     submitted = next_status(application.status, action, Actor.developer)
     content = clean_content(application.draft, for_submit=require_complete)
-    number = (session.scalar(select(func.max(Revision.number)).where(Revision.application_id == application.id)) or 0) + 1
-    revision = Revision(application_id=application.id, number=number, content=content, submitted_by_id=actor.id)
+    number = (
+        session.scalar(
+            select(func.max(Revision.number)).where(Revision.application_id == application.id)
+        )
+        or 0
+    ) + 1
+    revision = Revision(
+        application_id=application.id, number=number, content=content, submitted_by_id=actor.id
+    )
     session.add(revision)
     session.flush()
     application.current_revision = revision
@@ -182,6 +209,8 @@ def list_organization_applications(
         stmt = stmt.where(Application.status == status)
     total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     items = session.scalars(
-        stmt.order_by(Application.created_at.desc(), Application.id.desc()).offset((page - 1) * per_page).limit(per_page)
+        stmt.order_by(Application.created_at.desc(), Application.id.desc())
+        .offset((page - 1) * per_page)
+        .limit(per_page)
     ).all()
     return list(items), total

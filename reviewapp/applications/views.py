@@ -44,8 +44,18 @@ def index() -> Any:
     if status and status not in Status.__members__:
         status = None
     page = _page()
-    items, total = list_organization_applications(db.session, current_user, page=page, per_page=25, status=status)
-    return render_template("applications/index.html", items=items, total=total, page=page, per_page=25, status=status, statuses=list(Status))
+    items, total = list_organization_applications(
+        db.session, current_user, page=page, per_page=25, status=status
+    )
+    return render_template(
+        "applications/index.html",
+        items=items,
+        total=total,
+        page=page,
+        per_page=25,
+        status=status,
+        statuses=list(Status),
+    )
 
 
 def _apply_errors(form: ApplicationForm, exc: DomainError) -> None:
@@ -122,14 +132,29 @@ def detail(reference: str) -> Any:
     application = get_application(db.session, current_user, reference)
     if current_user.can(Permission.view_queue):
         return redirect(url_for("review.application", reference=reference))
-    decision = db.session.get(Decision, application.last_decision_id) if application.last_decision_id else None
+    decision = (
+        db.session.get(Decision, application.last_decision_id)
+        if application.last_decision_id
+        else None
+    )
     decisions = db.session.scalars(
-        select(Decision).where(Decision.application_id == application.id).order_by(Decision.decided_at.desc())
+        select(Decision)
+        .where(Decision.application_id == application.id)
+        .order_by(Decision.decided_at.desc())
     ).all()
-    triage = latest_triage_result(db.session, application.current_revision_id) if application.current_revision_id else None
+    triage = (
+        latest_triage_result(db.session, application.current_revision_id)
+        if application.current_revision_id
+        else None
+    )
     return render_template(
-        "applications/detail.html", application=application, decision=decision, decisions=decisions,
-        triage=triage, confirm=ConfirmForm(), can_edit=can_edit(current_user, application),
+        "applications/detail.html",
+        application=application,
+        decision=decision,
+        decisions=decisions,
+        triage=triage,
+        confirm=ConfirmForm(),
+        can_edit=can_edit(current_user, application),
     )
 
 
@@ -144,7 +169,11 @@ def submit(reference: str) -> Any:
         submit_application(db.session, current_user, application)
     except DomainError as exc:
         db.rollback()
-        flash(exc.message + (" " + "; ".join(f"{k}: {v}" for k, v in exc.fields.items()) if exc.fields else ""), "danger")
+        flash(
+            exc.message
+            + (" " + "; ".join(f"{k}: {v}" for k, v in exc.fields.items()) if exc.fields else ""),
+            "danger",
+        )
         return redirect(url_for(".edit", reference=reference))
     db.commit()
     flash(_saved_message(application), "success")

@@ -18,11 +18,19 @@ class RegisterForm(FlaskForm):
     email = EmailField("Email", validators=[DataRequired(), Email(), Length(max=254)])
     password = PasswordField(
         "Password",
-        validators=[DataRequired(), Length(min=10, max=1000, message="Use at least 10 characters.")],
+        validators=[
+            DataRequired(),
+            Length(min=10, max=1000, message="Use at least 10 characters."),
+        ],
     )
-    confirm = PasswordField("Repeat password", validators=[DataRequired(), EqualTo("password", message="The passwords differ.")])
+    confirm = PasswordField(
+        "Repeat password",
+        validators=[DataRequired(), EqualTo("password", message="The passwords differ.")],
+    )
     organization = StringField(
-        "Organization", validators=[DataRequired(), Length(max=200)], description="A new organization is created unless it already exists."
+        "Organization",
+        validators=[DataRequired(), Length(max=200)],
+        description="A new organization is created unless it already exists.",
     )
     join_code = StringField(
         "Join code",

@@ -158,9 +158,17 @@ class ApiToken(Base):
     user: Mapped[User] = relationship()
 
     @classmethod
-    def issue(cls, user: User, *, name: str = "", scopes: str = "read write") -> tuple[ApiToken, str]:
+    def issue(
+        cls, user: User, *, name: str = "", scopes: str = "read write"
+    ) -> tuple[ApiToken, str]:
         """Create a token for ``user``; returns (token row, clear token string)."""
         prefix = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
-        row = cls(user=user, name=name, prefix=prefix, secret_hash=hash_token_secret(secret), scopes=scopes)
+        row = cls(
+            user=user,
+            name=name,
+            prefix=prefix,
+            secret_hash=hash_token_secret(secret),
+            scopes=scopes,
+        )
         return row, f"ra_{prefix}_{secret}"

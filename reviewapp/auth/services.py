@@ -15,13 +15,17 @@ from reviewapp.errors import ConflictError, PermissionDenied, ValidationFailed
 
 def find_user_by_email(session: Session, email: str) -> User | None:
     """Case-insensitive lookup."""
-    return session.scalars(select(User).where(func.lower(User.email) == email.strip().lower())).first()
+    return session.scalars(
+        select(User).where(func.lower(User.email) == email.strip().lower())
+    ).first()
 
 
 def get_or_create_organization(session: Session, name: str) -> tuple[Organization, bool]:
     """Return (organization, created)."""
     name = " ".join(name.split())
-    org = session.scalars(select(Organization).where(func.lower(Organization.name) == name.lower())).first()
+    org = session.scalars(
+        select(Organization).where(func.lower(Organization.name) == name.lower())
+    ).first()
     if org is not None:
         return org, False
     org = Organization(name=name)
@@ -31,7 +35,14 @@ def get_or_create_organization(session: Session, name: str) -> tuple[Organizatio
 
 
 def create_user(
-    session: Session, *, email: str, password: str, role: Role, organization: Organization, name: str = "", actor: User | None = None
+    session: Session,
+    *,
+    email: str,
+    password: str,
+    role: Role,
+    organization: Organization,
+    name: str = "",
+    actor: User | None = None,
 ) -> User:
     """Create a user.
 
@@ -40,19 +51,39 @@ def create_user(
         ValidationFailed: the password is shorter than 10 characters.
     """
     if find_user_by_email(session, email) is not None:
-        raise ConflictError("An account with this email already exists.", fields={"email": "already registered"})
+        raise ConflictError(
+            "An account with this email already exists.", fields={"email": "already registered"}
+        )
     if len(password) < 10:
-        raise ValidationFailed("Passwords need at least 10 characters.", fields={"password": "too short"})
-    user = User(email=email.strip().lower(), name=name.strip(), role=role, organization=organization)
+        raise ValidationFailed(
+            "Passwords need at least 10 characters.", fields={"password": "too short"}
+        )
+    user = User(
+        email=email.strip().lower(), name=name.strip(), role=role, organization=organization
+    )
     user.set_password(password)
     session.add(user)
     session.flush()
-    record_event(session, actor=actor or user, action="user.create", subject_type="user", subject_id=user.id,
-                 after={"email": user.email, "role": str(role), "organization": organization.name})
+    record_event(
+        session,
+        actor=actor or user,
+        action="user.create",
+        subject_type="user",
+        subject_id=user.id,
+        after={"email": user.email, "role": str(role), "organization": organization.name},
+    )
     return user
 
 
-def register_developer(session: Session, *, name: str, email: str, password: str, organization_name: str, join_code: str) -> User:
+def register_developer(
+    session: Session,
+    *,
+    name: str,
+    email: str,
+    password: str,
+    organization_name: str,
+    join_code: str,
+) -> User:
     """Self-service sign-up: creates the organization, or joins it with its join code.
 
     Raises:
@@ -64,7 +95,9 @@ def register_developer(session: Session, *, name: str, email: str, password: str
             "That organization already exists. Ask a member for its join code to join it.",
             fields={"join_code": "ask a member of the organization for the join code"},
         )
-    return create_user(session, email=email, password=password, role=Role.developer, organization=org, name=name)
+    return create_user(
+        session, email=email, password=password, role=Role.developer, organization=org, name=name
+    )
 
 
 _DUMMY: list[User] = []
@@ -106,11 +139,19 @@ def user_for_token(session: Session, token: str) -> tuple[User, ApiToken] | None
     return row.user, row
 
 
-def issue_token(session: Session, user: User, *, name: str = "cli", scopes: str = "read write") -> str:
+def issue_token(
+    session: Session, user: User, *, name: str = "cli", scopes: str = "read write"
+) -> str:
     """Create an API token for ``user``; returns the clear token (shown once)."""
     row, clear = ApiToken.issue(user, name=name, scopes=scopes)
     session.add(row)
     session.flush()
-    record_event(session, actor=user, action="api_token.create", subject_type="api_token", subject_id=row.id,
-                 after={"name": name, "scopes": scopes})
+    record_event(
+        session,
+        actor=user,
+        action="api_token.create",
+        subject_type="api_token",
+        subject_id=row.id,
+        after={"name": name, "scopes": scopes},
+    )
     return clear

@@ -7,10 +7,10 @@ from typing import Any
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
+from reviewapp.audit.services import record_event
 from reviewapp.auth.forms import LoginForm, RegisterForm
 from reviewapp.auth.models import User
 from reviewapp.auth.services import authenticate, register_developer
-from reviewapp.audit.services import record_event
 from reviewapp.errors import DomainError
 from reviewapp.extensions import db, login_manager
 from reviewapp.web import is_safe_next
@@ -44,7 +44,9 @@ def login() -> Any:
         else:
             session.clear()  # a fresh session on log-in (no fixation)
             login_user(user, remember=bool(form.remember.data))
-            record_event(db.session, actor=user, action="user.login", subject_type="user", subject_id=user.id)
+            record_event(
+                db.session, actor=user, action="user.login", subject_type="user", subject_id=user.id
+            )
             db.commit()
             target = request.args.get("next")
             return redirect(target if is_safe_next(target) else url_for("web.index"))
@@ -86,6 +88,8 @@ def register() -> Any:
             db.commit()
             session.clear()
             login_user(user)
-            flash(f"Welcome, {user.name}. Your organization is {user.organization.name}.", "success")
+            flash(
+                f"Welcome, {user.name}. Your organization is {user.organization.name}.", "success"
+            )
             return redirect(url_for("applications.index"))
     return render_template("auth/register.html", form=form)

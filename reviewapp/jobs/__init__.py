@@ -67,7 +67,11 @@ def enqueue_after_commit(func: Callable[..., Any], *args: Any, queue: str = DEFA
             try:
                 rq_queue(queue, app).enqueue(func, *args, job_timeout=600, result_ttl=3600)
             except Exception:  # noqa: BLE001 - Redis down must not break the committed request
-                log.exception("could not enqueue %s%r; it will be retried by the dispatcher", func.__name__, args)
+                log.exception(
+                    "could not enqueue %s%r; it will be retried by the dispatcher",
+                    func.__name__,
+                    args,
+                )
             return
         try:
             func(*args)

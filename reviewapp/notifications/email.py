@@ -16,7 +16,9 @@ log = logging.getLogger(__name__)
 OUTBOX_MEMORY: list[EmailMessage] = []
 
 
-def build_message(app: Flask, *, to: list[str], subject: str, body: str, event_id: str) -> EmailMessage:
+def build_message(
+    app: Flask, *, to: list[str], subject: str, body: str, event_id: str
+) -> EmailMessage:
     """A plain-text email; ``event_id`` goes into a header receivers can deduplicate on."""
     msg = EmailMessage()
     msg["From"] = app.config["MAIL_FROM"]
@@ -42,7 +44,9 @@ def send_message(app: Flask, msg: EmailMessage) -> None:
     elif backend == "file":
         folder = Path(app.config.get("MAIL_FILE_DIR") or Path(app.instance_path) / "mail")
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"{msg['X-Reviewapp-Event-Id']}-{uuid.uuid4().hex[:8]}.eml").write_bytes(bytes(msg))
+        (folder / f"{msg['X-Reviewapp-Event-Id']}-{uuid.uuid4().hex[:8]}.eml").write_bytes(
+            bytes(msg)
+        )
     elif backend == "smtp":
         with smtplib.SMTP(app.config["SMTP_HOST"], app.config["SMTP_PORT"], timeout=30) as smtp:
             smtp.send_message(msg)

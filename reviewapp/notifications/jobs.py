@@ -60,7 +60,10 @@ def dispatch_pending(limit: int = 500) -> int:
     app = job_app()
     ids = list(
         db.session.scalars(
-            select(OutboxEvent.id).where(OutboxEvent.delivered_at.is_(None)).order_by(OutboxEvent.id).limit(limit)
+            select(OutboxEvent.id)
+            .where(OutboxEvent.delivered_at.is_(None))
+            .order_by(OutboxEvent.id)
+            .limit(limit)
         )
     )
     db.session.rollback()

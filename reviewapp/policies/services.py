@@ -18,12 +18,23 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from reviewapp.errors import ValidationFailed
-from reviewapp.policies.models import PolicySection, PolicySectionVersion, ResponseTemplate, SafetyRequirement
+from reviewapp.policies.models import (
+    PolicySection,
+    PolicySectionVersion,
+    ResponseTemplate,
+    SafetyRequirement,
+)
 
 _markdown = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
 _template_env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
 
-TEMPLATE_VARIABLES = ("application", "organization", "citations", "safety_requirements", "reviewer_note")
+TEMPLATE_VARIABLES = (
+    "application",
+    "organization",
+    "citations",
+    "safety_requirements",
+    "reviewer_note",
+)
 
 
 def render_markdown(text: str) -> Markup:
@@ -60,12 +71,23 @@ def upsert_policy_section(
     section = session.scalars(select(PolicySection).where(PolicySection.key == key)).first()
     if section is None:
         section = PolicySection(
-            key=key, number=number, title=title, source=source, review_use=review_use, url=url, sort_key=_sort_key(number)
+            key=key,
+            number=number,
+            title=title,
+            source=source,
+            review_use=review_use,
+            url=url,
+            sort_key=_sort_key(number),
         )
         session.add(section)
         session.flush()
     else:
-        section.number, section.title, section.review_use, section.url = number, title, review_use, url
+        section.number, section.title, section.review_use, section.url = (
+            number,
+            title,
+            review_use,
+            url,
+        )
     if section.versions and section.current.text == text:
         return section, False
     version = PolicySectionVersion(
@@ -73,7 +95,9 @@ def upsert_policy_section(
         version=len(section.versions) + 1,
         text=text,
         effective_date=effective_date,
-        change_summary=change_summary if not section.versions else "Text updated from the policy library",
+        change_summary=change_summary
+        if not section.versions
+        else "Text updated from the policy library",
     )
     session.add(version)
     session.flush()
@@ -98,7 +122,9 @@ def import_policy_library(session: Session, path: str | Path) -> tuple[int, int]
     if not isinstance(document, dict) or not isinstance(document.get("sections"), list):
         raise ValidationFailed(f"{path}: expected a mapping with a 'sections' list")
     sources = document.get("sources") or {}
-    default_date = _parse_date(document.get("effective_date") or document.get("generated") or "2026-01-01")
+    default_date = _parse_date(
+        document.get("effective_date") or document.get("generated") or "2026-01-01"
+    )
     seen = changed = 0
     for i, raw in enumerate(document["sections"], start=1):
         key = raw.get("key") or raw.get("id")
@@ -117,7 +143,9 @@ def import_policy_library(session: Session, path: str | Path) -> tuple[int, int]
             number=str(raw.get("number") or raw.get("ref") or key),
             title=str(raw["title"]),
             text=text,
-            effective_date=_parse_date(raw.get("effective_date")) if raw.get("effective_date") else default_date,
+            effective_date=_parse_date(raw.get("effective_date"))
+            if raw.get("effective_date")
+            else default_date,
             source=str(source),
             review_use=str(raw.get("review_use") or ""),
             url=str(raw.get("url") or ""),
@@ -136,7 +164,9 @@ def seed_catalogues(session: Session, seed_dir: Path) -> None:
     """Load safety requirements and response templates from ``seed_dir`` (upsert by key)."""
     reqs = yaml.safe_load((seed_dir / "safety_requirements.yaml").read_text(encoding="utf-8"))
     for raw in reqs["safety_requirements"]:
-        row = session.scalars(select(SafetyRequirement).where(SafetyRequirement.key == raw["key"])).first()
+        row = session.scalars(
+            select(SafetyRequirement).where(SafetyRequirement.key == raw["key"])
+        ).first()
         if row is None:
             row = SafetyRequirement(key=raw["key"])
             session.add(row)
@@ -144,7 +174,9 @@ def seed_catalogues(session: Session, seed_dir: Path) -> None:
     templates = yaml.safe_load((seed_dir / "response_templates.yaml").read_text(encoding="utf-8"))
     for raw in templates["response_templates"]:
         validate_template(raw["body"])
-        tpl = session.scalars(select(ResponseTemplate).where(ResponseTemplate.key == raw["key"])).first()
+        tpl = session.scalars(
+            select(ResponseTemplate).where(ResponseTemplate.key == raw["key"])
+        ).first()
         if tpl is None:
             tpl = ResponseTemplate(key=raw["key"])
             session.add(tpl)
@@ -154,7 +186,11 @@ def seed_catalogues(session: Session, seed_dir: Path) -> None:
 
 def sections_in_order(session: Session) -> list[PolicySection]:
     """Every policy section, ordered by source then number."""
-    return list(session.scalars(select(PolicySection).order_by(PolicySection.source.desc(), PolicySection.sort_key)))
+    return list(
+        session.scalars(
+            select(PolicySection).order_by(PolicySection.source.desc(), PolicySection.sort_key)
+        )
+    )
 
 
 def current_versions(session: Session, keys: Iterable[str]) -> list[PolicySectionVersion]:
@@ -164,10 +200,15 @@ def current_versions(session: Session, keys: Iterable[str]) -> list[PolicySectio
         ValidationFailed: naming unknown section keys.
     """
     keys = list(dict.fromkeys(keys))
-    sections = {s.key: s for s in session.scalars(select(PolicySection).where(PolicySection.key.in_(keys)))}
+    sections = {
+        s.key: s for s in session.scalars(select(PolicySection).where(PolicySection.key.in_(keys)))
+    }
     unknown = [k for k in keys if k not in sections]
     if unknown:
-        raise ValidationFailed(f"Unknown policy section(s): {', '.join(unknown)}", fields={"citations": "unknown section"})
+        raise ValidationFailed(
+            f"Unknown policy section(s): {', '.join(unknown)}",
+            fields={"citations": "unknown section"},
+        )
     return [sections[k].current for k in keys]
 
 
@@ -176,8 +217,14 @@ def sample_context() -> dict[str, Any]:
     return {
         "application": SimpleNamespace(reference="APP-000000", title="Sample application"),
         "organization": "Sample organization",
-        "citations": [SimpleNamespace(number="§0.0", title="Sample section", version=1, url="https://example.invalid/")],
-        "safety_requirements": [SimpleNamespace(title="Sample requirement", description="Do the thing.")],
+        "citations": [
+            SimpleNamespace(
+                number="§0.0", title="Sample section", version=1, url="https://example.invalid/"
+            )
+        ],
+        "safety_requirements": [
+            SimpleNamespace(title="Sample requirement", description="Do the thing.")
+        ],
         "reviewer_note": "Sample note",
     }
 
@@ -189,7 +236,9 @@ def validate_template(body: str) -> None:
         ValidationFailed: with the syntax error or the unknown placeholder's name.
     """
     render_template_text(body, sample_context())
-    render_template_text(body, {**sample_context(), "reviewer_note": "", "citations": [], "safety_requirements": []})
+    render_template_text(
+        body, {**sample_context(), "reviewer_note": "", "citations": [], "safety_requirements": []}
+    )
 
 
 def render_template_text(body: str, context: dict[str, Any]) -> str:
@@ -201,8 +250,17 @@ def render_template_text(body: str, context: dict[str, Any]) -> str:
     try:
         return _template_env.from_string(body).render(**context).strip()
     except jinja2.TemplateSyntaxError as exc:
-        raise ValidationFailed(f"Template syntax error on line {exc.lineno}: {exc.message}", fields={"template": "syntax"}) from None
+        raise ValidationFailed(
+            f"Template syntax error on line {exc.lineno}: {exc.message}",
+            fields={"template": "syntax"},
+        ) from None
     except jinja2.UndefinedError as exc:
-        raise ValidationFailed(f"The template has a placeholder that cannot be filled: {exc.message}", fields={"template": "placeholder"}) from None
+        raise ValidationFailed(
+            f"The template has a placeholder that cannot be filled: {exc.message}",
+            fields={"template": "placeholder"},
+        ) from None
     except jinja2.exceptions.SecurityError as exc:
-        raise ValidationFailed(f"The template does something templates may not do: {exc}", fields={"template": "unsafe"}) from None
+        raise ValidationFailed(
+            f"The template does something templates may not do: {exc}",
+            fields={"template": "unsafe"},
+        ) from None

@@ -39,7 +39,9 @@ def section_version(key: str, version: int) -> Any:
     """One pinned version of a section (decision messages link here)."""
     sec = _section(key)
     row = db.session.scalars(
-        select(PolicySectionVersion).where(PolicySectionVersion.section_id == sec.id, PolicySectionVersion.version == version)
+        select(PolicySectionVersion).where(
+            PolicySectionVersion.section_id == sec.id, PolicySectionVersion.version == version
+        )
     ).first()
     if row is None:
         abort(404)

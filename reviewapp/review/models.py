@@ -49,9 +49,11 @@ class Outcome(enum.StrEnum):
 
     @property
     def label(self) -> str:
-        return {"approve": "Approve", "request_mitigations": "Request mitigations", "reject": "Reject"}[
-            self.value
-        ]
+        return {
+            "approve": "Approve",
+            "request_mitigations": "Request mitigations",
+            "reject": "Reject",
+        }[self.value]
 
 
 class Decision(Base):
@@ -65,18 +67,24 @@ class Decision(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    application_id: Mapped[int] = mapped_column(ForeignKey("application.id", ondelete="CASCADE"), index=True)
+    application_id: Mapped[int] = mapped_column(
+        ForeignKey("application.id", ondelete="CASCADE"), index=True
+    )
     revision_id: Mapped[int] = mapped_column(ForeignKey("revision.id", ondelete="RESTRICT"))
     outcome: Mapped[str] = mapped_column(String(32))
     reviewer_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="RESTRICT"))
-    template_id: Mapped[int | None] = mapped_column(ForeignKey("response_template.id", ondelete="SET NULL"))
+    template_id: Mapped[int | None] = mapped_column(
+        ForeignKey("response_template.id", ondelete="SET NULL")
+    )
     message: Mapped[str] = mapped_column(Text)
     rationale: Mapped[str] = mapped_column(Text, default="")
     approval_step: Mapped[int] = mapped_column(default=1)
     decided_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     reviewer: Mapped[User] = relationship()
-    citations: Mapped[list[Citation]] = relationship(back_populates="decision", cascade="all, delete-orphan")
+    citations: Mapped[list[Citation]] = relationship(
+        back_populates="decision", cascade="all, delete-orphan"
+    )
     required_safety_requirements: Mapped[list[RequiredSafetyRequirement]] = relationship(
         back_populates="decision", cascade="all, delete-orphan"
     )
@@ -106,7 +114,9 @@ class RequiredSafetyRequirement(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     decision_id: Mapped[int] = mapped_column(ForeignKey("decision.id", ondelete="CASCADE"))
-    safety_requirement_id: Mapped[int] = mapped_column(ForeignKey("safety_requirement.id", ondelete="RESTRICT"))
+    safety_requirement_id: Mapped[int] = mapped_column(
+        ForeignKey("safety_requirement.id", ondelete="RESTRICT")
+    )
     parameters: Mapped[dict[str, Any]] = mapped_column(default=dict)
     reason: Mapped[str] = mapped_column(Text, default="")
     answer: Mapped[dict[str, Any] | None]

@@ -17,10 +17,17 @@ from reviewapp.applications.services import snapshot
 from reviewapp.audit.services import add_outbox_event, record_event
 from reviewapp.auth.models import Permission, Role, User
 from reviewapp.db import is_postgres, utcnow
-from reviewapp.errors import ConflictError, InvalidTransition, PermissionDenied, ValidationFailed
+from reviewapp.errors import ConflictError, PermissionDenied, ValidationFailed
 from reviewapp.policies.models import ResponseTemplate, SafetyRequirement
 from reviewapp.policies.services import current_versions, render_template_text
-from reviewapp.review.models import Citation, Decision, Outcome, Queue, RequiredSafetyRequirement, RiskTier
+from reviewapp.review.models import (
+    Citation,
+    Decision,
+    Outcome,
+    Queue,
+    RequiredSafetyRequirement,
+    RiskTier,
+)
 
 CLAIMABLE = (Status.queued, Status.in_review)
 
@@ -42,7 +49,9 @@ class QueueFilters:
     mine: bool = False
 
 
-def queue_statement(session: Session, user: User, filters: QueueFilters, now: dt.datetime | None = None) -> Select[Any]:
+def queue_statement(
+    session: Session, user: User, filters: QueueFilters, now: dt.datetime | None = None
+) -> Select[Any]:
     """SELECT of the applications ``user`` may see in the queue, filtered and in queue order:
     SLA due time, then tier (highest first), then age (oldest first)."""
     allowed = [q.key for q in queues_for(session, user)]
@@ -64,7 +73,10 @@ def queue_statement(session: Session, user: User, filters: QueueFilters, now: dt
     if filters.mine:
         stmt = stmt.where(Application.claimed_by_id == user.id)
     return stmt.order_by(
-        Application.sla_due_at.asc(), Application.tier_rank.desc(), Application.queued_at.asc(), Application.id.asc()
+        Application.sla_due_at.asc(),
+        Application.tier_rank.desc(),
+        Application.queued_at.asc(),
+        Application.id.asc(),
     )
 
 
@@ -77,7 +89,11 @@ def list_queue(
     stmt = queue_statement(session, user, filters)
     total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
     items = session.scalars(
-        stmt.options(joinedload(Application.organization), joinedload(Application.current_revision), joinedload(Application.claimed_by))
+        stmt.options(
+            joinedload(Application.organization),
+            joinedload(Application.current_revision),
+            joinedload(Application.claimed_by),
+        )
         .offset((page - 1) * per_page)
         .limit(per_page)
     ).all()
@@ -108,11 +124,16 @@ def _take(session: Session, user: User, application: Application, now: dt.dateti
         subject_type="application",
         subject_id=application.reference,
         before=before,
-        after={**snapshot(application), "lease_expires_at": application.lease_expires_at.isoformat()},
+        after={
+            **snapshot(application),
+            "lease_expires_at": application.lease_expires_at.isoformat(),
+        },
     )
 
 
-def claim_next(session: Session, user: User, *, queue: str | None = None, now: dt.datetime | None = None) -> Application | None:
+def claim_next(
+    session: Session, user: User, *, queue: str | None = None, now: dt.datetime | None = None
+) -> Application | None:
     """Claim the first claimable application in queue order, or None when there is none.
 
     Claimable: queued, or in review with an expired lease; in a queue the user may work; not
@@ -125,10 +146,15 @@ def claim_next(session: Session, user: User, *, queue: str | None = None, now: d
     now = now or utcnow()
     # Already holding one? Hand it back rather than hoarding.
     stmt = queue_statement(session, user, QueueFilters(queue=queue), now).where(
-        or_(Application.status == Status.queued, and_(Application.status == Status.in_review, Application.lease_expires_at < now))
+        or_(
+            Application.status == Status.queued,
+            and_(Application.status == Status.in_review, Application.lease_expires_at < now),
+        )
     )
     if is_postgres(session):
-        candidate = session.scalars(stmt.limit(1).with_for_update(skip_locked=True, of=Application)).first()
+        candidate = session.scalars(
+            stmt.limit(1).with_for_update(skip_locked=True, of=Application)
+        ).first()
         if candidate is None:
             return None
         _take(session, user, candidate, now)
@@ -147,7 +173,9 @@ def claim_next(session: Session, user: User, *, queue: str | None = None, now: d
     return None
 
 
-def claim(session: Session, user: User, application: Application, *, now: dt.datetime | None = None) -> None:
+def claim(
+    session: Session, user: User, application: Application, *, now: dt.datetime | None = None
+) -> None:
     """Claim one specific application (from the queue page).
 
     Raises:
@@ -158,7 +186,9 @@ def claim(session: Session, user: User, application: Application, *, now: dt.dat
     if application.status == Status.in_review and application.is_lease_active(now):
         if application.claimed_by_id == user.id:
             return
-        raise ConflictError(f"{application.reference} is already claimed by {application.claimed_by.email if application.claimed_by else 'someone else'}.")
+        raise ConflictError(
+            f"{application.reference} is already claimed by {application.claimed_by.email if application.claimed_by else 'someone else'}."
+        )
     allowed = {q.key for q in queues_for(session, user)}
     if application.queue not in allowed:
         raise PermissionDenied("Your role may not work this application's queue.")
@@ -178,11 +208,23 @@ def release(session: Session, user: User, application: Application) -> None:
     application.claimed_by_id = None
     application.lease_expires_at = None
     session.flush()
-    record_event(session, actor=user, action="application.release", subject_type="application",
-                 subject_id=application.reference, before=before, after=snapshot(application))
+    record_event(
+        session,
+        actor=user,
+        action="application.release",
+        subject_type="application",
+        subject_id=application.reference,
+        before=before,
+        after=snapshot(application),
+    )
 
 
-def template_context(application: Application, citations: list[Any], requirements: list[SafetyRequirement], reviewer_note: str) -> dict[str, Any]:
+def template_context(
+    application: Application,
+    citations: list[Any],
+    requirements: list[SafetyRequirement],
+    reviewer_note: str,
+) -> dict[str, Any]:
     """The placeholders a response template may use (see policies.services.TEMPLATE_VARIABLES)."""
     base = current_app.config["BASE_URL"].rstrip("/")
     return {
@@ -193,11 +235,14 @@ def template_context(application: Application, citations: list[Any], requirement
                 number=v.section.number,
                 title=v.section.title,
                 version=v.version,
-                url=base + url_for("policies.section_version", key=v.section.key, version=v.version),
+                url=base
+                + url_for("policies.section_version", key=v.section.key, version=v.version),
             )
             for v in citations
         ],
-        "safety_requirements": [SimpleNamespace(title=r.title, description=r.description) for r in requirements],
+        "safety_requirements": [
+            SimpleNamespace(title=r.title, description=r.description) for r in requirements
+        ],
         "reviewer_note": reviewer_note,
     }
 
@@ -230,36 +275,62 @@ def decide(session: Session, user: User, application: Application, data: Decisio
         raise PermissionDenied("Only reviewers decide.")
     _check_reviewer(user, application)
     if data.expected_version is not None and data.expected_version != application.version:
-        raise ConflictError("This application changed since you opened it (someone else acted on it). Reload the page to see the current state.")
+        raise ConflictError(
+            "This application changed since you opened it (someone else acted on it). Reload the page to see the current state."
+        )
     if not application.is_claimed_by(user):
-        raise ConflictError("You do not hold a claim on this application (it expired or someone else claimed it). Claim it again to decide.")
+        raise ConflictError(
+            "You do not hold a claim on this application (it expired or someone else claimed it). Claim it again to decide."
+        )
     try:
         outcome = Outcome(data.outcome)
     except ValueError:
-        raise ValidationFailed("Choose approve, request mitigations or reject.", fields={"outcome": "unknown outcome"}) from None
+        raise ValidationFailed(
+            "Choose approve, request mitigations or reject.", fields={"outcome": "unknown outcome"}
+        ) from None
     errors: dict[str, str] = {}
     if outcome in (Outcome.reject, Outcome.request_mitigations) and not data.citations:
         errors["citations"] = "Cite at least one policy section for this outcome."
     if outcome == Outcome.request_mitigations and not data.safety_requirements:
-        errors["safety_requirements"] = "Pick at least one safety requirement the developer must meet."
-    template = session.scalars(select(ResponseTemplate).where(ResponseTemplate.key == data.template_key)).first()
+        errors["safety_requirements"] = (
+            "Pick at least one safety requirement the developer must meet."
+        )
+    template = session.scalars(
+        select(ResponseTemplate).where(ResponseTemplate.key == data.template_key)
+    ).first()
     if template is None:
         errors["template"] = "Choose a response template."
     elif template.outcome != outcome.value:
-        errors["template"] = f"Template {template.title!r} is for {template.outcome.replace('_', ' ')}, not {outcome.label.lower()}."
+        errors["template"] = (
+            f"Template {template.title!r} is for {template.outcome.replace('_', ' ')}, not {outcome.label.lower()}."
+        )
     if errors:
         raise ValidationFailed("The decision is incomplete.", fields=errors)
     assert template is not None
     versions = current_versions(session, data.citations)
     reqs: list[SafetyRequirement] = []
     if data.safety_requirements:
-        found = {r.key: r for r in session.scalars(select(SafetyRequirement).where(SafetyRequirement.key.in_(data.safety_requirements)))}
+        found = {
+            r.key: r
+            for r in session.scalars(
+                select(SafetyRequirement).where(SafetyRequirement.key.in_(data.safety_requirements))
+            )
+        }
         unknown = [k for k in data.safety_requirements if k not in found]
         if unknown:
-            raise ValidationFailed(f"Unknown safety requirement(s): {', '.join(unknown)}", fields={"safety_requirements": "unknown"})
+            raise ValidationFailed(
+                f"Unknown safety requirement(s): {', '.join(unknown)}",
+                fields={"safety_requirements": "unknown"},
+            )
         reqs = [found[k] for k in dict.fromkeys(data.safety_requirements)]
-    message = render_template_text(template.body, template_context(application, versions, reqs, data.reviewer_note.strip()))
-    action = {Outcome.approve: Action.approve, Outcome.request_mitigations: Action.request_mitigations, Outcome.reject: Action.reject}[outcome]
+    message = render_template_text(
+        template.body, template_context(application, versions, reqs, data.reviewer_note.strip())
+    )
+    action = {
+        Outcome.approve: Action.approve,
+        Outcome.request_mitigations: Action.request_mitigations,
+        Outcome.reject: Action.reject,
+    }[outcome]
     before = snapshot(application)
     new_status = next_status(application.status, action, Actor.reviewer)
     assert application.current_revision_id is not None
@@ -273,7 +344,9 @@ def decide(session: Session, user: User, application: Application, data: Decisio
         rationale=data.rationale.strip(),
     )
     decision.citations = [Citation(policy_section_version_id=v.id) for v in versions]
-    decision.required_safety_requirements = [RequiredSafetyRequirement(safety_requirement_id=r.id) for r in reqs]
+    decision.required_safety_requirements = [
+        RequiredSafetyRequirement(safety_requirement_id=r.id) for r in reqs
+    ]
     session.add(decision)
     session.flush()
     application.status = new_status
@@ -281,7 +354,11 @@ def decide(session: Session, user: User, application: Application, data: Decisio
     application.claimed_by_id = None
     application.lease_expires_at = None
     if new_status == Status.mitigations_requested:
-        application.draft = dict(application.current_revision.content) if application.current_revision else application.draft
+        application.draft = (
+            dict(application.current_revision.content)
+            if application.current_revision
+            else application.draft
+        )
     session.flush()  # the version counter refuses a concurrent writer here (StaleDataError)
     record_event(
         session,
@@ -290,9 +367,15 @@ def decide(session: Session, user: User, application: Application, data: Decisio
         subject_type="application",
         subject_id=application.reference,
         before=before,
-        after={**snapshot(application), "decision_id": decision.id, "citations": [f"{v.section.key}@v{v.version}" for v in versions]},
+        after={
+            **snapshot(application),
+            "decision_id": decision.id,
+            "citations": [f"{v.section.key}@v{v.version}" for v in versions],
+        },
     )
-    recipients = sorted({u.email for u in application.organization.users if u.active and u.role == Role.developer})
+    recipients = sorted(
+        {u.email for u in application.organization.users if u.active and u.role == Role.developer}
+    )
     add_outbox_event(
         session,
         "decision",

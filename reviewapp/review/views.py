@@ -18,7 +18,17 @@ from reviewapp.policies.models import ResponseTemplate, SafetyRequirement
 from reviewapp.policies.services import sections_in_order
 from reviewapp.review.forms import DecisionForm, QueueFilterForm
 from reviewapp.review.models import Decision
-from reviewapp.review.services import DecisionInput, QueueFilters, claim, claim_next, decide, list_queue, queues_for, release, tier_labels
+from reviewapp.review.services import (
+    DecisionInput,
+    QueueFilters,
+    claim,
+    claim_next,
+    decide,
+    list_queue,
+    queues_for,
+    release,
+    tier_labels,
+)
 from reviewapp.triage.services import latest_triage_result
 from reviewapp.web import permission_required
 
@@ -37,8 +47,11 @@ def queue() -> Any:
     filters = QueueFilters()
     if form.validate():
         filters = QueueFilters(
-            queue=form.queue.data or None, tier=form.tier.data or None, status=form.status.data or None,
-            age_days=form.age_days.data, mine=request.args.get("mine") == "1",
+            queue=form.queue.data or None,
+            tier=form.tier.data or None,
+            status=form.status.data or None,
+            age_days=form.age_days.data,
+            mine=request.args.get("mine") == "1",
         )
     try:
         page = max(1, int(request.args.get("page", 1)))
@@ -48,8 +61,16 @@ def queue() -> Any:
     items, total = list_queue(db.session, current_user, filters, page=page, per_page=per_page)
     args = {k: v for k, v in request.args.items() if k != "page" and v}
     return render_template(
-        "review/queue.html", form=form, items=items, total=total, page=page, per_page=per_page,
-        tiers=tiers, confirm=ConfirmForm(), args=args, filters=filters,
+        "review/queue.html",
+        form=form,
+        items=items,
+        total=total,
+        page=page,
+        per_page=per_page,
+        tiers=tiers,
+        confirm=ConfirmForm(),
+        args=args,
+        filters=filters,
     )
 
 
@@ -66,7 +87,10 @@ def claim_next_view() -> Any:
         flash("Nothing to claim: the queue is empty or every application is claimed.", "info")
         return redirect(url_for(".queue"))
     db.commit()
-    flash(f"You claimed {application.reference}. Your lease runs until {application.lease_expires_at:%H:%M} UTC.", "success")
+    flash(
+        f"You claimed {application.reference}. Your lease runs until {application.lease_expires_at:%H:%M} UTC.",
+        "success",
+    )
     return redirect(url_for(".application", reference=application.reference))
 
 
@@ -75,15 +99,23 @@ def _decision_form(application: Application) -> DecisionForm:
     form.set_choices(
         sections_in_order(db.session),
         db.session.scalars(select(SafetyRequirement).order_by(SafetyRequirement.title)).all(),
-        db.session.scalars(select(ResponseTemplate).order_by(ResponseTemplate.outcome, ResponseTemplate.title)).all(),
+        db.session.scalars(
+            select(ResponseTemplate).order_by(ResponseTemplate.outcome, ResponseTemplate.title)
+        ).all(),
     )
     return form
 
 
 def _render_review(application: Application, form: DecisionForm, status: int = 200) -> Any:
-    triage = latest_triage_result(db.session, application.current_revision_id) if application.current_revision_id else None
+    triage = (
+        latest_triage_result(db.session, application.current_revision_id)
+        if application.current_revision_id
+        else None
+    )
     decisions = db.session.scalars(
-        select(Decision).where(Decision.application_id == application.id).order_by(Decision.decided_at.desc())
+        select(Decision)
+        .where(Decision.application_id == application.id)
+        .order_by(Decision.decided_at.desc())
     ).all()
     if request.method == "GET":
         form.version.data = str(application.version)
@@ -92,8 +124,14 @@ def _render_review(application: Application, form: DecisionForm, status: int = 2
             form.safety_requirements.data = list(triage.required_safety_requirements)
     own_org = application.organization_id == current_user.organization_id
     return render_template(
-        "review/application.html", application=application, triage=triage, decisions=decisions, form=form,
-        confirm=ConfirmForm(), holds_claim=application.is_claimed_by(current_user), own_org=own_org,
+        "review/application.html",
+        application=application,
+        triage=triage,
+        decisions=decisions,
+        form=form,
+        confirm=ConfirmForm(),
+        holds_claim=application.is_claimed_by(current_user),
+        own_org=own_org,
         tiers=tier_labels(db.session),
     ), status
 
@@ -176,7 +214,10 @@ def decide_view(reference: str) -> Any:
         flash("The decision was not saved: " + exc.message, "danger")
         db.session.refresh(app_row)
         return _render_review(app_row, form, 409 if isinstance(exc, ConflictError) else 422)
-    flash(f"Decision recorded: {decision.outcome.replace('_', ' ')} for {reference}. The developer has been notified.", "success")
+    flash(
+        f"Decision recorded: {decision.outcome.replace('_', ' ')} for {reference}. The developer has been notified.",
+        "success",
+    )
     return redirect(url_for(".queue"))
 
 
@@ -184,13 +225,22 @@ def decide_view(reference: str) -> Any:
 def status_badge(status: str) -> str:
     """Bootstrap colour of a status badge."""
     return {
-        Status.draft: "secondary", Status.submitted: "info", Status.queued: "primary", Status.in_review: "warning",
-        Status.approved: "success", Status.rejected: "danger", Status.mitigations_requested: "warning",
-        Status.withdrawn: "secondary", Status.appealed: "info", Status.awaiting_second_approval: "info",
+        Status.draft: "secondary",
+        Status.submitted: "info",
+        Status.queued: "primary",
+        Status.in_review: "warning",
+        Status.approved: "success",
+        Status.rejected: "danger",
+        Status.mitigations_requested: "warning",
+        Status.withdrawn: "secondary",
+        Status.appealed: "info",
+        Status.awaiting_second_approval: "info",
     }.get(Status(status), "secondary")
 
 
 @bp.app_template_global()
 def tier_badge(tier: str | None) -> str:
     """Bootstrap colour of a risk-tier badge."""
-    return {"low": "success", "medium": "info", "high": "warning", "prohibited": "danger"}.get(tier or "", "secondary")
+    return {"low": "success", "medium": "info", "high": "warning", "prohibited": "danger"}.get(
+        tier or "", "secondary"
+    )

@@ -63,22 +63,44 @@ class FieldInfo:
 
 RULE_FIELDS: tuple[FieldInfo, ...] = (
     FieldInfo("title", "STRING", "Application title", "'chat' in title.as_lower"),
-    FieldInfo("category", "STRING", "Use-case category key (vocabulary)", "category == 'assistant_chatbot'"),
+    FieldInfo(
+        "category",
+        "STRING",
+        "Use-case category key (vocabulary)",
+        "category == 'assistant_chatbot'",
+    ),
     FieldInfo("description", "STRING", "What the deployment does", "description != ''"),
     FieldInfo("benefits", "STRING", "Intended benefits", "benefits == ''"),
-    FieldInfo("safety_measures", "STRING", "Safety measures already in place", "safety_measures == ''"),
+    FieldInfo(
+        "safety_measures", "STRING", "Safety measures already in place", "safety_measures == ''"
+    ),
     FieldInfo("product_url", "STRING", "Product URL", "product_url == ''"),
-    FieldInfo("end_users", "SET(STRING)", "Who uses the outputs (vocabulary keys)", "'minors' in end_users"),
+    FieldInfo(
+        "end_users",
+        "SET(STRING)",
+        "Who uses the outputs (vocabulary keys)",
+        "'minors' in end_users",
+    ),
     FieldInfo("domains", "SET(STRING)", "Domains (vocabulary keys)", "'health' in domains"),
     FieldInfo("modalities", "SET(STRING)", "Input/output modalities", "'image' in modalities"),
-    FieldInfo("monthly_requests", "FLOAT or null", "Expected requests per month", "monthly_requests > 1000000"),
+    FieldInfo(
+        "monthly_requests",
+        "FLOAT or null",
+        "Expected requests per month",
+        "monthly_requests > 1000000",
+    ),
     FieldInfo(
         "human_review_of_outputs",
         "BOOLEAN or null",
         "A human reviews outputs before they reach end users (null: not stated)",
         "human_review_of_outputs == false",
     ),
-    FieldInfo("signals", "SET(STRING)", "Names of keyword lists that matched the text", "'weapons' in signals"),
+    FieldInfo(
+        "signals",
+        "SET(STRING)",
+        "Names of keyword lists that matched the text",
+        "'weapons' in signals",
+    ),
 )
 
 _TYPES: dict[str, Any] = {
@@ -104,7 +126,9 @@ _REGEX_OPERATOR = stdlib_re.compile(r"[=!]~")
 class RuleValidationError(ValueError):
     """A rule or ruleset is invalid. ``rule_key`` names the rule (None: the ruleset itself)."""
 
-    def __init__(self, message: str, *, rule_key: str | None = None, where: str = "condition") -> None:
+    def __init__(
+        self, message: str, *, rule_key: str | None = None, where: str = "condition"
+    ) -> None:
         prefix = f"rule {rule_key!r}, {where}: " if rule_key else ""
         super().__init__(prefix + message)
         self.rule_key = rule_key
@@ -154,7 +178,12 @@ class KeywordMatch:
     end: int
 
     def as_dict(self) -> dict[str, Any]:
-        return {"signal": self.signal, "text": self.text, "field": self.field, "span": [self.start, self.end]}
+        return {
+            "signal": self.signal,
+            "text": self.text,
+            "field": self.field,
+            "span": [self.start, self.end],
+        }
 
 
 @dataclass
@@ -318,15 +347,21 @@ class CompiledRuleset:
             if rs.enabled:
                 literals = _string_literals(rs.condition)
                 fields_used = tuple(
-                    f.name for f in RULE_FIELDS if f.name != "signals" and _mentions(rs.condition, f.name)
+                    f.name
+                    for f in RULE_FIELDS
+                    if f.name != "signals" and _mentions(rs.condition, f.name)
                 )
                 self.rules.append(_CompiledRule(rs, compiled, fields_used, frozenset(literals)))
 
     def _check_actions(self, rs: RuleSpec) -> None:
         if not rs.actions:
-            raise RuleValidationError("a rule needs at least one action", rule_key=rs.key, where="actions")
+            raise RuleValidationError(
+                "a rule needs at least one action", rule_key=rs.key, where="actions"
+            )
         known = {
-            "route_queue": set(self.spec.known_queues) if self.spec.known_queues is not None else None,
+            "route_queue": set(self.spec.known_queues)
+            if self.spec.known_queues is not None
+            else None,
             "require_safety_requirement": set(self.spec.known_safety_requirements)
             if self.spec.known_safety_requirements is not None
             else None,
@@ -346,7 +381,9 @@ class CompiledRuleset:
             arg = _ACTION_ARG[kind]
             value = action.get(arg)
             if not value or not isinstance(value, str):
-                raise RuleValidationError(f"action {kind} needs {arg!r}", rule_key=rs.key, where="actions")
+                raise RuleValidationError(
+                    f"action {kind} needs {arg!r}", rule_key=rs.key, where="actions"
+                )
             allowed = known.get(kind)
             if allowed is not None and value not in allowed:
                 raise RuleValidationError(
@@ -361,7 +398,9 @@ class CompiledRuleset:
             if literal not in names and stdlib_re.fullmatch(r"[a-z][a-z0-9_]*", literal):
                 # only literals compared with `signals` matter, but any unknown list-like name
                 # next to `signals` is most likely a typo
-                if stdlib_re.search(rf"['\"]{stdlib_re.escape(literal)}['\"]\s+in\s+signals", rs.condition):
+                if stdlib_re.search(
+                    rf"['\"]{stdlib_re.escape(literal)}['\"]\s+in\s+signals", rs.condition
+                ):
                     raise RuleValidationError(
                         f"unknown keyword list {literal!r}; known lists: {', '.join(sorted(names)) or 'none'}",
                         rule_key=rs.key,
@@ -416,7 +455,9 @@ class CompiledRuleset:
             signals=signals,
         )
 
-    def _explain(self, cr: _CompiledRule, ctx: Mapping[str, Any], matches: list[KeywordMatch]) -> FiredRule:
+    def _explain(
+        self, cr: _CompiledRule, ctx: Mapping[str, Any], matches: list[KeywordMatch]
+    ) -> FiredRule:
         values: dict[str, Any] = {}
         for name in cr.fields:
             value = ctx[name]
@@ -455,7 +496,9 @@ class CompiledRuleset:
                 for i, example in enumerate(cr.spec.examples.get(key) or []):
                     fired = {f.key for f in self.evaluate(example).fired}
                     if (cr.spec.key in fired) != expect:
-                        failures.append(f"rule {cr.spec.key!r}: {key} example #{i + 1} did not behave")
+                        failures.append(
+                            f"rule {cr.spec.key!r}: {key} example #{i + 1} did not behave"
+                        )
         return failures
 
 
@@ -482,16 +525,24 @@ def compile_condition(condition: str, *, rule_key: str | None = None) -> Any:
         return rule_engine.Rule(condition, context=_CONTEXT)
     except rule_engine.errors.RuleSyntaxError as exc:
         token = getattr(exc, "token", None)
-        where = f" at {token.value!r} (position {token.lexpos})" if token is not None else " at the end"
+        where = (
+            f" at {token.value!r} (position {token.lexpos})" if token is not None else " at the end"
+        )
         raise RuleValidationError(f"syntax error{where}", rule_key=rule_key) from None
     except rule_engine.errors.SymbolResolutionError as exc:
         hint = f"; did you mean {exc.suggestion!r}?" if getattr(exc, "suggestion", None) else ""
-        raise RuleValidationError(f"unknown field {exc.symbol_name!r}{hint}", rule_key=rule_key) from None
+        raise RuleValidationError(
+            f"unknown field {exc.symbol_name!r}{hint}", rule_key=rule_key
+        ) from None
     except rule_engine.errors.EngineError as exc:
-        raise RuleValidationError(f"{type(exc).__name__}: {exc.message}", rule_key=rule_key) from None
+        raise RuleValidationError(
+            f"{type(exc).__name__}: {exc.message}", rule_key=rule_key
+        ) from None
 
 
-def evaluate_timed(ruleset: CompiledRuleset, content: Mapping[str, Any]) -> tuple[TriageOutcome, float]:
+def evaluate_timed(
+    ruleset: CompiledRuleset, content: Mapping[str, Any]
+) -> tuple[TriageOutcome, float]:
     """Evaluate and return (outcome, elapsed seconds)."""
     start = time.perf_counter()
     outcome = ruleset.evaluate(content)

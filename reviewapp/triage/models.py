@@ -38,9 +38,13 @@ class RulesetVersion(Base):
     description: Mapped[str] = mapped_column(String(500), default="")
     keyword_lists: Mapped[dict[str, Any]] = mapped_column(default=dict)
     content_hash: Mapped[str | None] = mapped_column(String(64))
-    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
+    created_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("user_account.id", ondelete="SET NULL")
+    )
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-    published_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
+    published_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("user_account.id", ondelete="SET NULL")
+    )
     published_at: Mapped[dt.datetime | None]
 
     rules: Mapped[list[Rule]] = relationship(
@@ -55,7 +59,9 @@ class Rule(Base):
     __table_args__ = (UniqueConstraint("ruleset_version_id", "key"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    ruleset_version_id: Mapped[int] = mapped_column(ForeignKey("ruleset_version.id", ondelete="CASCADE"))
+    ruleset_version_id: Mapped[int] = mapped_column(
+        ForeignKey("ruleset_version.id", ondelete="CASCADE")
+    )
     key: Mapped[str] = mapped_column(String(100))  # stable across versions
     position: Mapped[int]
     name: Mapped[str] = mapped_column(String(200))
@@ -75,8 +81,12 @@ class TriageResult(Base):
     __table_args__ = (UniqueConstraint("revision_id", "ruleset_version_id", "shadow"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    revision_id: Mapped[int] = mapped_column(ForeignKey("revision.id", ondelete="CASCADE"), index=True)
-    ruleset_version_id: Mapped[int] = mapped_column(ForeignKey("ruleset_version.id", ondelete="RESTRICT"))
+    revision_id: Mapped[int] = mapped_column(
+        ForeignKey("revision.id", ondelete="CASCADE"), index=True
+    )
+    ruleset_version_id: Mapped[int] = mapped_column(
+        ForeignKey("ruleset_version.id", ondelete="RESTRICT")
+    )
     tier: Mapped[str] = mapped_column(String(32))
     queue: Mapped[str] = mapped_column(String(64))
     fired: Mapped[list[Any]]  # [{key, name, actions, explanation, matches}]

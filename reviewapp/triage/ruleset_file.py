@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from reviewapp.triage.engine import RuleSpec, RulesetSpec, RuleValidationError
+from reviewapp.triage.engine import RulesetSpec, RuleSpec, RuleValidationError
 
 RULE_KEYS = {"key", "name", "description", "condition", "actions", "enabled", "examples"}
 
@@ -67,7 +67,9 @@ def parse_ruleset_document(
                 raise RuleValidationError(f"rule #{i}: missing {needed!r}")
         actions = raw["actions"]
         if not isinstance(actions, list) or not all(isinstance(a, Mapping) for a in actions):
-            raise RuleValidationError("actions must be a list of mappings", rule_key=str(raw["key"]), where="actions")
+            raise RuleValidationError(
+                "actions must be a list of mappings", rule_key=str(raw["key"]), where="actions"
+            )
         rules.append(
             RuleSpec(
                 key=str(raw["key"]),

@@ -127,7 +127,9 @@ def create_ruleset_version(
     session.flush()
     version.content_hash = canonical_hash(ruleset_document(version))
     if publish:
-        for old in session.scalars(select(RulesetVersion).where(RulesetVersion.status == RulesetStatus.published)):
+        for old in session.scalars(
+            select(RulesetVersion).where(RulesetVersion.status == RulesetStatus.published)
+        ):
             old.status = RulesetStatus.retired
         session.flush()
         version.status = RulesetStatus.published
@@ -138,7 +140,11 @@ def create_ruleset_version(
 
 
 def triage_revision(
-    session: Session, application: Application, revision: Revision, *, now: dt.datetime | None = None
+    session: Session,
+    application: Application,
+    revision: Revision,
+    *,
+    now: dt.datetime | None = None,
 ) -> TriageResult:
     """Run the active ruleset on ``revision``, store the result and place the application.
 
@@ -161,7 +167,12 @@ def triage_revision(
 
 
 def store_triage_result(
-    session: Session, revision: Revision, version: RulesetVersion, outcome: TriageOutcome, *, shadow: bool = False
+    session: Session,
+    revision: Revision,
+    version: RulesetVersion,
+    outcome: TriageOutcome,
+    *,
+    shadow: bool = False,
 ) -> TriageResult:
     """Persist one engine outcome for ``revision`` under ``version``."""
     result = TriageResult(

@@ -15,37 +15,316 @@ ROLES = ["anonymous", "developer", "other_developer", "reviewer", "senior_review
 
 # (method, path template, {role: status})
 MATRIX = [
-    ("GET", "/", dict(anonymous=200, developer=302, other_developer=302, reviewer=302, senior_reviewer=302, admin=302)),
-    ("GET", "/login", dict(anonymous=200, developer=302, other_developer=302, reviewer=302, senior_reviewer=302, admin=302)),
-    ("POST", "/login", dict(anonymous=200, developer=302, other_developer=302, reviewer=302, senior_reviewer=302, admin=302)),
-    ("POST", "/register", dict(anonymous=200, developer=302, other_developer=302, reviewer=302, senior_reviewer=302, admin=302)),
-    ("GET", "/register", dict(anonymous=200, developer=302, other_developer=302, reviewer=302, senior_reviewer=302, admin=302)),
-    ("POST", "/logout", dict(anonymous=302, developer=302, other_developer=302, reviewer=302, senior_reviewer=302, admin=302)),
-    ("GET", "/policies", dict(anonymous=200, developer=200, other_developer=200, reviewer=200, senior_reviewer=200, admin=200)),
-    ("GET", "/policies/usage-1.1", dict(anonymous=200, developer=200, other_developer=200, reviewer=200, senior_reviewer=200, admin=200)),
-    ("GET", "/policies/usage-1.1/v1", dict(anonymous=200, developer=200, other_developer=200, reviewer=200, senior_reviewer=200, admin=200)),
-    ("GET", "/policies/usage-1.1/v9", dict(anonymous=404, developer=404, other_developer=404, reviewer=404, senior_reviewer=404, admin=404)),
-    ("GET", "/applications", dict(anonymous=302, developer=200, other_developer=200, reviewer=403, senior_reviewer=403, admin=403)),
-    ("GET", "/applications/new", dict(anonymous=302, developer=200, other_developer=200, reviewer=403, senior_reviewer=403, admin=403)),
-    ("POST", "/applications/new", dict(anonymous=302, developer=200, other_developer=200, reviewer=403, senior_reviewer=403, admin=403)),
-    ("GET", "/applications/{ref}", dict(anonymous=302, developer=200, other_developer=404, reviewer=302, senior_reviewer=302, admin=302)),
-    ("GET", "/applications/{draft}/edit", dict(anonymous=302, developer=200, other_developer=404, reviewer=403, senior_reviewer=403, admin=403)),
-    ("POST", "/applications/{draft}/edit", dict(anonymous=302, developer=200, other_developer=404, reviewer=403, senior_reviewer=403, admin=403)),
-    ("POST", "/applications/{draft}/submit", dict(anonymous=302, developer=302, other_developer=404, reviewer=302, senior_reviewer=302, admin=302)),
-    ("POST", "/applications/{ref}/withdraw", dict(anonymous=302, developer=302, other_developer=404, reviewer=302, senior_reviewer=302, admin=302)),
-    ("GET", "/queue", dict(anonymous=302, developer=403, other_developer=403, reviewer=200, senior_reviewer=200, admin=200)),
-    ("POST", "/queue/claim-next", dict(anonymous=302, developer=403, other_developer=403, reviewer=302, senior_reviewer=302, admin=302)),
-    ("GET", "/review/{ref}", dict(anonymous=302, developer=403, other_developer=403, reviewer=200, senior_reviewer=200, admin=200)),
-    ("POST", "/review/{ref}/claim", dict(anonymous=302, developer=403, other_developer=403, reviewer=302, senior_reviewer=302, admin=302)),
-    ("POST", "/review/{ref}/release", dict(anonymous=302, developer=403, other_developer=403, reviewer=302, senior_reviewer=302, admin=302)),
-    ("POST", "/review/{ref}/decide", dict(anonymous=302, developer=403, other_developer=403, reviewer=422, senior_reviewer=422, admin=422)),
-    ("GET", "/admin", dict(anonymous=302, developer=403, other_developer=403, reviewer=403, senior_reviewer=403, admin=200)),
+    (
+        "GET",
+        "/",
+        dict(
+            anonymous=200,
+            developer=302,
+            other_developer=302,
+            reviewer=302,
+            senior_reviewer=302,
+            admin=302,
+        ),
+    ),
+    (
+        "GET",
+        "/login",
+        dict(
+            anonymous=200,
+            developer=302,
+            other_developer=302,
+            reviewer=302,
+            senior_reviewer=302,
+            admin=302,
+        ),
+    ),
+    (
+        "POST",
+        "/login",
+        dict(
+            anonymous=200,
+            developer=302,
+            other_developer=302,
+            reviewer=302,
+            senior_reviewer=302,
+            admin=302,
+        ),
+    ),
+    (
+        "POST",
+        "/register",
+        dict(
+            anonymous=200,
+            developer=302,
+            other_developer=302,
+            reviewer=302,
+            senior_reviewer=302,
+            admin=302,
+        ),
+    ),
+    (
+        "GET",
+        "/register",
+        dict(
+            anonymous=200,
+            developer=302,
+            other_developer=302,
+            reviewer=302,
+            senior_reviewer=302,
+            admin=302,
+        ),
+    ),
+    (
+        "POST",
+        "/logout",
+        dict(
+            anonymous=302,
+            developer=302,
+            other_developer=302,
+            reviewer=302,
+            senior_reviewer=302,
+            admin=302,
+        ),
+    ),
+    (
+        "GET",
+        "/policies",
+        dict(
+            anonymous=200,
+            developer=200,
+            other_developer=200,
+            reviewer=200,
+            senior_reviewer=200,
+            admin=200,
+        ),
+    ),
+    (
+        "GET",
+        "/policies/usage-1.1",
+        dict(
+            anonymous=200,
+            developer=200,
+            other_developer=200,
+            reviewer=200,
+            senior_reviewer=200,
+            admin=200,
+        ),
+    ),
+    (
+        "GET",
+        "/policies/usage-1.1/v1",
+        dict(
+            anonymous=200,
+            developer=200,
+            other_developer=200,
+            reviewer=200,
+            senior_reviewer=200,
+            admin=200,
+        ),
+    ),
+    (
+        "GET",
+        "/policies/usage-1.1/v9",
+        dict(
+            anonymous=404,
+            developer=404,
+            other_developer=404,
+            reviewer=404,
+            senior_reviewer=404,
+            admin=404,
+        ),
+    ),
+    (
+        "GET",
+        "/applications",
+        dict(
+            anonymous=302,
+            developer=200,
+            other_developer=200,
+            reviewer=403,
+            senior_reviewer=403,
+            admin=403,
+        ),
+    ),
+    (
+        "GET",
+        "/applications/new",
+        dict(
+            anonymous=302,
+            developer=200,
+            other_developer=200,
+            reviewer=403,
+            senior_reviewer=403,
+            admin=403,
+        ),
+    ),
+    (
+        "POST",
+        "/applications/new",
+        dict(
+            anonymous=302,
+            developer=200,
+            other_developer=200,
+            reviewer=403,
+            senior_reviewer=403,
+            admin=403,
+        ),
+    ),
+    (
+        "GET",
+        "/applications/{ref}",
+        dict(
+            anonymous=302,
+            developer=200,
+            other_developer=404,
+            reviewer=302,
+            senior_reviewer=302,
+            admin=302,
+        ),
+    ),
+    (
+        "GET",
+        "/applications/{draft}/edit",
+        dict(
+            anonymous=302,
+            developer=200,
+            other_developer=404,
+            reviewer=403,
+            senior_reviewer=403,
+            admin=403,
+        ),
+    ),
+    (
+        "POST",
+        "/applications/{draft}/edit",
+        dict(
+            anonymous=302,
+            developer=200,
+            other_developer=404,
+            reviewer=403,
+            senior_reviewer=403,
+            admin=403,
+        ),
+    ),
+    (
+        "POST",
+        "/applications/{draft}/submit",
+        dict(
+            anonymous=302,
+            developer=302,
+            other_developer=404,
+            reviewer=302,
+            senior_reviewer=302,
+            admin=302,
+        ),
+    ),
+    (
+        "POST",
+        "/applications/{ref}/withdraw",
+        dict(
+            anonymous=302,
+            developer=302,
+            other_developer=404,
+            reviewer=302,
+            senior_reviewer=302,
+            admin=302,
+        ),
+    ),
+    (
+        "GET",
+        "/queue",
+        dict(
+            anonymous=302,
+            developer=403,
+            other_developer=403,
+            reviewer=200,
+            senior_reviewer=200,
+            admin=200,
+        ),
+    ),
+    (
+        "POST",
+        "/queue/claim-next",
+        dict(
+            anonymous=302,
+            developer=403,
+            other_developer=403,
+            reviewer=302,
+            senior_reviewer=302,
+            admin=302,
+        ),
+    ),
+    (
+        "GET",
+        "/review/{ref}",
+        dict(
+            anonymous=302,
+            developer=403,
+            other_developer=403,
+            reviewer=200,
+            senior_reviewer=200,
+            admin=200,
+        ),
+    ),
+    (
+        "POST",
+        "/review/{ref}/claim",
+        dict(
+            anonymous=302,
+            developer=403,
+            other_developer=403,
+            reviewer=302,
+            senior_reviewer=302,
+            admin=302,
+        ),
+    ),
+    (
+        "POST",
+        "/review/{ref}/release",
+        dict(
+            anonymous=302,
+            developer=403,
+            other_developer=403,
+            reviewer=302,
+            senior_reviewer=302,
+            admin=302,
+        ),
+    ),
+    (
+        "POST",
+        "/review/{ref}/decide",
+        dict(
+            anonymous=302,
+            developer=403,
+            other_developer=403,
+            reviewer=422,
+            senior_reviewer=422,
+            admin=422,
+        ),
+    ),
+    (
+        "GET",
+        "/admin",
+        dict(
+            anonymous=302,
+            developer=403,
+            other_developer=403,
+            reviewer=403,
+            senior_reviewer=403,
+            admin=200,
+        ),
+    ),
 ]
 
 
-@pytest.mark.parametrize(("method", "path", "expected"), MATRIX, ids=[f"{m} {p}" for m, p, _ in MATRIX])
+@pytest.mark.parametrize(
+    ("method", "path", "expected"), MATRIX, ids=[f"{m} {p}" for m, p, _ in MATRIX]
+)
 @pytest.mark.parametrize("role", ROLES)
-def test_access(app, db, login, method: str, path: str, expected: dict[str, int], role: str) -> None:
+def test_access(
+    app, db, login, method: str, path: str, expected: dict[str, int], role: str
+) -> None:
     applicant_org = OrganizationFactory()
     staff = OrganizationFactory(name="Staff org")
     developer = UserFactory(organization=applicant_org)
@@ -63,7 +342,11 @@ def test_access(app, db, login, method: str, path: str, expected: dict[str, int]
     if method == "GET":
         response = client.get(url)
     else:
-        token = csrf_token(client, "/login" if role == "anonymous" else "/policies") if role == "anonymous" else _token(client)
+        token = (
+            csrf_token(client, "/login" if role == "anonymous" else "/policies")
+            if role == "anonymous"
+            else _token(client)
+        )
         response = client.post(url, data={"csrf_token": token})
     assert response.status_code == expected[role], (role, method, url, response.status_code)
     if response.status_code == 302 and role == "anonymous" and path not in ("/logout",):
@@ -79,8 +362,10 @@ def test_every_route_is_in_the_matrix(app) -> None:
 
     def normalise(path: str) -> str:
         return (
-            path.replace("{ref}", "<reference>").replace("{draft}", "<reference>")
-            .replace("/usage-1.1/v1", "/<key>/v<int:version>").replace("/usage-1.1/v9", "/<key>/v<int:version>")
+            path.replace("{ref}", "<reference>")
+            .replace("{draft}", "<reference>")
+            .replace("/usage-1.1/v1", "/<key>/v<int:version>")
+            .replace("/usage-1.1/v9", "/<key>/v<int:version>")
             .replace("/usage-1.1", "/<key>")
         )
 

@@ -17,7 +17,11 @@ from tests.conftest import IN_CI, PG_URL, _postgres_available, _recreate_postgre
 @pytest.fixture()
 def empty_database_url(tmp_path) -> str:  # noqa: ANN001
     if _postgres_available():
-        url = str(make_url(PG_URL).set(database="reviewapp_test_migrations").render_as_string(hide_password=False))
+        url = str(
+            make_url(PG_URL)
+            .set(database="reviewapp_test_migrations")
+            .render_as_string(hide_password=False)
+        )
         _recreate_postgres_database(url)
         return url
     if IN_CI:
@@ -28,7 +32,9 @@ def empty_database_url(tmp_path) -> str:  # noqa: ANN001
 def _drift(url: str) -> list:
     engine = create_engine(url)
     with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+        diff = compare_metadata(
+            MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata
+        )
     engine.dispose()
     return diff
 
@@ -40,7 +46,14 @@ def test_upgrade_from_empty_has_no_drift_and_round_trips(empty_database_url: str
     assert _drift(empty_database_url) == []
     engine = create_engine(empty_database_url)
     tables = set(inspect(engine).get_table_names())
-    assert {"application", "revision", "decision", "audit_event", "outbox_event", "ruleset_version"} <= tables
+    assert {
+        "application",
+        "revision",
+        "decision",
+        "audit_event",
+        "outbox_event",
+        "ruleset_version",
+    } <= tables
     engine.dispose()
     command.downgrade(cfg, "base")
     engine = create_engine(empty_database_url)
@@ -57,8 +70,16 @@ def test_database_enforces_claim_and_decision_invariants(db, is_postgres) -> Non
 
     application = ApplicationFactory(submitted=True)
     with pytest.raises(IntegrityError), db.begin_nested():
-        db.execute(text("UPDATE application SET claimed_by_id = submitter_id WHERE id = :id"), {"id": application.id})
+        db.execute(
+            text("UPDATE application SET claimed_by_id = submitter_id WHERE id = :id"),
+            {"id": application.id},
+        )
     with pytest.raises(IntegrityError), db.begin_nested():
-        db.execute(text("UPDATE application SET status = 'approved' WHERE id = :id"), {"id": application.id})
+        db.execute(
+            text("UPDATE application SET status = 'approved' WHERE id = :id"),
+            {"id": application.id},
+        )
     with pytest.raises(IntegrityError), db.begin_nested():
-        db.execute(text("UPDATE application SET status = 'bogus' WHERE id = :id"), {"id": application.id})
+        db.execute(
+            text("UPDATE application SET status = 'bogus' WHERE id = :id"), {"id": application.id}
+        )

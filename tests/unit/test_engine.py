@@ -7,34 +7,81 @@ import pytest
 from reviewapp.triage.engine import (
     CompiledRuleset,
     KeywordMatcher,
-    RuleSpec,
     RulesetSpec,
+    RuleSpec,
     RuleValidationError,
     canonical_hash,
     compile_condition,
 )
 
 TIERS = ["low", "medium", "high", "prohibited"]
-QUEUES = {"low": "standard", "medium": "standard", "high": "high-risk", "prohibited": "policy-violations"}
+QUEUES = {
+    "low": "standard",
+    "medium": "standard",
+    "high": "high-risk",
+    "prohibited": "policy-violations",
+}
 
 
 def ruleset(*rules: RuleSpec, keyword_lists: dict | None = None, **kw: object) -> CompiledRuleset:
-    return CompiledRuleset(RulesetSpec(tiers=TIERS, tier_queues=QUEUES, rules=list(rules), keyword_lists=keyword_lists or {}, **kw))  # type: ignore[arg-type]
+    return CompiledRuleset(
+        RulesetSpec(
+            tiers=TIERS,
+            tier_queues=QUEUES,
+            rules=list(rules),
+            keyword_lists=keyword_lists or {},
+            **kw,
+        )
+    )  # type: ignore[arg-type]
 
 
 RULES = [
-    RuleSpec("weapons", "Weapons", "'weapons' in signals or 'weapons' in domains",
-             [{"type": "raise_tier", "tier": "prohibited"}, {"type": "suggest_policy_section", "policy_section": "usage-1.1"}]),
-    RuleSpec("health", "Health", "'health' in domains",
-             [{"type": "raise_tier", "tier": "high"}, {"type": "require_safety_requirement", "safety_requirement": "professional-oversight"}]),
-    RuleSpec("minors", "Minors", "'minors' in end_users",
-             [{"type": "raise_tier", "tier": "high"}, {"type": "add_flag", "flag": "minors"}, {"type": "route_queue", "queue": "high-risk"}]),
-    RuleSpec("consumer-chat", "Consumer chatbot", "category == 'assistant_chatbot' and 'consumers' in end_users",
-             [{"type": "raise_tier", "tier": "medium"}]),
-    RuleSpec("automated", "Automated decisions", "human_review_of_outputs == false and 'credit' in domains",
-             [{"type": "raise_tier", "tier": "high"}, {"type": "add_flag", "flag": "automated"}]),
-    RuleSpec("volume", "High volume", "monthly_requests != null and monthly_requests > 1000000",
-             [{"type": "add_flag", "flag": "high_volume"}]),
+    RuleSpec(
+        "weapons",
+        "Weapons",
+        "'weapons' in signals or 'weapons' in domains",
+        [
+            {"type": "raise_tier", "tier": "prohibited"},
+            {"type": "suggest_policy_section", "policy_section": "usage-1.1"},
+        ],
+    ),
+    RuleSpec(
+        "health",
+        "Health",
+        "'health' in domains",
+        [
+            {"type": "raise_tier", "tier": "high"},
+            {"type": "require_safety_requirement", "safety_requirement": "professional-oversight"},
+        ],
+    ),
+    RuleSpec(
+        "minors",
+        "Minors",
+        "'minors' in end_users",
+        [
+            {"type": "raise_tier", "tier": "high"},
+            {"type": "add_flag", "flag": "minors"},
+            {"type": "route_queue", "queue": "high-risk"},
+        ],
+    ),
+    RuleSpec(
+        "consumer-chat",
+        "Consumer chatbot",
+        "category == 'assistant_chatbot' and 'consumers' in end_users",
+        [{"type": "raise_tier", "tier": "medium"}],
+    ),
+    RuleSpec(
+        "automated",
+        "Automated decisions",
+        "human_review_of_outputs == false and 'credit' in domains",
+        [{"type": "raise_tier", "tier": "high"}, {"type": "add_flag", "flag": "automated"}],
+    ),
+    RuleSpec(
+        "volume",
+        "High volume",
+        "monthly_requests != null and monthly_requests > 1000000",
+        [{"type": "add_flag", "flag": "high_volume"}],
+    ),
 ]
 LISTS = {"weapons": {"phrases": ["nerve agent", "bioweapon*", "3d printed gun"]}}
 
@@ -43,18 +90,48 @@ LISTS = {"weapons": {"phrases": ["nerve agent", "bioweapon*", "3d printed gun"]}
     ("content", "tier", "queue", "fired"),
     [
         ({"title": "Notes", "domains": ["general"]}, "low", "standard", []),
-        ({"title": "Chat", "category": "assistant_chatbot", "end_users": ["consumers"]}, "medium", "standard", ["consumer-chat"]),
+        (
+            {"title": "Chat", "category": "assistant_chatbot", "end_users": ["consumers"]},
+            "medium",
+            "standard",
+            ["consumer-chat"],
+        ),
         ({"domains": ["health"]}, "high", "high-risk", ["health"]),
-        ({"end_users": ["minors"], "category": "assistant_chatbot"}, "high", "high-risk", ["minors"]),
-        ({"description": "Synthesis routes for a Nerve-Agent"}, "prohibited", "policy-violations", ["weapons"]),
+        (
+            {"end_users": ["minors"], "category": "assistant_chatbot"},
+            "high",
+            "high-risk",
+            ["minors"],
+        ),
+        (
+            {"description": "Synthesis routes for a Nerve-Agent"},
+            "prohibited",
+            "policy-violations",
+            ["weapons"],
+        ),
         ({"description": "our bioweapons lab"}, "prohibited", "policy-violations", ["weapons"]),
-        ({"description": "agentive nerve agents"}, "low", "standard", []),  # no wildcard: plural does not match
+        (
+            {"description": "agentive nerve agents"},
+            "low",
+            "standard",
+            [],
+        ),  # no wildcard: plural does not match
         ({"description": "a nervous agent"}, "low", "standard", []),
-        ({"domains": ["credit"], "human_review_of_outputs": False}, "high", "high-risk", ["automated"]),
+        (
+            {"domains": ["credit"], "human_review_of_outputs": False},
+            "high",
+            "high-risk",
+            ["automated"],
+        ),
         ({"domains": ["credit"], "human_review_of_outputs": None}, "low", "standard", []),
         ({"monthly_requests": 5_000_000}, "low", "standard", ["volume"]),
         ({"monthly_requests": None}, "low", "standard", []),
-        ({"domains": ["health", "weapons"], "end_users": ["minors"]}, "prohibited", "high-risk", ["weapons", "health", "minors"]),
+        (
+            {"domains": ["health", "weapons"], "end_users": ["minors"]},
+            "prohibited",
+            "high-risk",
+            ["weapons", "health", "minors"],
+        ),
     ],
 )
 def test_engine_table(content: dict, tier: str, queue: str, fired: list[str]) -> None:
@@ -67,24 +144,35 @@ def test_engine_table(content: dict, tier: str, queue: str, fired: list[str]) ->
 
 def test_actions_are_collected_and_explained() -> None:
     outcome = ruleset(*RULES, keyword_lists=LISTS).evaluate(
-        {"title": "Kids' tutor", "description": "Mentions a nerve agent", "domains": ["health"], "end_users": ["minors"]}
+        {
+            "title": "Kids' tutor",
+            "description": "Mentions a nerve agent",
+            "domains": ["health"],
+            "end_users": ["minors"],
+        }
     )
     assert outcome.flags == ["minors"]
     assert outcome.safety_requirements == ["professional-oversight"]
     assert outcome.policy_sections == ["usage-1.1"]
     weapons = outcome.fired[0]
-    assert weapons.matches == [{"signal": "weapons", "text": "nerve agent", "field": "description", "span": [11, 22]}]
+    assert weapons.matches == [
+        {"signal": "weapons", "text": "nerve agent", "field": "description", "span": [11, 22]}
+    ]
     assert "“nerve agent” in description" in weapons.explanation
-    assert "end_users = [\"minors\"]" in outcome.fired[2].explanation
+    assert 'end_users = ["minors"]' in outcome.fired[2].explanation
 
 
 def test_keyword_spans_are_code_points_with_non_ascii_text() -> None:
-    matches = KeywordMatcher({"w": ["nerve agent"]}).match({"description": "Ünïcödé — nerve agent 🚀"})
+    matches = KeywordMatcher({"w": ["nerve agent"]}).match(
+        {"description": "Ünïcödé — nerve agent 🚀"}
+    )
     assert [(m.start, m.end) for m in matches] == [(10, 21)]
 
 
 def test_evaluation_error_fails_closed() -> None:
-    bad = RuleSpec("bad", "Unguarded", "monthly_requests > 5", [{"type": "raise_tier", "tier": "low"}])
+    bad = RuleSpec(
+        "bad", "Unguarded", "monthly_requests > 5", [{"type": "raise_tier", "tier": "low"}]
+    )
     outcome = ruleset(bad).evaluate({"monthly_requests": None})
     assert outcome.tier == "medium"
     assert "triage_error" in outcome.flags
@@ -92,7 +180,13 @@ def test_evaluation_error_fails_closed() -> None:
 
 
 def test_disabled_rule_does_not_fire() -> None:
-    rule = RuleSpec("h", "Health", "'health' in domains", [{"type": "raise_tier", "tier": "high"}], enabled=False)
+    rule = RuleSpec(
+        "h",
+        "Health",
+        "'health' in domains",
+        [{"type": "raise_tier", "tier": "high"}],
+        enabled=False,
+    )
     assert ruleset(rule).evaluate({"domains": ["health"]}).tier == "low"
 
 
@@ -116,18 +210,40 @@ def test_condition_validation(condition: str, message: str) -> None:
 @pytest.mark.parametrize(
     ("rule", "lists", "message"),
     [
-        (RuleSpec("r", "R", "'weapon' in signals", [{"type": "add_flag", "flag": "x"}]), {"weapons": ["gun"]}, "unknown keyword list 'weapon'"),
+        (
+            RuleSpec("r", "R", "'weapon' in signals", [{"type": "add_flag", "flag": "x"}]),
+            {"weapons": ["gun"]},
+            "unknown keyword list 'weapon'",
+        ),
         (RuleSpec("r", "R", "true", [{"type": "explode"}]), {}, "unknown action type 'explode'"),
-        (RuleSpec("r", "R", "true", [{"type": "raise_tier", "tier": "extreme"}]), {}, "unknown tier 'extreme'"),
-        (RuleSpec("r", "R", "true", [{"type": "route_queue", "queue": "nowhere"}]), {}, "unknown queue 'nowhere'"),
+        (
+            RuleSpec("r", "R", "true", [{"type": "raise_tier", "tier": "extreme"}]),
+            {},
+            "unknown tier 'extreme'",
+        ),
+        (
+            RuleSpec("r", "R", "true", [{"type": "route_queue", "queue": "nowhere"}]),
+            {},
+            "unknown queue 'nowhere'",
+        ),
         (RuleSpec("r", "R", "true", []), {}, "at least one action"),
-        (RuleSpec("r", "R", "true", [{"type": "add_flag", "flag": "x"}]), {"Bad Name": ["x"]}, "keyword list name"),
-        (RuleSpec("r", "R", "true", [{"type": "add_flag", "flag": "x"}]), {"empty": []}, "has no phrases"),
+        (
+            RuleSpec("r", "R", "true", [{"type": "add_flag", "flag": "x"}]),
+            {"Bad Name": ["x"]},
+            "keyword list name",
+        ),
+        (
+            RuleSpec("r", "R", "true", [{"type": "add_flag", "flag": "x"}]),
+            {"empty": []},
+            "has no phrases",
+        ),
     ],
 )
 def test_ruleset_validation(rule: RuleSpec, lists: dict, message: str) -> None:
     with pytest.raises(RuleValidationError, match=message):
-        ruleset(rule, keyword_lists=lists, known_queues=["standard", "high-risk", "policy-violations"])
+        ruleset(
+            rule, keyword_lists=lists, known_queues=["standard", "high-risk", "policy-violations"]
+        )
 
 
 def test_duplicate_rule_keys_are_refused() -> None:
@@ -137,10 +253,23 @@ def test_duplicate_rule_keys_are_refused() -> None:
 
 
 def test_examples_are_checked() -> None:
-    good = RuleSpec("h", "Health", "'health' in domains", [{"type": "raise_tier", "tier": "high"}],
-                    examples={"must_fire": [{"domains": ["health"]}], "must_not_fire": [{"domains": ["general"]}]})
-    bad = RuleSpec("b", "Broken", "'credit' in domains", [{"type": "raise_tier", "tier": "high"}],
-                   examples={"must_fire": [{"domains": ["health"]}]})
+    good = RuleSpec(
+        "h",
+        "Health",
+        "'health' in domains",
+        [{"type": "raise_tier", "tier": "high"}],
+        examples={
+            "must_fire": [{"domains": ["health"]}],
+            "must_not_fire": [{"domains": ["general"]}],
+        },
+    )
+    bad = RuleSpec(
+        "b",
+        "Broken",
+        "'credit' in domains",
+        [{"type": "raise_tier", "tier": "high"}],
+        examples={"must_fire": [{"domains": ["health"]}]},
+    )
     assert ruleset(good).check_examples() == []
     assert ruleset(good, bad).check_examples() == ["rule 'b': must_fire example #1 did not behave"]
 

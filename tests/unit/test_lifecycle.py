@@ -6,7 +6,13 @@ import itertools
 
 import pytest
 
-from reviewapp.applications.lifecycle import TRANSITIONS, Action, Actor, allowed_actions, next_status
+from reviewapp.applications.lifecycle import (
+    TRANSITIONS,
+    Action,
+    Actor,
+    allowed_actions,
+    next_status,
+)
 from reviewapp.applications.models import Status
 from reviewapp.errors import InvalidTransition
 
@@ -30,7 +36,9 @@ EXPECTED = {
 }
 
 
-@pytest.mark.parametrize(("status", "action", "actor"), list(itertools.product(Status, Action, Actor)))
+@pytest.mark.parametrize(
+    ("status", "action", "actor"), list(itertools.product(Status, Action, Actor))
+)
 def test_every_combination(status: Status, action: Action, actor: Actor) -> None:
     expected = EXPECTED.get((status.value, action.value, actor.value))
     if expected is None:
@@ -41,7 +49,9 @@ def test_every_combination(status: Status, action: Action, actor: Actor) -> None
 
 
 def test_table_and_expectations_agree() -> None:
-    flattened = {(s.value, a.value, actor.value) for (s, a), (_, who) in TRANSITIONS.items() for actor in who}
+    flattened = {
+        (s.value, a.value, actor.value) for (s, a), (_, who) in TRANSITIONS.items() for actor in who
+    }
     assert flattened == set(EXPECTED)
 
 
@@ -52,5 +62,7 @@ def test_final_statuses_allow_nothing_to_anyone() -> None:
 
 
 def test_refusal_message_is_readable() -> None:
-    with pytest.raises(InvalidTransition, match="An application that is approved cannot be withdrawn"):
+    with pytest.raises(
+        InvalidTransition, match="An application that is approved cannot be withdrawn"
+    ):
         next_status(Status.approved, Action.withdraw, Actor.developer)

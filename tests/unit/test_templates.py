@@ -8,7 +8,12 @@ import pytest
 import yaml
 
 from reviewapp.errors import ValidationFailed
-from reviewapp.policies.services import render_markdown, render_template_text, sample_context, validate_template
+from reviewapp.policies.services import (
+    render_markdown,
+    render_template_text,
+    sample_context,
+    validate_template,
+)
 
 
 def test_unknown_placeholder_is_named() -> None:
@@ -18,7 +23,9 @@ def test_unknown_placeholder_is_named() -> None:
 
 def test_sandbox_refuses_python_internals() -> None:
     with pytest.raises(ValidationFailed, match="may not do"):
-        render_template_text("{{ application.__class__.__mro__[1].__subclasses__() }}", sample_context())
+        render_template_text(
+            "{{ application.__class__.__mro__[1].__subclasses__() }}", sample_context()
+        )
 
 
 def test_syntax_error_has_a_line() -> None:
@@ -27,7 +34,9 @@ def test_syntax_error_has_a_line() -> None:
 
 
 def test_every_seeded_template_renders() -> None:
-    doc = yaml.safe_load((Path(__file__).resolve().parents[2] / "config" / "response_templates.yaml").read_text())
+    doc = yaml.safe_load(
+        (Path(__file__).resolve().parents[2] / "config" / "response_templates.yaml").read_text()
+    )
     for template in doc["response_templates"]:
         validate_template(template["body"])
         text = render_template_text(template["body"], sample_context())
@@ -35,7 +44,11 @@ def test_every_seeded_template_renders() -> None:
 
 
 def test_markdown_is_sanitized() -> None:
-    html = str(render_markdown("**bold** <script>alert(1)</script> [x](javascript:alert(1)) <img src=x onerror=alert(1)>"))
+    html = str(
+        render_markdown(
+            "**bold** <script>alert(1)</script> [x](javascript:alert(1)) <img src=x onerror=alert(1)>"
+        )
+    )
     assert "<strong>bold</strong>" in html
     assert "<script" not in html and "<img" not in html and 'href="javascript' not in html
     assert "&lt;script&gt;" in html  # shown as text, not dropped silently

@@ -29,13 +29,32 @@ def test_real_inventory_import_triages_every_row_and_is_idempotent(app, db) -> N
         first = import_inventory(db, SLIM, commit=db.flush, progress=False)
     assert first["errors"] == []
     assert first["created"] == 2133 and first["skipped"] == 0
-    total = db.scalar(select(func.count()).select_from(Application).where(Application.external_ref.like("fed2024-%")))
+    total = db.scalar(
+        select(func.count())
+        .select_from(Application)
+        .where(Application.external_ref.like("fed2024-%"))
+    )
     assert total == 2133
-    assert db.scalar(select(func.count()).select_from(Application).where(Application.status == Status.queued)) == 2133
+    assert (
+        db.scalar(
+            select(func.count()).select_from(Application).where(Application.status == Status.queued)
+        )
+        == 2133
+    )
     assert db.scalar(select(func.count()).select_from(TriageResult)) == 2133
-    assert db.scalar(select(func.count(func.distinct(Application.organization_id)))) == 41  # one organization per agency
-    counts = dict(db.execute(select(Application.reference_tier, func.count()).group_by(Application.reference_tier)).all())
-    assert counts == {"high": 351, "medium": 60, "low": 1722}  # the data set's own label counts (README)
+    assert (
+        db.scalar(select(func.count(func.distinct(Application.organization_id)))) == 41
+    )  # one organization per agency
+    counts = dict(
+        db.execute(
+            select(Application.reference_tier, func.count()).group_by(Application.reference_tier)
+        ).all()
+    )
+    assert counts == {
+        "high": 351,
+        "medium": 60,
+        "low": 1722,
+    }  # the data set's own label counts (README)
 
     # quality bounds of the default ruleset against the answer key (issue #3's targets)
     rows = db.execute(select(Application.reference_tier, Application.risk_tier)).all()
@@ -58,7 +77,9 @@ def test_bad_rows_are_reported_with_line_numbers_and_the_rest_imported(app, db, 
         reader = csv.DictReader(handle)
         rows = [next(reader) for _ in range(4)]
         fields = reader.fieldnames
-    rows = [{k: v.replace("\n", " ") for k, v in row.items()} for row in rows]  # one physical line each
+    rows = [
+        {k: v.replace("\n", " ") for k, v in row.items()} for row in rows
+    ]  # one physical line each
     rows[1]["agency"] = ""
     rows[2]["row_id"] = "abc"
     path = tmp_path / "bad.csv"
@@ -77,7 +98,10 @@ def test_bad_rows_are_reported_with_line_numbers_and_the_rest_imported(app, db, 
 def test_line_numbers_count_physical_lines_of_multi_line_records(app, db, tmp_path) -> None:
     path = tmp_path / "multi.csv"
     header = "row_id,agency,use_case_name,topic_area,commercial_ai_category,purpose_benefits,outputs,contains_pii,public_facing_hisp,key_risks,autonomous_decision,appeal_process"
-    path.write_text(header + '\n1,Agency A,Tool,,,"line one\nline two\nline three",,,,,,\n2,,Broken,,,,,,,,,\n', encoding="utf-8")
+    path.write_text(
+        header + '\n1,Agency A,Tool,,,"line one\nline two\nline three",,,,,,\n2,,Broken,,,,,,,,,\n',
+        encoding="utf-8",
+    )
     with app.app_context():
         result = import_inventory(db, path, commit=db.flush, progress=False)
     assert result["created"] == 1
@@ -90,7 +114,14 @@ def test_import_commands_on_the_cli(app, db, tmp_path) -> None:
     result = runner.invoke(args=["import-policies", str(DATA / "policy_sections.yaml")])
     assert result.exit_code == 0, result.output
     assert "71 policy sections read" in result.output
-    assert db.scalar(select(func.count()).select_from(PolicySection).where(PolicySection.source == "eu-ai-act")) > 0
+    assert (
+        db.scalar(
+            select(func.count())
+            .select_from(PolicySection)
+            .where(PolicySection.source == "eu-ai-act")
+        )
+        > 0
+    )
     wrong = tmp_path / "wrong.csv"
     wrong.write_text("a,b\n1,2\n", encoding="utf-8")
     result = runner.invoke(args=["import-applications", str(wrong)])

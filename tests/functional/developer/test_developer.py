@@ -31,23 +31,40 @@ def test_login_through_the_real_form_and_logout_is_post_only(client, db) -> None
     page = client.get("/login")
     assert page.status_code == 200
     token = csrf_token(client, "/login")
-    response = client.post("/login", data={"email": "DANA@example.com", "password": PASSWORD, "csrf_token": token})
+    response = client.post(
+        "/login", data={"email": "DANA@example.com", "password": PASSWORD, "csrf_token": token}
+    )
     assert response.status_code == 302
     assert client.get("/applications").status_code == 200
     assert client.get("/logout").status_code == 405
-    assert client.post("/logout", data={}).status_code == 400  # no CSRF token: refused, still logged in
+    assert (
+        client.post("/logout", data={}).status_code == 400
+    )  # no CSRF token: refused, still logged in
     assert client.get("/applications").status_code == 200
     response = post_form(client, "/logout", token_from="/applications")
     assert response.status_code == 302
     assert client.get("/applications").status_code == 302  # back to the login page
-    assert db.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "user.login", AuditEvent.actor_id == user.id)) == 1
+    assert (
+        db.scalar(
+            select(func.count())
+            .select_from(AuditEvent)
+            .where(AuditEvent.action == "user.login", AuditEvent.actor_id == user.id)
+        )
+        == 1
+    )
 
 
 def test_wrong_password_and_unknown_email_get_the_same_answer(client, db) -> None:
     UserFactory(email="known@example.com")
     token = csrf_token(client, "/login")
-    a = client.post("/login", data={"email": "known@example.com", "password": "nope-nope-nope", "csrf_token": token})
-    b = client.post("/login", data={"email": "ghost@example.com", "password": "nope-nope-nope", "csrf_token": token})
+    a = client.post(
+        "/login",
+        data={"email": "known@example.com", "password": "nope-nope-nope", "csrf_token": token},
+    )
+    b = client.post(
+        "/login",
+        data={"email": "ghost@example.com", "password": "nope-nope-nope", "csrf_token": token},
+    )
     assert a.status_code == b.status_code == 200
     assert b"Email or password is wrong." in a.data and b"Email or password is wrong." in b.data
 
@@ -55,13 +72,23 @@ def test_wrong_password_and_unknown_email_get_the_same_answer(client, db) -> Non
 def test_login_next_only_follows_local_paths(client, db) -> None:
     UserFactory(email="next@example.com")
     token = csrf_token(client, "/login")
-    response = client.post("/login?next=//evil.example/x", data={"email": "next@example.com", "password": PASSWORD, "csrf_token": token})
+    response = client.post(
+        "/login?next=//evil.example/x",
+        data={"email": "next@example.com", "password": PASSWORD, "csrf_token": token},
+    )
     assert response.location == "/"
 
 
 def test_register_creates_an_organization_and_joining_needs_its_code(client, db) -> None:
     token = csrf_token(client, "/register")
-    data = {"name": "Ada", "email": "ada@example.com", "password": "long-enough-pw", "confirm": "long-enough-pw", "organization": "Acme AI", "csrf_token": token}
+    data = {
+        "name": "Ada",
+        "email": "ada@example.com",
+        "password": "long-enough-pw",
+        "confirm": "long-enough-pw",
+        "organization": "Acme AI",
+        "csrf_token": token,
+    }
     assert client.post("/register", data=data).status_code == 302
     org = db.scalars(select(Organization).where(Organization.name == "Acme AI")).one()
     post_form(client, "/logout", token_from="/applications")
@@ -72,7 +99,10 @@ def test_register_creates_an_organization_and_joining_needs_its_code(client, db)
     assert response.status_code == 200
     assert b"Ask a member for its join code" in response.data
     assert b'value="eve@example.com"' in response.data  # what was typed is kept
-    assert db.scalar(select(func.count()).select_from(User).where(User.email == "eve@example.com")) == 0
+    assert (
+        db.scalar(select(func.count()).select_from(User).where(User.email == "eve@example.com"))
+        == 0
+    )
 
     response = client.post("/register", data={**intruder, "join_code": org.join_code})
     assert response.status_code == 302
@@ -83,13 +113,22 @@ def test_register_creates_an_organization_and_joining_needs_its_code(client, db)
 def test_draft_edit_submit_triage_and_view(login, db) -> None:
     dev = UserFactory()
     client = login(dev)
-    response = post_form(client, "/applications/new", {**FORM, "save": "Save draft"}, token_from="/applications/new")
+    response = post_form(
+        client, "/applications/new", {**FORM, "save": "Save draft"}, token_from="/applications/new"
+    )
     assert response.status_code == 302
-    application = db.scalars(select(Application).where(Application.organization_id == dev.organization_id)).one()
+    application = db.scalars(
+        select(Application).where(Application.organization_id == dev.organization_id)
+    ).one()
     assert application.status == Status.draft and application.current_revision_id is None
 
     edited = {**FORM, "title": "Homework helper v2", "submit_application": "Submit for review"}
-    response = post_form(client, f"/applications/{application.reference}/edit", edited, token_from=f"/applications/{application.reference}/edit")
+    response = post_form(
+        client,
+        f"/applications/{application.reference}/edit",
+        edited,
+        token_from=f"/applications/{application.reference}/edit",
+    )
     assert response.status_code == 302
     db.expire_all()
     assert application.status == Status.queued
@@ -107,7 +146,12 @@ def test_draft_edit_submit_triage_and_view(login, db) -> None:
 
 def test_submit_incomplete_draft_shows_errors_next_to_fields_and_keeps_input(login, db) -> None:
     client = login(UserFactory())
-    response = post_form(client, "/applications/new", {"title": "Half done", "description": "Ünïcödé 🚀 text", "submit_application": "1"}, token_from="/applications/new")
+    response = post_form(
+        client,
+        "/applications/new",
+        {"title": "Half done", "description": "Ünïcödé 🚀 text", "submit_application": "1"},
+        token_from="/applications/new",
+    )
     assert response.status_code == 200
     page = response.get_data(as_text=True)
     assert "Use-case category is required to submit." in page
@@ -117,7 +161,12 @@ def test_submit_incomplete_draft_shows_errors_next_to_fields_and_keeps_input(log
 
 def test_too_long_title_is_refused_with_the_limit(login, db) -> None:
     client = login(UserFactory())
-    response = post_form(client, "/applications/new", {**FORM, "title": "x" * 201, "save": "1"}, token_from="/applications/new")
+    response = post_form(
+        client,
+        "/applications/new",
+        {**FORM, "title": "x" * 201, "save": "1"},
+        token_from="/applications/new",
+    )
     assert response.status_code == 200
     assert b"This is 201 characters long; the limit is 200." in response.data
 
@@ -139,5 +188,12 @@ def test_colleague_sees_and_withdraws(login, db) -> None:
     assert post_form(client, f"/applications/{application.reference}/withdraw").status_code == 302
     db.expire_all()
     assert application.status == Status.withdrawn
-    actions = db.scalars(select(AuditEvent.action).where(AuditEvent.subject_id == application.reference).order_by(AuditEvent.id)).all()
-    assert actions == ["application.submit", "application.withdraw"]  # the factory files drafts directly
+    actions = db.scalars(
+        select(AuditEvent.action)
+        .where(AuditEvent.subject_id == application.reference)
+        .order_by(AuditEvent.id)
+    ).all()
+    assert actions == [
+        "application.submit",
+        "application.withdraw",
+    ]  # the factory files drafts directly

@@ -6,9 +6,8 @@ import datetime as dt
 
 from sqlalchemy import func, select
 
-from reviewapp.applications.models import Application, Status
+from reviewapp.applications.models import Status
 from reviewapp.audit.models import AuditEvent, OutboxEvent
-from reviewapp.auth.models import Organization
 from reviewapp.db import utcnow
 from reviewapp.notifications.email import OUTBOX_MEMORY
 from reviewapp.review.models import Citation, Decision
@@ -17,7 +16,11 @@ from tests.factories import ApplicationFactory, OrganizationFactory, UserFactory
 
 
 def reviewer(**kw):  # noqa: ANN001, ANN201
-    return UserFactory(reviewer=True, organization=kw.pop("organization", None) or OrganizationFactory(name="Trust & Safety"), **kw)
+    return UserFactory(
+        reviewer=True,
+        organization=kw.pop("organization", None) or OrganizationFactory(name="Trust & Safety"),
+        **kw,
+    )
 
 
 def test_queue_lists_open_applications_in_sla_then_tier_order(login, db) -> None:
@@ -64,7 +67,14 @@ def test_claim_next_reject_with_citation_and_developer_sees_message(login, db) -
     response = post_form(
         client,
         f"/review/{application.reference}/decide",
-        {"outcome": "reject", "citations": ["usage-1.5"], "template": "reject-prohibited", "reviewer_note": "Impersonation <b>risk</b>.", "rationale": "internal only", "version": str(application.version)},
+        {
+            "outcome": "reject",
+            "citations": ["usage-1.5"],
+            "template": "reject-prohibited",
+            "reviewer_note": "Impersonation <b>risk</b>.",
+            "rationale": "internal only",
+            "version": str(application.version),
+        },
         token_from=f"/review/{application.reference}",
     )
     assert response.status_code == 302, response.get_data(as_text=True)[:2000]
@@ -74,7 +84,14 @@ def test_claim_next_reject_with_citation_and_developer_sees_message(login, db) -
     citation = db.scalars(select(Citation).where(Citation.decision_id == decision.id)).one()
     assert citation.policy_section_version.section.key == "usage-1.5"
     assert "Impersonation <b>risk</b>." in decision.message
-    assert db.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "decision.reject")) == 1
+    assert (
+        db.scalar(
+            select(func.count())
+            .select_from(AuditEvent)
+            .where(AuditEvent.action == "decision.reject")
+        )
+        == 1
+    )
     outbox = db.scalars(select(OutboxEvent)).one()
     assert outbox.delivered_at is not None  # inline job delivered it after commit
     assert [m["To"] for m in OUTBOX_MEMORY] == [application.submitter.email]
@@ -91,8 +108,10 @@ def test_reject_without_citation_is_refused_and_form_kept(login, db) -> None:
     client = login(reviewer())
     post_form(client, "/queue/claim-next", token_from="/queue")
     response = post_form(
-        client, f"/review/{application.reference}/decide",
-        {"outcome": "reject", "template": "reject-prohibited", "reviewer_note": "kept text"}, token_from=f"/review/{application.reference}",
+        client,
+        f"/review/{application.reference}/decide",
+        {"outcome": "reject", "template": "reject-prohibited", "reviewer_note": "kept text"},
+        token_from=f"/review/{application.reference}",
     )
     assert response.status_code == 422
     assert b"Cite at least one policy section for this outcome." in response.data
@@ -107,8 +126,10 @@ def test_template_for_another_outcome_is_refused(login, db) -> None:
     client = login(reviewer())
     post_form(client, "/queue/claim-next", token_from="/queue")
     response = post_form(
-        client, f"/review/{application.reference}/decide",
-        {"outcome": "approve", "template": "reject-prohibited"}, token_from=f"/review/{application.reference}",
+        client,
+        f"/review/{application.reference}/decide",
+        {"outcome": "approve", "template": "reject-prohibited"},
+        token_from=f"/review/{application.reference}",
     )
     assert response.status_code == 422 and b"not approve" in response.data
 
@@ -117,17 +138,34 @@ def test_request_mitigations_needs_requirements_then_developer_can_resubmit(logi
     application = ApplicationFactory(submitted=True, high_tier=True)
     client = login(reviewer())
     post_form(client, "/queue/claim-next", token_from="/queue")
-    form = {"outcome": "request_mitigations", "citations": ["usage-2.1"], "template": "mitigations-standard"}
-    response = post_form(client, f"/review/{application.reference}/decide", form, token_from=f"/review/{application.reference}")
+    form = {
+        "outcome": "request_mitigations",
+        "citations": ["usage-2.1"],
+        "template": "mitigations-standard",
+    }
+    response = post_form(
+        client,
+        f"/review/{application.reference}/decide",
+        form,
+        token_from=f"/review/{application.reference}",
+    )
     assert response.status_code == 422 and b"Pick at least one safety requirement" in response.data
-    response = post_form(client, f"/review/{application.reference}/decide", {**form, "safety_requirements": ["human-review-of-outputs"]},
-                         token_from=f"/review/{application.reference}")
+    response = post_form(
+        client,
+        f"/review/{application.reference}/decide",
+        {**form, "safety_requirements": ["human-review-of-outputs"]},
+        token_from=f"/review/{application.reference}",
+    )
     assert response.status_code == 302
     db.expire_all()
     assert application.status == Status.mitigations_requested
     dev = login(application.submitter)
     assert b"Human review of outputs" in dev.get(f"/applications/{application.reference}").data
-    response = post_form(dev, f"/applications/{application.reference}/submit", token_from=f"/applications/{application.reference}")
+    response = post_form(
+        dev,
+        f"/applications/{application.reference}/submit",
+        token_from=f"/applications/{application.reference}",
+    )
     assert response.status_code == 302
     db.expire_all()
     assert application.status == Status.queued and len(application.revisions) == 2
@@ -142,8 +180,10 @@ def test_stale_page_decision_is_refused(login, db) -> None:
     application.flags = ["changed elsewhere"]  # someone else's change bumps the version
     db.flush()
     response = post_form(
-        client, f"/review/{application.reference}/decide",
-        {"outcome": "approve", "template": "approve-standard", "version": str(stale_version)}, token_from=f"/review/{application.reference}",
+        client,
+        f"/review/{application.reference}/decide",
+        {"outcome": "approve", "template": "approve-standard", "version": str(stale_version)},
+        token_from=f"/review/{application.reference}",
     )
     assert response.status_code == 409
     assert b"changed since you opened it" in response.data
@@ -153,8 +193,12 @@ def test_stale_page_decision_is_refused(login, db) -> None:
 def test_deciding_without_a_claim_is_refused(login, db) -> None:
     application = ApplicationFactory(submitted=True)
     client = login(reviewer())
-    response = post_form(client, f"/review/{application.reference}/decide", {"outcome": "approve", "template": "approve-standard"},
-                         token_from=f"/review/{application.reference}")
+    response = post_form(
+        client,
+        f"/review/{application.reference}/decide",
+        {"outcome": "approve", "template": "approve-standard"},
+        token_from=f"/review/{application.reference}",
+    )
     assert response.status_code == 409 and b"do not hold a claim" in response.data
 
 
@@ -164,9 +208,16 @@ def test_claim_conflicts_and_expired_lease_is_taken_over(login, db) -> None:
     first, second = reviewer(organization=org), reviewer(organization=org)
     c1, c2 = login(first), login(second)
     post_form(c1, f"/review/{application.reference}/claim", token_from="/queue")
-    response = post_form(c2, f"/review/{application.reference}/claim", token_from="/queue", follow_redirects=True)
+    response = post_form(
+        c2, f"/review/{application.reference}/claim", token_from="/queue", follow_redirects=True
+    )
     assert b"already claimed by" in response.data
-    assert post_form(c2, "/queue/claim-next", token_from="/queue", follow_redirects=True).data.count(b"Nothing to claim") == 1
+    assert (
+        post_form(c2, "/queue/claim-next", token_from="/queue", follow_redirects=True).data.count(
+            b"Nothing to claim"
+        )
+        == 1
+    )
     db.expire_all()
     application.lease_expires_at = utcnow() - dt.timedelta(seconds=1)
     db.flush()
@@ -182,8 +233,15 @@ def test_reviewer_never_gets_own_organizations_application(login, db) -> None:
     rev = reviewer(organization=org)
     client = login(rev)
     assert own.reference not in client.get("/queue").get_data(as_text=True)
-    assert post_form(client, "/queue/claim-next", token_from="/queue", follow_redirects=True).data.count(b"Nothing to claim") == 1
-    response = post_form(client, f"/review/{own.reference}/claim", token_from="/queue", follow_redirects=True)
+    assert (
+        post_form(
+            client, "/queue/claim-next", token_from="/queue", follow_redirects=True
+        ).data.count(b"Nothing to claim")
+        == 1
+    )
+    response = post_form(
+        client, f"/review/{own.reference}/claim", token_from="/queue", follow_redirects=True
+    )
     assert b"your own organization" in response.data
 
 
@@ -193,27 +251,39 @@ def test_release_returns_to_queue(login, db) -> None:
     post_form(client, "/queue/claim-next", token_from="/queue")
     post_form(client, f"/review/{application.reference}/release", token_from="/queue")
     db.expire_all()
-    assert application.status == Status.queued and application.claimed_by_id is None and application.lease_expires_at is None
+    assert (
+        application.status == Status.queued
+        and application.claimed_by_id is None
+        and application.lease_expires_at is None
+    )
 
 
 def test_queue_page_query_count_does_not_grow_with_rows(app, login, db) -> None:
     from sqlalchemy import event
 
-    for _ in range(30):
-        ApplicationFactory(submitted=True)
-    client = login(reviewer())
-    client.get("/queue")
-    counts = []
     from reviewapp.extensions import db as database
 
-    for per in (1, 30):
-        statements: list[str] = []
-        listener = lambda *args, **kw: statements.append(args[2])  # noqa: E731
-        event.listen(database.state(app).engine, "before_cursor_execute", listener)
+    client = login(reviewer())
+
+    def statements_for_queue_page() -> int:
+        seen: list[str] = []
+
+        def listener(*args: object, **kw: object) -> None:
+            seen.append(str(args[2]))
+
+        engine = database.state(app).engine
+        event.listen(engine, "before_cursor_execute", listener)
         try:
-            client.get("/queue?per_page=%d" % per)
+            page = client.get("/queue")
         finally:
-            event.remove(database.state(app).engine, "before_cursor_execute", listener)
-        counts.append(len(statements))
-    assert counts[0] <= 12 and counts[1] <= 12, counts
-    _ = Organization, Application
+            event.remove(engine, "before_cursor_execute", listener)
+        assert page.status_code == 200
+        return len(seen)
+
+    ApplicationFactory(submitted=True)
+    one = statements_for_queue_page()
+    for _ in range(29):
+        ApplicationFactory(submitted=True)
+    thirty = statements_for_queue_page()
+    assert thirty == one, (one, thirty)
+    assert one <= 12
