@@ -7,7 +7,7 @@ import enum
 import re
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from reviewapp.auth.models import Organization, User
@@ -44,6 +44,12 @@ OPEN_STATUSES = (
     Status.mitigations_requested,
 )
 
+#: statuses the reviewer queue shows
+OPEN_FOR_REVIEW = (Status.queued, Status.in_review)
+
+#: statuses the reviewer queue shows
+OPEN_FOR_REVIEW = (Status.queued, Status.in_review)
+
 REFERENCE_RE = re.compile(r"^APP-(\d{6,})$")
 
 
@@ -64,9 +70,24 @@ class Application(Base):
             name="decided_has_decision",
         ),
         CheckConstraint(f"status IN ({_in(tuple(Status))})", name="status_known"),
-        # The reviewer queue: filter by status/queue, order by SLA due, tier (desc), age.
+        # The reviewer queue reads only open applications: walk them in queue order (SLA due,
+        # tier desc, age) and stop after one page; count them from a narrow covering index.
         Index(
-            "ix_application_queue_order", "status", "queue", "sla_due_at", "tier_rank", "queued_at"
+            "ix_application_open_order",
+            "sla_due_at",
+            text("tier_rank DESC"),
+            "queued_at",
+            "id",
+            postgresql_where=text(f"status IN ({_in(OPEN_FOR_REVIEW)})"),
+            sqlite_where=text(f"status IN ({_in(OPEN_FOR_REVIEW)})"),
+        ),
+        Index(
+            "ix_application_open_filter",
+            "queue",
+            "risk_tier",
+            "organization_id",
+            postgresql_where=text(f"status IN ({_in(OPEN_FOR_REVIEW)})"),
+            sqlite_where=text(f"status IN ({_in(OPEN_FOR_REVIEW)})"),
         ),
         Index("ix_application_org_created", "organization_id", "created_at"),
     )
