@@ -48,7 +48,7 @@ def login() -> Any:
                 db.session, actor=user, action="user.login", subject_type="user", subject_id=user.id
             )
             db.commit()
-            target = request.args.get("next")
+            target = request.args.get("next") or ""
             return redirect(target if is_safe_next(target) else url_for("web.index"))
     return render_template("auth/login.html", form=form)
 

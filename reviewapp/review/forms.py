@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from flask_wtf import FlaskForm
@@ -48,7 +49,7 @@ class DecisionForm(FlaskForm):
     version = HiddenField()
 
     def set_choices(
-        self, sections: list[Any], requirements: list[Any], templates: list[Any]
+        self, sections: Sequence[Any], requirements: Sequence[Any], templates: Sequence[Any]
     ) -> None:
         """Fill the choices from the policy library."""
         self.citations.choices = choices((s.key, f"{s.number} {s.title}") for s in sections)
