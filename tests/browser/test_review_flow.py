@@ -49,7 +49,7 @@ def log_out(page: Page) -> None:
 
 
 def test_developer_submits_reviewer_rejects_developer_sees_decision(
-    live_server: str, committed_db: Session, browser_context: BrowserContext, screenshot_dir: Path
+    browser_context: BrowserContext, live_server: str, committed_db: Session, screenshot_dir: Path
 ) -> None:
     developer = UserFactory(
         email="dev@example.com",

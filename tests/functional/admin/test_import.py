@@ -130,3 +130,35 @@ def test_import_commands_on_the_cli(app, db, tmp_path) -> None:
     broken.write_text("sections: [\n  - {id: x\n", encoding="utf-8")
     result = runner.invoke(args=["import-policies", str(broken)])
     assert result.exit_code == 1 and "invalid YAML at line" in result.output
+
+
+def test_create_user_prints_a_working_token_alone_on_the_last_line(app, db, client) -> None:
+    runner = app.test_cli_runner()
+    result = runner.invoke(
+        args=[
+            "create-user",
+            "cli@example.com",
+            "--role",
+            "developer",
+            "--org",
+            "CLI Org",
+            "--password",
+            "long-enough-pw",
+            "--api-token",
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    token = result.output.strip().splitlines()[-1]
+    assert token.startswith("ra_") and " " not in token
+    assert (
+        client.get("/api/v1/applications", headers={"Authorization": f"Bearer {token}"}).status_code
+        == 200
+    )
+    again = runner.invoke(
+        args=["create-user", "CLI@example.com", "--org", "CLI Org", "--password", "long-enough-pw"]
+    )
+    assert again.exit_code == 1 and "already exists" in again.output
+    short = runner.invoke(
+        args=["create-user", "x@example.com", "--org", "CLI Org", "--password", "short"]
+    )
+    assert short.exit_code == 1 and "10 characters" in short.output
