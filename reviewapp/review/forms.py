@@ -11,9 +11,9 @@ from wtforms import (
     IntegerField,
     RadioField,
     SelectField,
-    SelectMultipleField,
     TextAreaField,
 )
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from reviewapp.applications.forms import MultiCheckboxField, choices
@@ -24,15 +24,18 @@ class DecisionForm(FlaskForm):
     """Approve / request mitigations / reject, with citations and a response template."""
 
     outcome = RadioField(
-        "Decision",
+        "Outcome",
         choices=choices((o.value, o.label) for o in Outcome),
         validators=[DataRequired(message="Choose a decision.")],
     )
-    citations = SelectMultipleField(
+    citations = MultiCheckboxField(
         "Policy citations",
-        description="Required to reject or request mitigations. Ctrl/⌘-click to pick several.",
+        description="Required to reject or request mitigations. Sections the triage suggested come first.",
     )
-    safety_requirements = MultiCheckboxField("Safety requirements the developer must meet")
+    safety_requirements = MultiCheckboxField(
+        "Safety requirements the developer must meet",
+        description="Asked for with “request mitigations” (and listed as conditions of an approval); ignored on reject.",
+    )
     template = SelectField(
         "Response template", validators=[DataRequired(message="Choose a response template.")]
     )
@@ -49,15 +52,36 @@ class DecisionForm(FlaskForm):
     version = HiddenField()
 
     def set_choices(
-        self, sections: Sequence[Any], requirements: Sequence[Any], templates: Sequence[Any]
+        self,
+        sections: Sequence[Any],
+        requirements: Sequence[Any],
+        templates: Sequence[Any],
+        suggested_sections: Sequence[str] = (),
+        suggested_requirements: Sequence[str] = (),
     ) -> None:
-        """Fill the choices from the policy library."""
-        self.citations.choices = choices((s.key, f"{s.number} {s.title}") for s in sections)
-        self.safety_requirements.choices = choices((r.key, r.title) for r in requirements)
-        self.template.choices = choices(
-            [("", "— choose —")]
-            + [(t.key, f"{t.title} ({t.outcome.replace('_', ' ')})") for t in templates]
-        )
+        """Fill the choices from the policy library; the triage's suggestions come first."""
+        first = {key: i for i, key in enumerate(suggested_sections)}
+        ordered = sorted(sections, key=lambda s: (0, first[s.key]) if s.key in first else (1, 0))
+        self.citations.choices = [
+            SelectChoice(
+                s.key, f"{s.number} {s.title}" + (" · suggested" if s.key in first else "")
+            )
+            for s in ordered
+        ]
+        wanted = set(suggested_requirements)
+        self.safety_requirements.choices = [
+            SelectChoice(r.key, r.title + (" · suggested" if r.key in wanted else ""))
+            for r in requirements
+        ]
+        groups = {
+            "approve": "Approve",
+            "request_mitigations": "Request mitigations",
+            "reject": "Reject",
+        }
+        self.template.choices = [SelectChoice("", "— choose —")] + [
+            SelectChoice(t.key, t.title, optgroup=groups.get(t.outcome, t.outcome))
+            for t in templates
+        ]
 
 
 class QueueFilterForm(FlaskForm):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
-from flask import current_app, url_for
+from flask import current_app, has_request_context, url_for
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session, joinedload
 
@@ -226,7 +226,15 @@ def template_context(
     reviewer_note: str,
 ) -> dict[str, Any]:
     """The placeholders a response template may use (see policies.services.TEMPLATE_VARIABLES)."""
-    base = current_app.config["BASE_URL"].rstrip("/")
+
+    def version_url(v: Any) -> str:
+        path = url_for("policies.section_version", key=v.section.key, version=v.version)
+        if has_request_context():  # the host the reviewer uses is the host developers use
+            return url_for(
+                "policies.section_version", key=v.section.key, version=v.version, _external=True
+            )
+        return str(current_app.config["BASE_URL"]).rstrip("/") + path
+
     return {
         "application": SimpleNamespace(reference=application.reference, title=application.title),
         "organization": application.organization.name,
@@ -235,8 +243,7 @@ def template_context(
                 number=v.section.number,
                 title=v.section.title,
                 version=v.version,
-                url=base
-                + url_for("policies.section_version", key=v.section.key, version=v.version),
+                url=version_url(v),
             )
             for v in citations
         ],
@@ -309,6 +316,8 @@ def decide(session: Session, user: User, application: Application, data: Decisio
     assert template is not None
     versions = current_versions(session, data.citations)
     reqs: list[SafetyRequirement] = []
+    if outcome == Outcome.reject:
+        data.safety_requirements = []  # a rejection asks nothing of the developer
     if data.safety_requirements:
         found = {
             r.key: r

@@ -96,12 +96,19 @@ def claim_next_view() -> Any:
 
 def _decision_form(application: Application) -> DecisionForm:
     form = DecisionForm()
+    triage = (
+        latest_triage_result(db.session, application.current_revision_id)
+        if application.current_revision_id
+        else None
+    )
     form.set_choices(
         sections_in_order(db.session),
         db.session.scalars(select(SafetyRequirement).order_by(SafetyRequirement.title)).all(),
         db.session.scalars(
             select(ResponseTemplate).order_by(ResponseTemplate.outcome, ResponseTemplate.title)
         ).all(),
+        suggested_sections=triage.suggested_policy_sections if triage else (),
+        suggested_requirements=triage.required_safety_requirements if triage else (),
     )
     return form
 
@@ -119,9 +126,6 @@ def _render_review(application: Application, form: DecisionForm, status: int = 2
     ).all()
     if request.method == "GET":
         form.version.data = str(application.version)
-        if triage is not None and not form.citations.data:
-            form.citations.data = list(triage.suggested_policy_sections)
-            form.safety_requirements.data = list(triage.required_safety_requirements)
     own_org = application.organization_id == current_user.organization_id
     return render_template(
         "review/application.html",
@@ -133,6 +137,10 @@ def _render_review(application: Application, form: DecisionForm, status: int = 2
         holds_claim=application.is_claimed_by(current_user),
         own_org=own_org,
         tiers=tier_labels(db.session),
+        section_names={s.key: f"{s.number} {s.title}" for s in sections_in_order(db.session)},
+        requirement_names={
+            r.key: r.title for r in db.session.scalars(select(SafetyRequirement)).all()
+        },
     ), status
 
 

@@ -119,10 +119,12 @@ def test_developer_submits_reviewer_rejects_developer_sees_decision(
 
     expect(page).to_have_url(re.compile(rf"/review/{re.escape(reference)}$"))
     expect(page.get_by_role("heading", name="Triage explanation")).to_be_visible()
-    decision = page.get_by_role("region", name="Decision")
+    decision = page.get_by_role("region", name="Your decision")
     expect(decision).to_be_visible()
-    decision.get_by_role("group", name="Decision").get_by_label("Reject").check()
-    decision.get_by_label("Policy citations").select_option([CITATION_KEY])
+    decision.get_by_role("group", name="Outcome").get_by_label("Reject").check()
+    decision.get_by_role("group", name="Policy citations").get_by_label(
+        CITATION_TEXT, exact=False
+    ).first.check()
     decision.get_by_label("Response template").select_option(REJECT_TEMPLATE)
     decision.get_by_label("Note to the developer").fill(NOTE)
     page.screenshot(path=screenshot_dir / "04-reviewer-review-page.png", full_page=True)
@@ -142,7 +144,7 @@ def test_developer_submits_reviewer_rejects_developer_sees_decision(
     expect(page).to_have_url(re.compile(rf"/applications/{re.escape(reference)}$"))
     main = page.locator("main")
     expect(main.locator(".badge").filter(has_text=re.compile(r"^rejected$"))).to_be_visible()
-    expect(main).to_contain_text("Latest decision: reject")
+    expect(main).to_contain_text("Latest decision: Rejected")
     expect(main.get_by_role("link", name=CITATION_TEXT).first).to_be_visible()
     expect(main).to_contain_text(NOTE)
     page.screenshot(path=screenshot_dir / "06-developer-decision.png", full_page=True)
