@@ -31,10 +31,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import statistics
 import sys
-import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +41,8 @@ if str(ROOT) not in sys.path:
 
 import yaml  # noqa: E402
 
-from reviewapp.applications.importer import map_row  # noqa: E402
 from reviewapp.triage.engine import CompiledRuleset, RuleValidationError  # noqa: E402
+from reviewapp.triage.evaluation import evaluate_rows, summarise  # noqa: E402
 from reviewapp.triage.ruleset_file import load_ruleset_yaml, parse_ruleset_document  # noqa: E402
 
 DEFAULT_CSV = Path("/work/shared/data/fed_ai_inventory_2024_slim.csv")
@@ -136,74 +133,6 @@ def read_rows(csv_path: Path) -> list[dict[str, str]]:
     """Read the slim inventory CSV as a list of column -> text dicts."""
     with csv_path.open(encoding="utf-8", newline="") as handle:
         return list(csv.DictReader(handle))
-
-
-def evaluate_rows(ruleset: CompiledRuleset, rows: list[dict[str, str]]) -> list[dict[str, Any]]:
-    """Map and evaluate every row; one result dict per row (predicted tier, label, timing)."""
-    results = []
-    for row in rows:
-        record = map_row(row)
-        start = time.perf_counter()
-        outcome = ruleset.evaluate(record.content)
-        elapsed = time.perf_counter() - start
-        results.append(
-            {
-                "ref": record.external_ref,
-                "title": record.content["title"],
-                "label": record.reference_tier or "unlabelled",
-                "tier": outcome.tier,
-                "fired": [f.key for f in outcome.fired],
-                "errors": outcome.errors,
-                "seconds": elapsed,
-            }
-        )
-    return results
-
-
-def summarise(results: list[dict[str, Any]], tiers: list[str]) -> dict[str, Any]:
-    """Compute the confusion matrix and the quality figures from per-row results."""
-    confusion = Counter((r["tier"], r["label"]) for r in results)
-    labels = sorted(
-        {r["label"] for r in results}, key=lambda t: tiers.index(t) if t in tiers else 99
-    )
-    at_least_high = set(tiers[tiers.index("high") :])
-    high_rows = [r for r in results if r["label"] == "high"]
-    low_rows = [r for r in results if r["label"] == "low"]
-    per_tier = {}
-    for tier in tiers:
-        predicted = sum(1 for r in results if r["tier"] == tier)
-        actual = sum(1 for r in results if r["label"] == tier)
-        both = confusion[(tier, tier)]
-        per_tier[tier] = {
-            "predicted": predicted,
-            "labelled": actual,
-            "precision": both / predicted if predicted else None,
-            "recall": both / actual if actual else None,
-        }
-    micros = [r["seconds"] * 1e6 for r in results]
-    fired = Counter(key for r in results for key in r["fired"])
-    return {
-        "rows": len(results),
-        "tiers": tiers,
-        "labels": labels,
-        "confusion": {t: {lab: confusion[(t, lab)] for lab in labels} for t in tiers},
-        "high_recall": sum(r["tier"] in at_least_high for r in high_rows) / len(high_rows)
-        if high_rows
-        else None,
-        "low_raised_share": sum(r["tier"] in at_least_high for r in low_rows) / len(low_rows)
-        if low_rows
-        else None,
-        "per_tier": per_tier,
-        "prohibited": [
-            {"ref": r["ref"], "title": r["title"], "fired": r["fired"]}
-            for r in results
-            if r["tier"] == "prohibited"
-        ],
-        "errors": [{"ref": r["ref"], "errors": r["errors"]} for r in results if r["errors"]],
-        "rule_fire_counts": dict(fired.most_common()),
-        "eval_us_mean": statistics.fmean(micros) if micros else None,
-        "eval_us_median": statistics.median(micros) if micros else None,
-    }
 
 
 def _fmt(value: float | None) -> str:

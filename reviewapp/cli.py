@@ -21,6 +21,10 @@ from reviewapp import ROOT
 
 def register_cli(app: Flask) -> None:
     """Attach the commands to ``app.cli``."""
+    from reviewapp.triage.cli import ruleset_cli, triage_eval
+
+    app.cli.add_command(ruleset_cli)
+    app.cli.add_command(triage_eval)
     for command in (
         init_db,
         seed,

@@ -1,0 +1,74 @@
+"""``flask ruleset export|import`` round-trips; ``flask triage-eval`` scores labelled CSVs."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from sqlalchemy import select
+
+from reviewapp.triage.models import RulesetStatus, RulesetVersion
+
+SLIM = Path(__file__).resolve().parents[4] / "shared" / "data" / "fed_ai_inventory_2024_slim.csv"
+
+
+def test_export_import_round_trips_as_a_new_draft(app, db, tmp_path) -> None:
+    runner = app.test_cli_runner()
+    first = tmp_path / "v1.yaml"
+    result = runner.invoke(args=["ruleset", "export", "-o", str(first)])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(args=["ruleset", "import", str(first)])
+    assert result.exit_code == 0, result.output
+    assert "imported as draft ruleset v2" in result.output
+    draft = db.scalars(select(RulesetVersion).where(RulesetVersion.number == 2)).one()
+    active = db.scalars(select(RulesetVersion).where(RulesetVersion.number == 1)).one()
+    assert draft.status == RulesetStatus.draft and active.status == RulesetStatus.published
+    assert draft.content_hash == active.content_hash  # same canonical content
+    second = runner.invoke(args=["ruleset", "export", "--version", "2"])
+    assert second.output == first.read_text(encoding="utf-8")
+
+
+def test_import_of_an_invalid_ruleset_names_the_rule_and_stores_nothing(app, db, tmp_path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "rules:\n  - key: typo\n    name: Typo\n    condition: \"'health' in domian\"\n    actions: [{type: raise_tier, tier: high}]\n",
+        encoding="utf-8",
+    )
+    result = app.test_cli_runner().invoke(args=["ruleset", "import", str(bad)])
+    assert result.exit_code == 1
+    assert (
+        "rule 'typo', condition: unknown field 'domian'; did you mean 'domains'?" in result.output
+    )
+    assert db.scalars(select(RulesetVersion).where(RulesetVersion.number == 2)).first() is None
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("rules: [\n", encoding="utf-8")
+    result = app.test_cli_runner().invoke(args=["ruleset", "import", str(broken)])
+    assert result.exit_code == 1 and "invalid YAML at line" in result.output
+
+
+def test_triage_eval_reports_confusion_and_disagreements(app, db, tmp_path) -> None:
+    with SLIM.open(encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        rows = [next(reader) for _ in range(60)]
+        fields = reader.fieldnames
+    sample = tmp_path / "sample.csv"
+    with sample.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    result = app.test_cli_runner().invoke(args=["triage-eval", str(sample), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["rows"] == 60
+    assert sum(sum(col.values()) for col in report["confusion"].values()) == 60
+    labelled_high = sum(1 for r in rows if r["suggested_tier"] == "high")
+    assert sum(report["confusion"][t].get("high", 0) for t in report["tiers"]) == labelled_high
+    for row in report["disagreements"]:
+        assert (row["label"] == "high") != (row["tier"] in ("high", "prohibited"))
+    text = app.test_cli_runner().invoke(args=["triage-eval", str(sample)])
+    assert "recall of high" in text.output and "rows disagree" in text.output
+    missing = tmp_path / "nolabel.csv"
+    missing.write_text("a,b\n1,2\n", encoding="utf-8")
+    result = app.test_cli_runner().invoke(args=["triage-eval", str(missing)])
+    assert result.exit_code == 1 and "missing column" in result.output
