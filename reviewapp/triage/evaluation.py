@@ -39,7 +39,7 @@ def evaluate_rows(
 ) -> list[dict[str, Any]]:
     """Map and evaluate every row: one dict per row (ref, title, label, tier, fired, errors,
     seconds). Rows that cannot be mapped get ``tier`` None and an ``errors`` entry."""
-    results = []
+    results: list[dict[str, Any]] = []
     for row in rows:
         try:
             record = map_row(row)
