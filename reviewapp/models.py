@@ -11,10 +11,12 @@ from reviewapp.policies.models import (
     SafetyRequirement,
 )
 from reviewapp.review.models import Citation, Decision, Queue, RequiredSafetyRequirement, RiskTier
-from reviewapp.triage.models import Rule, RulesetVersion, TriageResult
+from reviewapp.triage.models import Backtest, BacktestItem, Rule, RulesetVersion, TriageResult
 
 __all__ = [
     "ApiToken",
+    "Backtest",
+    "BacktestItem",
     "Application",
     "AuditEvent",
     "Base",

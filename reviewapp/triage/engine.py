@@ -256,6 +256,8 @@ class KeywordMatcher:
 
     def __init__(self, keyword_lists: Mapping[str, Any]) -> None:
         self._patterns: list[tuple[str, Any]] = []
+        self._sources: list[str] = []
+        self._samples: list[str] = []
         for name, spec in keyword_lists.items():
             phrases = spec["phrases"] if isinstance(spec, Mapping) else spec
             if not stdlib_re.fullmatch(r"[a-z][a-z0-9_]*", name):
@@ -264,6 +266,7 @@ class KeywordMatcher:
                 )
             if not phrases:
                 raise RuleValidationError(f"keyword list {name!r} has no phrases")
+            self._samples += [str(p).replace("*", "") for p in phrases[:3]]
             try:
                 body = "|".join(phrase_pattern(str(p)) for p in phrases)
             except RuleValidationError as exc:
@@ -272,6 +275,35 @@ class KeywordMatcher:
             options.case_sensitive = False
             options.max_mem = 64 << 20
             self._patterns.append((name, re2.compile(rf"\b(?:{body})\b", options)))
+            self._sources.append(rf"\b(?:{body})\b")
+        self._prefilter = self._build_prefilter()
+
+    def _build_prefilter(self) -> Any:
+        """One RE2 set of all list patterns: which lists can match at all, in one linear scan.
+
+        ``re2.Set`` runs every list's own pattern (same options) over the text at once and reports
+        the indices of the lists that match somewhere; :meth:`match` then runs only those lists'
+        patterns for the exact spans. Returns None (scan every list) if the set cannot be built
+        or fails a self-check.
+        """
+        if not self._patterns:
+            return None
+        options = re2.Options()
+        options.case_sensitive = False
+        options.max_mem = 64 << 20
+        try:
+            prefilter = re2.Set.SearchSet(options)
+            for source in self._sources:
+                prefilter.Add(source)
+            prefilter.Compile()
+            # self-check: on a text made of phrases of every list, the set and the lists agree
+            sample = " ; ".join(self._samples)
+            expected = [i for i, (_, pattern) in enumerate(self._patterns) if pattern.search(sample)]
+            if sorted(prefilter.Match(sample) or ()) != expected:
+                return None
+        except re2.error:
+            return None
+        return prefilter
 
     @property
     def names(self) -> list[str]:
@@ -280,7 +312,16 @@ class KeywordMatcher:
     def match(self, content: Mapping[str, Any]) -> list[KeywordMatch]:
         """All matches in TEXT_FIELDS of ``content``, grouped by list, in text order."""
         found: list[KeywordMatch] = []
-        for name, pattern in self._patterns:
+        patterns = self._patterns
+        texts = [content.get(f) or "" for f in TEXT_FIELDS]
+        if self._prefilter is not None and all(type(t) is str for t in texts):
+            # "\n" keeps every field's word boundaries; a phrase spanning two fields can only
+            # add a candidate list, which the per-field scan below then does not confirm
+            hits = self._prefilter.Match("\n".join(texts))
+            if not hits:
+                return found
+            patterns = [self._patterns[i] for i in sorted(hits)]
+        for name, pattern in patterns:
             for field_name in TEXT_FIELDS:
                 text = content.get(field_name) or ""
                 if not text:

@@ -46,6 +46,19 @@ class RulesetVersion(Base):
         ForeignKey("user_account.id", ondelete="SET NULL")
     )
     published_at: Mapped[dt.datetime | None]
+    parent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("ruleset_version.id", ondelete="SET NULL")
+    )  # the version this draft was started from
+    # Four eyes: a second admin approves the exact content (hash) before anyone else publishes.
+    approved_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("user_account.id", ondelete="SET NULL")
+    )
+    approved_at: Mapped[dt.datetime | None]
+    approved_hash: Mapped[str | None] = mapped_column(String(64))
+    shadow: Mapped[bool] = mapped_column(default=False)  # a draft evaluated on new submissions
+    lock_version: Mapped[int] = mapped_column(default=1)
+
+    __mapper_args__ = {"version_id_col": lock_version}
 
     rules: Mapped[list[Rule]] = relationship(
         back_populates="ruleset_version", order_by="Rule.position", cascade="all, delete-orphan"
@@ -98,3 +111,63 @@ class TriageResult(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     ruleset_version: Mapped[RulesetVersion] = relationship()
+
+
+class BacktestStatus(enum.StrEnum):
+    queued = "queued"
+    running = "running"
+    done = "done"
+    failed = "failed"
+
+
+class Backtest(Base):
+    """A run of a draft ruleset over past revisions, compared with the active ruleset.
+
+    ``processed`` grows as chunks finish (several RQ workers share the work); ``result`` holds
+    the aggregated figures once every chunk is done.
+    """
+
+    __tablename__ = "backtest"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ruleset_version_id: Mapped[int] = mapped_column(
+        ForeignKey("ruleset_version.id", ondelete="CASCADE"), index=True
+    )
+    baseline_version_id: Mapped[int] = mapped_column(
+        ForeignKey("ruleset_version.id", ondelete="RESTRICT")
+    )
+    content_hash: Mapped[str] = mapped_column(String(64))  # of the draft when it ran
+    status: Mapped[str] = mapped_column(String(16), default=BacktestStatus.queued)
+    filters: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    total: Mapped[int] = mapped_column(default=0)
+    processed: Mapped[int] = mapped_column(default=0)
+    chunks_total: Mapped[int] = mapped_column(default=0)
+    chunks_done: Mapped[int] = mapped_column(default=0)
+    result: Mapped[dict[str, Any] | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    created_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("user_account.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[dt.datetime | None]
+    finished_at: Mapped[dt.datetime | None]
+
+    ruleset_version: Mapped[RulesetVersion] = relationship(foreign_keys=[ruleset_version_id])
+    baseline_version: Mapped[RulesetVersion] = relationship(foreign_keys=[baseline_version_id])
+
+
+class BacktestItem(Base):
+    """One revision's outcome in a backtest (aggregated with GROUP BY when the run ends)."""
+
+    __tablename__ = "backtest_item"
+    __table_args__ = (UniqueConstraint("backtest_id", "revision_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    backtest_id: Mapped[int] = mapped_column(ForeignKey("backtest.id", ondelete="CASCADE"))
+    revision_id: Mapped[int] = mapped_column(ForeignKey("revision.id", ondelete="CASCADE"))
+    application_id: Mapped[int] = mapped_column(ForeignKey("application.id", ondelete="CASCADE"))
+    baseline_tier: Mapped[str] = mapped_column(String(32))
+    new_tier: Mapped[str] = mapped_column(String(32))
+    reference_tier: Mapped[str | None] = mapped_column(String(32))
+    decision_outcome: Mapped[str | None] = mapped_column(String(32))
+    errors: Mapped[int] = mapped_column(default=0)
