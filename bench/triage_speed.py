@@ -142,8 +142,7 @@ def load_contents(csv_path: Path, count: int, rng: random.Random) -> tuple[list[
             )
         if rng.random() < 0.4:
             content["end_users"] = sorted(
-                set(content["end_users"])
-                | set(rng.sample(vocab["end_users"], rng.randint(1, 2)))
+                set(content["end_users"]) | set(rng.sample(vocab["end_users"], rng.randint(1, 2)))
             )
         if rng.random() < 0.4:
             content["category"] = rng.choice(vocab["categories"])
@@ -367,11 +366,13 @@ DEFAULT_CHECKS: dict[str, Check] = {
     "prohibited-covert-surveillance": _sig("covert_surveillance"),
     "prohibited-manipulation": _sig("manipulation_exploitation"),
     "prohibited-social-scoring": _sig("social_scoring"),
-    "prohibited-emotion-recognition-work-school": lambda c: "emotion_recognition" in c["signals"]
-    and (
-        "employment" in c["domains"]
-        or "education" in c["domains"]
-        or "workplace_school" in c["signals"]
+    "prohibited-emotion-recognition-work-school": lambda c: (
+        "emotion_recognition" in c["signals"]
+        and (
+            "employment" in c["domains"]
+            or "education" in c["domains"]
+            or "workplace_school" in c["signals"]
+        )
     ),
     "prohibited-biometric-categorisation": _sig("biometric_categorisation"),
     "prohibited-face-scraping": _sig("face_scraping"),
@@ -383,9 +384,11 @@ DEFAULT_CHECKS: dict[str, Check] = {
     "high-legal-justice": _dom_or_sig(("legal",), "justice"),
     "high-law-enforcement": _dom_or_sig(("law_enforcement",), "law_enforcement_use"),
     "high-migration-border": _dom_or_sig(("immigration",), "migration_border"),
-    "high-biometric-identification": lambda c: "biometrics" in c["domains"]
-    or "emotion_recognition" in c["signals"]
-    or ("biometric_identification" in c["signals"] and "device_unlock" not in c["signals"]),
+    "high-biometric-identification": lambda c: (
+        "biometrics" in c["domains"]
+        or "emotion_recognition" in c["signals"]
+        or ("biometric_identification" in c["signals"] and "device_unlock" not in c["signals"])
+    ),
     "high-credit-insurance": _dom_or_sig(("credit", "insurance"), "credit_insurance"),
     "high-employment": _dom_or_sig(("employment",), "employment_decisions"),
     "high-education": _dom_or_sig(("education",), "education_decisions"),
@@ -396,50 +399,61 @@ DEFAULT_CHECKS: dict[str, Check] = {
         ("critical_infrastructure",), "critical_safety"
     ),
     "high-surveillance": _dom_or_sig(("surveillance",), "surveillance_of_people"),
-    "high-people-risk-scoring": lambda c: c["category"] == "classification_scoring"
-    or "people_risk_scoring" in c["signals"],
+    "high-people-risk-scoring": lambda c: (
+        c["category"] == "classification_scoring" or "people_risk_scoring" in c["signals"]
+    ),
     "high-elections-political": _dom_or_sig(("elections",), "political_news"),
     "high-minors": lambda c: "minors" in c["end_users"] or "minors_signals" in c["signals"],
-    "high-automated-decisions-without-review": lambda c: c["human_review_of_outputs"] is False
-    and (
-        "consumers" in c["end_users"]
-        or "minors" in c["end_users"]
-        or c["category"] in ("classification_scoring", "decision_support", "agentic_automation")
-        or (
-            bool(c["domains"])
-            and not c["domains"].isdisjoint(_PEOPLE_DOMAINS | {"personal_data", "finance"})
+    "high-automated-decisions-without-review": lambda c: (
+        c["human_review_of_outputs"] is False
+        and (
+            "consumers" in c["end_users"]
+            or "minors" in c["end_users"]
+            or c["category"] in ("classification_scoring", "decision_support", "agentic_automation")
+            or (
+                bool(c["domains"])
+                and not c["domains"].isdisjoint(_PEOPLE_DOMAINS | {"personal_data", "finance"})
+            )
+            or not c["signals"].isdisjoint(_PEOPLE_SIGNALS)
         )
-        or not c["signals"].isdisjoint(_PEOPLE_SIGNALS)
     ),
-    "medium-consumer-chatbot": lambda c: "consumers" in c["end_users"]
-    and (
-        c["category"] in ("assistant_chatbot", "content_generation")
-        or "chatbot_signals" in c["signals"]
+    "medium-consumer-chatbot": lambda c: (
+        "consumers" in c["end_users"]
+        and (
+            c["category"] in ("assistant_chatbot", "content_generation")
+            or "chatbot_signals" in c["signals"]
+        )
     ),
-    "medium-synthetic-media": lambda c: "synthetic_media" in c["signals"]
-    or (
-        c["category"] == "content_generation"
-        and not c["modalities"].isdisjoint({"image", "audio", "video"})
+    "medium-synthetic-media": lambda c: (
+        "synthetic_media" in c["signals"]
+        or (
+            c["category"] == "content_generation"
+            and not c["modalities"].isdisjoint({"image", "audio", "video"})
+        )
     ),
     "medium-media-domain": lambda c: "media" in c["domains"],
     "medium-personal-data": lambda c: "personal_data" in c["domains"],
     "medium-health-data": _sig("health_data"),
     "medium-finance": lambda c: "finance" in c["domains"],
-    "medium-consumer-facing": lambda c: "consumers" in c["end_users"]
-    and c["category"]
-    not in (
-        "search_summarization",
-        "writing_assistance",
-        "transcription_translation",
-        "data_extraction",
-        "productivity_tool",
+    "medium-consumer-facing": lambda c: (
+        "consumers" in c["end_users"]
+        and c["category"]
+        not in (
+            "search_summarization",
+            "writing_assistance",
+            "transcription_translation",
+            "data_extraction",
+            "productivity_tool",
+        )
     ),
     "medium-agentic-automation": lambda c: c["category"] == "agentic_automation",
-    "medium-high-volume": lambda c: c["monthly_requests"] is not None
-    and c["monthly_requests"] > 1_000_000,
+    "medium-high-volume": lambda c: (
+        c["monthly_requests"] is not None and c["monthly_requests"] > 1_000_000
+    ),
     "medium-insufficient-information": lambda c: len(c["description"]) < 40,
-    "flag-human-review-not-stated": lambda c: c["human_review_of_outputs"] is None
-    and not c["domains"].isdisjoint(_PEOPLE_DOMAINS),
+    "flag-human-review-not-stated": lambda c: (
+        c["human_review_of_outputs"] is None and not c["domains"].isdisjoint(_PEOPLE_DOMAINS)
+    ),
     "flag-no-safety-measures": lambda c: c["safety_measures"] == "",
 }
 

@@ -149,9 +149,19 @@ def configure_blueprints(app: Flask) -> None:
     from reviewapp.auth.views import bp as auth_bp
     from reviewapp.policies.views import bp as policies_bp
     from reviewapp.review.views import bp as review_bp
+    from reviewapp.triage.views import bp as rules_bp
     from reviewapp.web import bp as web_bp
 
-    for blueprint in (web_bp, auth_bp, applications_bp, review_bp, policies_bp, admin_bp, api_bp):
+    for blueprint in (
+        web_bp,
+        auth_bp,
+        applications_bp,
+        review_bp,
+        policies_bp,
+        admin_bp,
+        rules_bp,
+        api_bp,
+    ):
         app.register_blueprint(blueprint)
 
 

@@ -21,16 +21,18 @@ Evaluation errors fail closed: the tier is raised to at least ``fail_closed_tier
 
 from __future__ import annotations
 
+import decimal
 import hashlib
 import json
 import re as stdlib_re
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import re2
 import rule_engine
+import rule_engine.ast as rule_ast
 from rule_engine import DataType
 
 ACTION_TYPES = (
@@ -298,7 +300,9 @@ class KeywordMatcher:
             prefilter.Compile()
             # self-check: on a text made of phrases of every list, the set and the lists agree
             sample = " ; ".join(self._samples)
-            expected = [i for i, (_, pattern) in enumerate(self._patterns) if pattern.search(sample)]
+            expected = [
+                i for i, (_, pattern) in enumerate(self._patterns) if pattern.search(sample)
+            ]
             if sorted(prefilter.Match(sample) or ()) != expected:
                 return None
         except re2.error:
@@ -356,6 +360,7 @@ class _CompiledRule:
     rule: Any
     fields: tuple[str, ...]
     signal_literals: frozenset[str]
+    fast: Callable[[dict[str, Any]], Any] | None = None
 
 
 class CompiledRuleset:
@@ -392,7 +397,15 @@ class CompiledRuleset:
                     for f in RULE_FIELDS
                     if f.name != "signals" and _mentions(rs.condition, f.name)
                 )
-                self.rules.append(_CompiledRule(rs, compiled, fields_used, frozenset(literals)))
+                self.rules.append(
+                    _CompiledRule(
+                        rs,
+                        compiled,
+                        fields_used,
+                        frozenset(literals),
+                        translate_condition(compiled),
+                    )
+                )
 
     def _check_actions(self, rs: RuleSpec) -> None:
         if not rs.actions:
@@ -452,6 +465,7 @@ class CompiledRuleset:
         matches = self.matcher.match(content)
         signals = sorted({m.signal for m in matches})
         ctx = rule_context(content, signals)
+        fast_ctx = fast_context(ctx)
         tier_index = 0
         queue: str | None = None
         fired: list[FiredRule] = []
@@ -460,11 +474,18 @@ class CompiledRuleset:
         sections: list[str] = []
         errors: list[dict[str, str]] = []
         for cr in self.rules:
-            try:
-                hit = bool(cr.rule.matches(ctx))
-            except Exception as exc:  # noqa: BLE001 - any failure of one rule fails closed
-                errors.append({"rule": cr.spec.key, "error": f"{type(exc).__name__}: {exc}"})
-                continue
+            hit = None
+            if cr.fast is not None and fast_ctx is not None:
+                try:
+                    hit = bool(cr.fast(fast_ctx))
+                except Exception:  # noqa: BLE001 - rule-engine decides (result or error)
+                    hit = None
+            if hit is None:
+                try:
+                    hit = bool(cr.rule.matches(ctx))
+                except Exception as exc:  # noqa: BLE001 - any failure of one rule fails closed
+                    errors.append({"rule": cr.spec.key, "error": f"{type(exc).__name__}: {exc}"})
+                    continue
             if not hit:
                 continue
             for action in cr.spec.actions:
@@ -608,3 +629,325 @@ def _mentions(condition: str, name: str) -> bool:
 def _append_unique(items: list[str], value: str) -> None:
     if value not in items:
         items.append(value)
+
+
+# ----------------------------------------------------------------------------- fast path
+#
+# rule-engine stays the language and the validator: every condition is parsed and type-checked
+# by ``rule_engine.Rule`` (``compile_condition``). Its evaluator, though, spends most of its time
+# on dynamic type handling. After a condition has been compiled, ``translate_condition`` turns
+# its type-checked AST into a tree of small closures that compute the same value on a prepared
+# context (``fast_context``). No source text is generated and nothing is passed to eval/exec.
+#
+# Safety rules, so that the fast path can never change an outcome:
+# * only the node types and attributes listed below are translated; a condition containing
+#   anything else is evaluated by rule-engine;
+# * values are represented exactly as rule-engine represents them (numbers as
+#   ``decimal.Decimal`` built like ``rule_engine.types.coerce_value`` does, sets as Python sets,
+#   arrays as tuples), and each operator applies rule-engine's own rule (``==`` false across
+#   types, ordered comparisons only between equal types, ``in`` on a string needs a string);
+# * whenever a closure meets a situation rule-engine would reject or handle specially (null in
+#   an ordered comparison, a type mismatch, any Python exception), it raises and the rule is
+#   evaluated again by rule-engine, which produces the authoritative result or error;
+# * ``fast_context`` accepts only contexts whose every value has the exact type its field is
+#   declared with (or null where rule-engine allows it); otherwise every rule of that
+#   application goes to rule-engine.
+
+_Fast = Callable[[dict[str, Any]], Any]
+
+
+class _Untranslatable(Exception):
+    """A node the fast path does not translate: the whole rule uses rule-engine."""
+
+
+class _Defer(Exception):
+    """Raised during fast evaluation: let rule-engine evaluate this rule."""
+
+
+def _defer() -> None:
+    raise _Defer
+
+
+_STRING_SYMBOLS = frozenset(n for n, t in _TYPES.items() if t == DataType.STRING)
+_SET_SYMBOLS = frozenset(n for n, t in _TYPES.items() if DataType.is_type(t, DataType.SET))
+_FLOAT_SYMBOLS = frozenset(n for n, t in _TYPES.items() if t == DataType.FLOAT)
+_BOOLEAN_SYMBOLS = frozenset(n for n, t in _TYPES.items() if t == DataType.BOOLEAN)
+_ORDERED_TYPES = (decimal.Decimal, str, bool)
+_LITERAL_TYPES = (
+    rule_ast.StringExpression,
+    rule_ast.FloatExpression,
+    rule_ast.BooleanExpression,
+    rule_ast.NullExpression,
+)
+_COLLECTION_TYPES = {rule_ast.SetExpression: set, rule_ast.ArrayExpression: tuple}
+
+
+def fast_context(ctx: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The values of a :func:`rule_context` dict as rule-engine sees them, or None.
+
+    None means some value is not of the exact type the fast path handles (for example a
+    non-string in ``domains``); the caller then evaluates every rule with rule-engine.
+    """
+    out = dict(ctx)
+    for name in _STRING_SYMBOLS:
+        if type(out.get(name)) is not str:
+            return None
+    for name in _SET_SYMBOLS:
+        value = out.get(name)
+        if type(value) is not set:
+            return None
+        for member in value:
+            if type(member) is not str:
+                return None
+    for name in _FLOAT_SYMBOLS:
+        value = out.get(name)
+        if type(value) is float:
+            out[name] = decimal.Decimal(repr(value))  # as rule_engine.types.coerce_value
+        elif type(value) is int:
+            out[name] = decimal.Decimal(value)
+        elif value is not None:
+            return None
+    for name in _BOOLEAN_SYMBOLS:
+        value = out.get(name)
+        if value is not None and type(value) is not bool:
+            return None
+    return out
+
+
+def translate_condition(rule: Any) -> _Fast | None:
+    """Closures computing ``rule.matches`` on a :func:`fast_context`, or None if not covered.
+
+    Covered: literals (string, float, boolean, null, set and array), the context's symbols,
+    ``and``/``or``, ``not``, ``==``/``!=``, ``<``/``<=``/``>``/``>=``, ``in``/``not in``, the set
+    operators ``&``/``|``/``^``, the ternary ``? :``, and the attributes ``as_lower``,
+    ``as_upper``, ``length`` and ``is_empty``.
+    """
+    try:
+        expression = _translate(rule.statement.expression)
+    except _Untranslatable:
+        return None
+    return expression
+
+
+def _translate(node: Any) -> _Fast:
+    kind = type(node)
+    handler = _TRANSLATORS.get(kind)
+    if handler is None:
+        if kind in _LITERAL_TYPES:
+            value = node.value
+            return lambda c: value
+        raise _Untranslatable(kind.__name__)
+    return handler(node)
+
+
+def _const(node: Any) -> tuple[bool, Any]:
+    """(True, value) when ``node`` is a literal whose value is known at compile time."""
+    if type(node) in _LITERAL_TYPES:
+        return True, node.value
+    if type(node) in _COLLECTION_TYPES and node.is_reduced:
+        return True, node.evaluate(None)
+    return False, None
+
+
+def _symbol_name(node: Any) -> str | None:
+    if type(node) is rule_ast.SymbolExpression and node.scope is None and node.name in _TYPES:
+        return node.name
+    return None
+
+
+def _t_collection(node: Any) -> _Fast:
+    is_const, value = _const(node)
+    if is_const:
+        return lambda c: value
+    make = _COLLECTION_TYPES[type(node)]
+    members = tuple(_translate(m) for m in node.value)
+    return lambda c: make(m(c) for m in members)
+
+
+def _t_symbol(node: Any) -> _Fast:
+    name = _symbol_name(node)
+    if name is None:
+        raise _Untranslatable("symbol")
+    return lambda c: c[name]
+
+
+def _t_logic(node: Any) -> _Fast:
+    left, right = _translate(node.left), _translate(node.right)
+    if node.type == "and":
+        return lambda c: bool(left(c) and right(c))
+    if node.type == "or":
+        return lambda c: bool(left(c) or right(c))
+    raise _Untranslatable(node.type)
+
+
+def _t_unary(node: Any) -> _Fast:
+    if node.type != "not":
+        raise _Untranslatable(node.type)
+    right = _translate(node.right)
+    return lambda c: not right(c)
+
+
+def _t_comparison(node: Any) -> _Fast:
+    if node.type not in ("eq", "ne"):
+        raise _Untranslatable(node.type)
+    equal = node.type == "eq"
+    name = _symbol_name(node.left)
+    is_const, value = _const(node.right)
+    if name is not None and is_const:
+        value_type = type(value)
+        if equal:
+            return lambda c: type(v := c[name]) is value_type and v == value
+        return lambda c: type(v := c[name]) is not value_type or v != value
+    left, right = _translate(node.left), _translate(node.right)
+
+    def compare(c: dict[str, Any]) -> bool:
+        lv = left(c)
+        rv = right(c)
+        if type(lv) is not type(rv):
+            return not equal
+        return bool(lv == rv) if equal else bool(lv != rv)
+
+    return compare
+
+
+_ORDERED_OPS = {
+    "lt": lambda a, b: a < b,
+    "le": lambda a, b: a <= b,
+    "gt": lambda a, b: a > b,
+    "ge": lambda a, b: a >= b,
+}
+
+
+def _t_ordered(node: Any) -> _Fast:
+    op = _ORDERED_OPS.get(node.type)
+    if op is None:
+        raise _Untranslatable(node.type)
+    left, right = _translate(node.left), _translate(node.right)
+
+    def compare(c: dict[str, Any]) -> bool:
+        lv = left(c)
+        rv = right(c)
+        # null, arrays and mismatched types follow special rules (or raise): rule-engine decides
+        if type(lv) is not type(rv) or type(lv) not in _ORDERED_TYPES:
+            _defer()
+        if type(lv) is decimal.Decimal and (lv.is_nan() or rv.is_nan()):
+            _defer()
+        return op(lv, rv)
+
+    return compare
+
+
+def _t_contains(node: Any) -> _Fast:
+    member_const, member_value = _const(node.member)
+    name = _symbol_name(node.container)
+    if name is not None and member_const:
+        if name in _SET_SYMBOLS and type(member_value) is str:
+            return lambda c: member_value in c[name]
+        if name in _STRING_SYMBOLS and type(member_value) is str:
+            return lambda c: member_value in c[name]
+    container_const, container_value = _const(node.container)
+    if container_const and type(container_value) in (set, tuple):
+        if all(type(v) is str for v in container_value):
+            strings = frozenset(container_value)
+            member = _translate(node.member)
+
+            def in_strings(c: dict[str, Any]) -> bool:
+                mv = member(c)
+                if type(mv) is not str:
+                    _defer()
+                return mv in strings
+
+            return in_strings
+    container, member = _translate(node.container), _translate(node.member)
+
+    def contains(c: dict[str, Any]) -> bool:
+        cv = container(c)
+        mv = member(c)
+        kind = type(cv)
+        if kind is str:
+            if type(mv) is not str:
+                _defer()
+        elif kind is not set and kind is not tuple:
+            _defer()
+        return mv in cv
+
+    return contains
+
+
+_SET_OPS = {
+    "bwand": lambda a, b: a & b,
+    "bwor": lambda a, b: a | b,
+    "bwxor": lambda a, b: a ^ b,
+}
+
+
+def _t_bitwise(node: Any) -> _Fast:
+    op = _SET_OPS.get(node.type)
+    if op is None:
+        raise _Untranslatable(node.type)
+    left, right = _translate(node.left), _translate(node.right)
+
+    def on_sets(c: dict[str, Any]) -> Any:
+        lv = left(c)
+        rv = right(c)
+        if type(lv) is not set or type(rv) is not set:
+            _defer()  # numbers (bitwise on integers) and anything else: rule-engine
+        return op(lv, rv)
+
+    return on_sets
+
+
+def _lower(v: Any) -> str:
+    if type(v) is not str:
+        _defer()
+    return v.lower()
+
+
+def _upper(v: Any) -> str:
+    if type(v) is not str:
+        _defer()
+    return v.upper()
+
+
+def _length(v: Any) -> decimal.Decimal:
+    if type(v) is not str and type(v) is not set and type(v) is not tuple:
+        _defer()
+    return decimal.Decimal(len(v))
+
+
+def _is_empty(v: Any) -> bool:
+    if type(v) is not str and type(v) is not set and type(v) is not tuple:
+        _defer()
+    return len(v) == 0
+
+
+_ATTRIBUTES = {"as_lower": _lower, "as_upper": _upper, "length": _length, "is_empty": _is_empty}
+
+
+def _t_attribute(node: Any) -> _Fast:
+    function = _ATTRIBUTES.get(node.name)
+    if function is None or node.safe or node._object_type is not None:
+        raise _Untranslatable(f"attribute {node.name}")
+    target = _translate(node.object)
+    return lambda c: function(target(c))
+
+
+def _t_ternary(node: Any) -> _Fast:
+    condition = _translate(node.condition)
+    case_true, case_false = _translate(node.case_true), _translate(node.case_false)
+    return lambda c: case_true(c) if condition(c) else case_false(c)
+
+
+_TRANSLATORS: dict[type, Callable[[Any], _Fast]] = {
+    rule_ast.SetExpression: _t_collection,
+    rule_ast.ArrayExpression: _t_collection,
+    rule_ast.SymbolExpression: _t_symbol,
+    rule_ast.LogicExpression: _t_logic,
+    rule_ast.UnaryExpression: _t_unary,
+    rule_ast.ComparisonExpression: _t_comparison,
+    rule_ast.ArithmeticComparisonExpression: _t_ordered,
+    rule_ast.ContainsExpression: _t_contains,
+    rule_ast.BitwiseExpression: _t_bitwise,
+    rule_ast.GetAttributeExpression: _t_attribute,
+    rule_ast.TernaryExpression: _t_ternary,
+}

@@ -145,13 +145,17 @@ def triage_revision(
     revision: Revision,
     *,
     now: dt.datetime | None = None,
+    version: RulesetVersion | None = None,
+    keep_queued_at: bool = False,
 ) -> TriageResult:
-    """Run the active ruleset on ``revision``, store the result and place the application.
+    """Run the active ruleset (or ``version``) on ``revision``, store the result and place the
+    application: tier, queue, flags, ``queued_at`` (now, unless ``keep_queued_at``) and
+    ``sla_due_at`` (tier SLA hours after ``queued_at``). The caller changes the status.
 
-    Sets the application's tier, queue, flags, ``queued_at`` and ``sla_due_at`` (tier SLA
-    hours from now). The caller changes the status (see applications.services).
+    A draft running in shadow mode is evaluated too and recorded as a shadow result; it changes
+    nothing else.
     """
-    version = active_ruleset(session)
+    version = version or active_ruleset(session)
     compiled = compiled_ruleset(session, version)
     outcome = compiled.evaluate(revision.content)
     result = store_triage_result(session, revision, version, outcome)
@@ -161,9 +165,41 @@ def triage_revision(
     application.tier_rank = tier.rank
     application.queue = outcome.queue
     application.flags = list(outcome.flags)
-    application.queued_at = now
-    application.sla_due_at = now + dt.timedelta(hours=tier.sla_hours)
+    if not keep_queued_at or application.queued_at is None:
+        application.queued_at = now
+    application.sla_due_at = application.queued_at + dt.timedelta(hours=tier.sla_hours)
+    shadow = session.scalars(select(RulesetVersion).where(RulesetVersion.shadow.is_(True))).first()
+    if shadow is not None and shadow.id != version.id:
+        record_shadow_result(session, revision, shadow)
     return result
+
+
+def record_shadow_result(
+    session: Session, revision: Revision, version: RulesetVersion
+) -> TriageResult | None:
+    """Evaluate ``version`` on ``revision`` and store it as a shadow result (no other effect).
+
+    A broken shadow draft never disturbs real triage: compile errors are swallowed (a draft
+    cannot be saved in a broken state anyway) and evaluation errors fail closed in the result.
+    """
+    from reviewapp.triage.engine import RuleValidationError
+
+    try:
+        compiled = compiled_ruleset(session, version)
+    except RuleValidationError:
+        return None
+    existing = session.scalars(
+        select(TriageResult).where(
+            TriageResult.revision_id == revision.id,
+            TriageResult.ruleset_version_id == version.id,
+            TriageResult.shadow.is_(True),
+        )
+    ).first()
+    if existing is not None:
+        session.delete(existing)
+        session.flush()
+    outcome = compiled.evaluate(revision.content)
+    return store_triage_result(session, revision, version, outcome, shadow=True)
 
 
 def store_triage_result(

@@ -1,0 +1,141 @@
+"""Re-triage after a publish: unclaimed queued applications move to the new ruleset's tier;
+claimed or decided ones keep theirs, with a shadow result noting where the new ruleset differs."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import func, select
+
+from reviewapp.applications.models import Application, Revision, Status
+from reviewapp.audit.services import record_event
+from reviewapp.jobs import run_in_app_context
+from reviewapp.triage.models import RulesetStatus, RulesetVersion, TriageResult
+from reviewapp.triage.services import record_shadow_result, triage_revision
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+#: statuses whose application keeps its tier when the ruleset changes (someone is on it or it is decided)
+KEEP_TIER = (
+    Status.in_review,
+    Status.awaiting_second_approval,
+    Status.mitigations_requested,
+    Status.approved,
+    Status.rejected,
+    Status.appealed,
+)
+
+
+@run_in_app_context
+def retriage_open_applications(version_id: int) -> dict[str, int]:
+    """Re-triage every unclaimed queued application under ruleset ``version_id`` (if it is still
+    the active one), in batches of 500 with a commit each, so progress is visible and a crash
+    resumes where it stopped. Returns {"retriaged", "changed", "noted"}."""
+    from reviewapp.extensions import db
+
+    session = db.session
+    version = session.get(RulesetVersion, version_id)
+    if version is None or version.status != RulesetStatus.published:
+        return {"retriaged": 0, "changed": 0, "noted": 0}
+    counts = {"retriaged": 0, "changed": 0, "noted": 0}
+    last_id = 0
+    while True:
+        batch = session.scalars(
+            select(Application)
+            .where(
+                Application.id > last_id,
+                Application.status == Status.queued,
+                Application.claimed_by_id.is_(None),
+                Application.current_revision_id.is_not(None),
+            )
+            .order_by(Application.id)
+            .limit(BATCH)
+        ).all()
+        if not batch:
+            break
+        for application in batch:
+            last_id = application.id
+            revision = session.get(Revision, application.current_revision_id)
+            if revision is None or _has_result(session, revision.id, version.id):
+                continue
+            before = application.risk_tier
+            triage_revision(session, application, revision, version=version, keep_queued_at=True)
+            counts["retriaged"] += 1
+            if application.risk_tier != before:
+                counts["changed"] += 1
+                record_event(
+                    session,
+                    actor=None,
+                    action="application.retriage",
+                    subject_type="application",
+                    subject_id=application.reference,
+                    before={"risk_tier": before},
+                    after={"risk_tier": application.risk_tier, "ruleset_version": version.number},
+                )
+        db.commit()
+    last_id = 0
+    while True:
+        kept = session.scalars(
+            select(Application)
+            .where(
+                Application.id > last_id,
+                Application.status.in_(KEEP_TIER),
+                Application.current_revision_id.is_not(None),
+            )
+            .order_by(Application.id)
+            .limit(BATCH)
+        ).all()
+        if not kept:
+            break
+        for application in kept:
+            last_id = application.id
+            revision = session.get(Revision, application.current_revision_id)
+            if revision is None or _has_result(session, revision.id, version.id):
+                continue
+            result = record_shadow_result(session, revision, version)
+            if result is not None and result.tier != application.risk_tier:
+                counts["noted"] += 1
+        db.commit()
+    log.info("re-triage under ruleset v%s: %s", version.number, counts)
+    return counts
+
+
+def _has_result(session: object, revision_id: int, version_id: int) -> bool:
+    from sqlalchemy.orm import Session
+
+    assert isinstance(session, Session)
+    return bool(
+        session.scalar(
+            select(func.count())
+            .select_from(TriageResult)
+            .where(
+                TriageResult.revision_id == revision_id,
+                TriageResult.ruleset_version_id == version_id,
+            )
+        )
+    )
+
+
+def retriage_progress(session: object, version: RulesetVersion) -> dict[str, int]:
+    """How far re-triage under ``version`` got: {"done", "total"} over unclaimed queued applications."""
+    from sqlalchemy.orm import Session
+
+    assert isinstance(session, Session)
+    open_apps = select(Application.current_revision_id).where(
+        Application.status == Status.queued, Application.claimed_by_id.is_(None)
+    )
+    total = session.scalar(select(func.count()).select_from(open_apps.subquery())) or 0
+    done = (
+        session.scalar(
+            select(func.count())
+            .select_from(TriageResult)
+            .where(
+                TriageResult.ruleset_version_id == version.id,
+                TriageResult.shadow.is_(False),
+                TriageResult.revision_id.in_(open_apps),
+            )
+        )
+        or 0
+    )
+    return {"done": int(done), "total": int(total)}

@@ -1,0 +1,414 @@
+"""The rules lab: drafts, validated editing, try/why-not, four-eyes publish, rollback, shadow mode,
+re-triage after publish."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import func, select
+
+from reviewapp.applications.models import Application, Status
+from reviewapp.audit.models import AuditEvent
+from reviewapp.extensions import db as database
+from reviewapp.triage import lab
+from reviewapp.triage.models import Backtest, RulesetStatus, RulesetVersion, TriageResult
+from tests.conftest import post_form
+from tests.factories import ApplicationFactory, OrganizationFactory, UserFactory, content
+
+
+def admins(n: int = 2) -> list:
+    staff = OrganizationFactory(name="Policy team")
+    return [UserFactory(admin=True, organization=staff) for _ in range(n)]
+
+
+def new_draft(client, number: int = 1) -> int:  # noqa: ANN001
+    response = post_form(client, f"/admin/rulesets/{number}/draft", token_from="/admin/rulesets")
+    assert response.status_code == 302
+    return int(response.location.rsplit("/", 1)[-1])
+
+
+GENERAL_MEDIUM = {
+    "key": "general-medium",
+    "name": "General purpose goes to medium",
+    "condition": "'general' in domains",
+    "actions": "raise_tier: medium\nadd_flag: general",
+    "enabled": "y",
+    "examples": "must_fire:\n  - {domains: [general]}\nmust_not_fire:\n  - {domains: [health]}\n",
+}
+
+
+def test_invalid_condition_is_refused_next_to_the_field_and_text_kept(login, db) -> None:
+    client = login(admins(1)[0])
+    number = new_draft(client)
+    bad = {**GENERAL_MEDIUM, "condition": "'general' in domian"}
+    response = post_form(
+        client,
+        f"/admin/rulesets/{number}/rules/new",
+        bad,
+        token_from=f"/admin/rulesets/{number}/rules/new",
+    )
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert "unknown field &#39;domian&#39;; did you mean &#39;domains&#39;?" in page
+    assert "&#39;general&#39; in domian" in page  # what was typed is kept
+    bad_action = {**GENERAL_MEDIUM, "actions": "raise_tier high"}
+    response = post_form(
+        client,
+        f"/admin/rulesets/{number}/rules/new",
+        bad_action,
+        token_from=f"/admin/rulesets/{number}/rules/new",
+    )
+    assert response.status_code == 422 and b"line 1: expected" in response.data
+    bad_example = {**GENERAL_MEDIUM, "examples": "must_fire:\n  - {domains: [health]}\n"}
+    response = post_form(
+        client,
+        f"/admin/rulesets/{number}/rules/new",
+        bad_example,
+        token_from=f"/admin/rulesets/{number}/rules/new",
+    )
+    assert response.status_code == 422 and b"must_fire example #1 did not behave" in response.data
+    regex = {**GENERAL_MEDIUM, "condition": "title =~ '(a+)+$'"}
+    response = post_form(
+        client,
+        f"/admin/rulesets/{number}/rules/new",
+        regex,
+        token_from=f"/admin/rulesets/{number}/rules/new",
+    )
+    assert response.status_code == 422 and b"regular-expression operators" in response.data
+    draft = db.scalars(select(RulesetVersion).where(RulesetVersion.number == number)).one()
+    db.refresh(draft)
+    assert "general-medium" not in {r.key for r in draft.rules}
+
+
+def test_edit_move_delete_and_keyword_lists_are_audited(login, db) -> None:
+    client = login(admins(1)[0])
+    number = new_draft(client)
+    response = post_form(
+        client,
+        f"/admin/rulesets/{number}/rules/new",
+        GENERAL_MEDIUM,
+        token_from=f"/admin/rulesets/{number}/rules/new",
+    )
+    assert response.status_code == 302
+    post_form(
+        client,
+        f"/admin/rulesets/{number}/rules/general-medium/move",
+        {"direction": "up"},
+        token_from="/admin/rulesets",
+    )
+    draft = db.scalars(select(RulesetVersion).where(RulesetVersion.number == number)).one()
+    db.refresh(draft)
+    keys = [r.key for r in draft.rules]
+    assert keys[-2] == "general-medium"
+    response = post_form(
+        client,
+        f"/admin/rulesets/{number}/keyword-lists/new",
+        {"name": "Bad Name", "phrases": "x"},
+        token_from="/admin/rulesets",
+    )
+    assert response.status_code == 422 and b"keyword list name" in response.data
+    response = post_form(
+        client,
+        f"/admin/rulesets/{number}/keyword-lists/new",
+        {"name": "pets", "phrases": "cat*\ndog walker"},
+        token_from="/admin/rulesets",
+    )
+    assert response.status_code == 302
+    post_form(
+        client,
+        f"/admin/rulesets/{number}/rules/general-medium/delete",
+        token_from="/admin/rulesets",
+    )
+    db.expire_all()
+    assert "general-medium" not in {r.key for r in draft.rules}
+    assert draft.keyword_lists["pets"]["phrases"] == ["cat*", "dog walker"]
+    actions = db.scalars(
+        select(AuditEvent.action).where(
+            AuditEvent.subject_type == "ruleset_version", AuditEvent.subject_id == str(number)
+        )
+    ).all()
+    assert {
+        "ruleset.draft",
+        "ruleset.rule_save",
+        "ruleset.rule_move",
+        "ruleset.keyword_list_save",
+        "ruleset.rule_delete",
+    } <= set(actions)
+    # the published version itself never changes
+    response = post_form(
+        client, "/admin/rulesets/1/rules/new", GENERAL_MEDIUM, token_from="/admin/rulesets"
+    )
+    assert response.status_code == 302 and response.location.endswith("/admin/rulesets/1")
+
+
+def test_try_shows_fired_rules_and_why_not(login, db) -> None:
+    application = ApplicationFactory(submitted=True, high_tier=True)
+    client = login(admins(1)[0])
+    response = post_form(
+        client,
+        "/admin/rulesets/1/try",
+        {"reference": application.reference},
+        token_from="/admin/rulesets/1",
+    )
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert application.reference in page and "<strong>yes</strong>" in page
+    assert "domains = [&#34;health&#34;]" in page or 'domains = ["health"]' in page
+    response = post_form(
+        client,
+        "/admin/rulesets/1/try",
+        {"content": '{"title": "Weather bot", "domains": ["general"]}'},
+        token_from="/admin/rulesets/1",
+    )
+    assert response.status_code == 200 and "no phrase matched" in response.get_data(as_text=True)
+    response = post_form(
+        client, "/admin/rulesets/1/try", {"content": '{"title": '}, token_from="/admin/rulesets/1"
+    )
+    assert response.status_code == 422 and b"line 1, column" in response.data
+    response = post_form(
+        client,
+        "/admin/rulesets/1/try",
+        {"content": '{"domains": ["astrology"]}'},
+        token_from="/admin/rulesets/1",
+    )
+    assert response.status_code == 422 and b"astrology" in response.data
+
+
+def _prepare_publishable(client, db) -> int:  # noqa: ANN001
+    number = new_draft(client)
+    post_form(
+        client,
+        f"/admin/rulesets/{number}/rules/new",
+        GENERAL_MEDIUM,
+        token_from=f"/admin/rulesets/{number}/rules/new",
+    )
+    response = post_form(
+        client, f"/admin/rulesets/{number}/backtests", token_from=f"/admin/rulesets/{number}"
+    )
+    assert response.status_code == 302
+    backtest = db.scalars(select(Backtest).order_by(Backtest.id.desc())).first()
+    db.refresh(backtest)
+    assert backtest.status == "done"  # inline jobs in tests
+    return number
+
+
+def test_four_eyes_publish_retriages_unclaimed_and_keeps_claimed(login, db) -> None:
+    first, second = admins(2)
+    low_queued = ApplicationFactory(submitted=True)
+    claimed = ApplicationFactory(submitted=True)
+    reviewer = UserFactory(reviewer=True, organization=first.organization)
+    claimed.status, claimed.claimed_by_id = Status.in_review, reviewer.id
+    from reviewapp.db import utcnow
+
+    claimed.lease_expires_at = utcnow()
+    db.flush()
+    assert low_queued.risk_tier == "low" and claimed.risk_tier == "low"
+    c1, c2 = login(first), login(second)
+    number = _prepare_publishable(c1, db)
+    active = db.scalars(
+        select(RulesetVersion).where(RulesetVersion.status == RulesetStatus.published)
+    ).one()
+
+    response = post_form(
+        c1,
+        f"/admin/rulesets/{number}/publish",
+        {"active_id": active.id},
+        token_from=f"/admin/rulesets/{number}",
+        follow_redirects=True,
+    )
+    assert b"not approved in its current form" in response.data
+    post_form(c1, f"/admin/rulesets/{number}/approve", token_from=f"/admin/rulesets/{number}")
+    response = post_form(
+        c1,
+        f"/admin/rulesets/{number}/publish",
+        {"active_id": active.id},
+        token_from=f"/admin/rulesets/{number}",
+        follow_redirects=True,
+    )
+    assert b"you approved it yourself" in response.data
+    response = post_form(
+        c2,
+        f"/admin/rulesets/{number}/publish",
+        {"active_id": active.id},
+        token_from=f"/admin/rulesets/{number}",
+        follow_redirects=True,
+    )
+    assert b"is now the active ruleset" in response.data
+    db.expire_all()
+    draft = db.scalars(select(RulesetVersion).where(RulesetVersion.number == number)).one()
+    assert draft.status == RulesetStatus.published and active.status == RulesetStatus.retired
+    assert (
+        db.scalar(
+            select(func.count())
+            .select_from(RulesetVersion)
+            .where(RulesetVersion.status == RulesetStatus.published)
+        )
+        == 1
+    )
+    assert low_queued.risk_tier == "medium" and "general" in low_queued.flags  # re-triaged
+    assert claimed.risk_tier == "low"  # kept: someone holds it
+    note = db.scalars(
+        select(TriageResult).where(
+            TriageResult.revision_id == claimed.current_revision_id,
+            TriageResult.ruleset_version_id == draft.id,
+        )
+    ).one()
+    assert note.shadow and note.tier == "medium"
+
+    # a stale page: publishing against an active version that has since changed is refused
+    response = post_form(
+        c2,
+        "/admin/rulesets/1/rollback",
+        {"active_id": active.id},
+        token_from="/admin/rulesets/1",
+        follow_redirects=True,
+    )
+    assert b"The active ruleset changed while you were looking" in response.data
+    response = post_form(
+        c2,
+        "/admin/rulesets/1/rollback",
+        {"active_id": draft.id},
+        token_from="/admin/rulesets/1",
+        follow_redirects=True,
+    )
+    assert b"Rolled back: v1 is active again" in response.data
+    db.expire_all()
+    assert active.status == RulesetStatus.published and draft.status == RulesetStatus.retired
+
+
+def test_editing_after_approval_needs_a_new_approval(login, db) -> None:
+    first, second = admins(2)
+    c1 = login(first)
+    number = _prepare_publishable(c1, db)
+    post_form(c1, f"/admin/rulesets/{number}/approve", token_from=f"/admin/rulesets/{number}")
+    post_form(
+        c1,
+        f"/admin/rulesets/{number}/rules/general-medium/move",
+        {"direction": "up"},
+        token_from="/admin/rulesets",
+    )
+    active = db.scalars(
+        select(RulesetVersion).where(RulesetVersion.status == RulesetStatus.published)
+    ).one()
+    response = post_form(
+        login(second),
+        f"/admin/rulesets/{number}/publish",
+        {"active_id": active.id},
+        token_from="/admin/rulesets",
+        follow_redirects=True,
+    )
+    assert b"no finished backtest of this exact content" in response.data
+    assert b"not approved in its current form" in response.data
+
+
+def test_shadow_mode_records_without_side_effects(app, login, db) -> None:
+    client = login(admins(1)[0])
+    number = new_draft(client)
+    post_form(
+        client,
+        f"/admin/rulesets/{number}/rules/new",
+        GENERAL_MEDIUM,
+        token_from=f"/admin/rulesets/{number}/rules/new",
+    )
+    post_form(
+        client,
+        f"/admin/rulesets/{number}/shadow",
+        {"enabled": "1"},
+        token_from=f"/admin/rulesets/{number}",
+    )
+    application = ApplicationFactory(submitted=True)
+    db.expire_all()
+    assert (
+        application.risk_tier == "low"
+        and application.flags == []
+        or "general" not in application.flags
+    )
+    shadow = db.scalars(
+        select(TriageResult).where(
+            TriageResult.revision_id == application.current_revision_id,
+            TriageResult.shadow.is_(True),
+        )
+    ).one()
+    assert shadow.tier == "medium"
+    page = client.get(f"/admin/rulesets/{number}/shadow-results").get_data(as_text=True)
+    assert application.reference in page and "differs" in page
+    post_form(
+        client,
+        f"/admin/rulesets/{number}/shadow",
+        {"enabled": "0"},
+        token_from=f"/admin/rulesets/{number}",
+    )
+    other = ApplicationFactory(submitted=True)
+    assert (
+        db.scalar(
+            select(func.count())
+            .select_from(TriageResult)
+            .where(TriageResult.revision_id == other.current_revision_id)
+        )
+        == 1
+    )
+
+
+def test_two_admins_publishing_at_once_one_wins(app, committed_db, is_postgres) -> None:
+    if not is_postgres:
+        pytest.skip("row locks need PostgreSQL (CI always has it)")
+    first, second, approver = (
+        UserFactory(admin=True, organization=OrganizationFactory()) for _ in range(3)
+    )
+    committed_db.commit()
+    with app.app_context():
+        session = database.session
+        active = lab.active_ruleset(session)
+        drafts = []
+        for _ in range(2):
+            draft = lab.start_draft(session, session.get(type(approver), approver.id), active)
+            drafts.append(draft.number)
+        database.commit()
+        from reviewapp.triage.backtest import start_backtest
+
+        for number in drafts:
+            start_backtest(
+                session, session.get(type(approver), approver.id), lab.get_version(session, number)
+            )
+            database.commit()
+            lab.approve(
+                session, session.get(type(approver), approver.id), lab.get_version(session, number)
+            )
+            database.commit()
+        active_id = active.id
+    results: list[str] = []
+    barrier = threading.Barrier(2)
+
+    def publish(user_id: int, number: int) -> None:
+        with app.app_context():
+            session = database.session
+            user = session.get(type(approver), user_id)
+            version = lab.get_version(session, number)
+            barrier.wait()
+            try:
+                lab.publish(session, user, version, expected_active_id=active_id)
+                database.commit()
+                results.append("published")
+            except Exception as exc:  # noqa: BLE001
+                database.rollback()
+                results.append(type(exc).__name__)
+
+    threads = [
+        threading.Thread(target=publish, args=(uid, n))
+        for uid, n in zip((first.id, second.id), drafts, strict=True)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(results) == ["ConflictError", "published"]
+    assert (
+        committed_db.scalar(
+            select(func.count())
+            .select_from(RulesetVersion)
+            .where(RulesetVersion.status == RulesetStatus.published)
+        )
+        == 1
+    )
+    _ = content, Application
