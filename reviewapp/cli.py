@@ -159,8 +159,8 @@ def _importer_user(session: Any, org_name: str, cache: dict[str, Any]) -> Any:
     if org_name in cache:
         return cache[org_name]
     org, _ = get_or_create_organization(session, org_name)
-    slug = re.sub(r"[^a-z0-9]+", "-", org_name.lower()).strip("-")[:60] or "org"
-    email = f"import+{slug}@reviewapp.invalid"
+    slug = re.sub(r"[^a-z0-9]+", "-", org_name.lower()).strip("-")[:40] or "org"
+    email = f"import+{slug}-{org.id}@reviewapp.invalid"  # the id keeps look-alike names apart
     user = session.scalars(select(User).where(User.email == email)).first()
     if user is None:
         user = User(
@@ -204,7 +204,11 @@ def import_inventory(
     users: dict[str, Any] = {}
     with open(path, encoding="utf-8-sig", newline="") as handle:
         reader = csv.DictReader(handle)
-        missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
+        try:
+            fieldnames = reader.fieldnames or []
+        except UnicodeDecodeError:
+            raise click.UsageError(f"{path}: not UTF-8 text; save the file as UTF-8") from None
+        missing = [c for c in REQUIRED_COLUMNS if c not in fieldnames]
         if missing:
             raise click.UsageError(
                 f"{path}: missing column(s) {', '.join(missing)} (expected the slim inventory format)"
@@ -218,6 +222,14 @@ def import_inventory(
                 break
             except csv.Error as exc:
                 errors.append((line, f"unreadable CSV: {exc}"))
+                break
+            except UnicodeDecodeError as exc:
+                errors.append(
+                    (
+                        line,
+                        f"not UTF-8 text (byte {exc.object[exc.start]:#04x}); save the file as UTF-8",
+                    )
+                )
                 break
             rows.append((line, row))
             if limit and len(rows) >= limit:
@@ -374,6 +386,8 @@ def demo(data_path: str | None) -> None:
                 name=name,
             )
     db.commit()
+    _demo_developer_applications(db.session)
+    db.commit()
     path = (
         Path(data_path)
         if data_path
@@ -389,6 +403,55 @@ def demo(data_path: str | None) -> None:
     click.echo(f"demo accounts (password for all: {DEMO_PASSWORD}):")
     for email, role, org_name, _ in DEMO_USERS:
         click.echo(f"  {role:16} {email:22} ({org_name})")
+
+
+DEMO_APPLICATIONS = [
+    {
+        "title": "Support chat assistant for our banking app",
+        "category": "assistant_chatbot",
+        "description": "Answers customers' questions about their accounts, cards and fees in our "
+        "mobile app. It can explain why a card payment was declined but cannot move money.",
+        "benefits": "Shorter waits for routine questions; staff handle the complex cases.",
+        "end_users": ["consumers"],
+        "domains": ["finance"],
+        "modalities": ["text"],
+        "monthly_requests": 400000,
+        "human_review_of_outputs": False,
+        "safety_measures": "Input and output moderation; hand-off to a person on request; "
+        "the bot says it is an AI.",
+        "product_url": "https://example.com/bank-chat",
+    },
+    {
+        "title": "Internal meeting summarizer",
+        "category": "search_summarization",
+        "description": "Summarizes recorded internal meetings into action items for the attendees.",
+        "benefits": "Saves staff time after meetings.",
+        "end_users": ["internal_employees"],
+        "domains": ["general"],
+        "modalities": ["text", "audio"],
+        "monthly_requests": 3000,
+        "human_review_of_outputs": True,
+        "safety_measures": "Summaries go only to attendees, who review them before sharing.",
+        "product_url": "",
+    },
+]
+
+
+def _demo_developer_applications(session: Any) -> None:
+    """Give the demo developer one submitted application and one draft (first run only)."""
+    from reviewapp.applications.models import Application
+    from reviewapp.applications.services import create_application, submit_application
+    from reviewapp.auth.services import find_user_by_email
+
+    developer = find_user_by_email(session, DEMO_USERS[0][0])
+    if developer is None:
+        return
+    mine = select(Application).where(Application.organization_id == developer.organization_id)
+    if session.scalars(mine).first() is not None:
+        return
+    submitted = create_application(session, developer, DEMO_APPLICATIONS[0])
+    submit_application(session, developer, submitted)
+    create_application(session, developer, DEMO_APPLICATIONS[1])
 
 
 @click.command("worker")

@@ -15,6 +15,13 @@ class DomainError(Exception):
         self.fields = fields or {}
 
 
+class BadRequest(DomainError):
+    """The request itself is unreadable (malformed JSON, wrong content type)."""
+
+    code = "bad_request"
+    status = 400
+
+
 class ValidationFailed(DomainError):
     """Input does not satisfy the schema; ``fields`` maps field name -> message."""
 

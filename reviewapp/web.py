@@ -59,6 +59,17 @@ def is_safe_next(target: str | None) -> bool:
     return not parts.scheme and not parts.netloc and target.startswith("/")
 
 
+MAX_PAGE = 100_000
+
+
+def page_arg() -> int:
+    """The ``page`` query argument as a page number in 1..MAX_PAGE (bad input -> 1)."""
+    raw = request.args.get("page", "1")
+    if not raw.isdigit() or len(raw) > 6:
+        return 1
+    return max(1, min(MAX_PAGE, int(raw)))
+
+
 def flash_domain_error(exc: DomainError) -> None:
     """Show a domain error to the user as a flash message."""
     flash(exc.message, "danger")

@@ -7,14 +7,14 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from reviewapp.applications.models import Application, Status
 from reviewapp.applications.schema import load_vocabularies
 from reviewapp.applications.services import create_application, get_application, submit_application
 from reviewapp.auth.models import Permission, User
 from reviewapp.auth.services import user_for_token
-from reviewapp.errors import DomainError, PermissionDenied, ValidationFailed
+from reviewapp.errors import BadRequest, DomainError, PermissionDenied, ValidationFailed
 from reviewapp.extensions import csrf, db
 from reviewapp.review.models import Decision
 from reviewapp.review.services import tier_labels
@@ -167,11 +167,15 @@ def vocabularies() -> Any:
 
 
 def _json_body() -> dict[str, Any]:
+    """The request's JSON object. Raises BadRequest (400) for anything else."""
     if not request.is_json:
-        raise ValidationFailed("Send a JSON object with Content-Type: application/json.")
-    body = request.get_json(silent=True)
+        raise BadRequest("Send a JSON object with Content-Type: application/json.")
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # absurdly deep nesting
+        body = None
     if not isinstance(body, dict):
-        raise ValidationFailed("The body is not a JSON object.")
+        raise BadRequest("The body is not a JSON object (malformed JSON, or another JSON type).")
     return body
 
 
@@ -220,13 +224,21 @@ def index() -> Any:
             fields={"page": "integer", "per_page": "integer"},
         ) from None
     max_per_page = current_app.config["API_MAX_PER_PAGE"]
-    if page < 1 or not 1 <= per_page <= max_per_page:
+    if not 1 <= page <= 100_000 or not 1 <= per_page <= max_per_page:
         raise ValidationFailed(
             f"page must be ≥ 1 and per_page between 1 and {max_per_page}.",
             fields={"per_page": f"between 1 and {max_per_page}"},
         )
     stmt = select(Application)
-    if not user.can(Permission.view_all_applications):
+    if user.can(Permission.view_all_applications):
+        # the review team sees submitted applications; drafts stay with their organization
+        stmt = stmt.where(
+            or_(
+                Application.status != Status.draft,
+                Application.organization_id == user.organization_id,
+            )
+        )
+    else:
         if not user.can(Permission.view_own_organization):
             raise PermissionDenied("This account cannot list applications.")
         stmt = stmt.where(Application.organization_id == user.organization_id)

@@ -50,7 +50,8 @@ OPEN_FOR_REVIEW = (Status.queued, Status.in_review)
 #: statuses the reviewer queue shows
 OPEN_FOR_REVIEW = (Status.queued, Status.in_review)
 
-REFERENCE_RE = re.compile(r"^APP-(\d{6,})$")
+REFERENCE_RE = re.compile(r"^APP-(\d{6,10})$")
+MAX_ID = 2**31 - 1  # PostgreSQL integer
 
 
 def _in(values: tuple[Status, ...]) -> str:
@@ -146,7 +147,9 @@ class Application(Base):
     def id_from_reference(reference: str) -> int | None:
         """Parse ``APP-000123`` into 123; None when the text is not a reference."""
         match = REFERENCE_RE.match(reference.strip().upper())
-        return int(match.group(1)) if match else None
+        if not match or int(match.group(1)) > MAX_ID:
+            return None
+        return int(match.group(1))
 
     @property
     def title(self) -> str:

@@ -150,12 +150,30 @@ def clean_content(
     return out
 
 
+def unstorable_character(text: str) -> str | None:
+    """A description of the first character we refuse to store, or None.
+
+    Refused: lone UTF-16 surrogates (not valid Unicode; PostgreSQL and JSON tools choke on them)
+    and control characters other than tab, line feed and carriage return (NUL included).
+    """
+    for char in text:
+        code = ord(char)
+        if 0xD800 <= code <= 0xDFFF:
+            return f"a lone surrogate U+{code:04X}"
+        if (code < 32 and char not in "\t\n\r") or 0x7F <= code < 0xA0:
+            return f"the control character U+{code:04X}"
+    return None
+
+
 def _clean_field(name: str, value: Any, vocab: Vocabularies) -> Any:
     if name in TEXT_LIMITS:
         if value is None:
             return ""
         if not isinstance(value, str):
             raise ValueError("must be a string")
+        unstorable = unstorable_character(value)
+        if unstorable:
+            raise ValueError(f"contains {unstorable}, which cannot be stored; remove it")
         value = value.strip()
         limit = TEXT_LIMITS[name]
         if len(value) > limit:
@@ -166,8 +184,10 @@ def _clean_field(name: str, value: Any, vocab: Vocabularies) -> Any:
                 raise ValueError("must be an http:// or https:// URL")
         return value
     if name == "category":
-        if value in (None, ""):
+        if value is None or value == "":
             return None
+        if not isinstance(value, str):
+            raise ValueError("must be a string; see GET /api/v1/vocabularies")
         if value not in vocab.categories:
             raise ValueError(f"unknown value {value!r}; see GET /api/v1/vocabularies")
         return value

@@ -29,9 +29,14 @@ def snapshot(application: Application) -> dict[str, Any]:
 
 
 def can_view(user: User, application: Application) -> bool:
-    """Developers see their organization's applications; the review team sees all."""
-    if user.can(Permission.view_all_applications):
+    """Developers see their organization's applications; the review team sees every submitted
+    one (a draft stays private to its organization until it is submitted)."""
+    if application.organization_id == user.organization_id and user.can(
+        Permission.view_own_organization
+    ):
         return True
+    if user.can(Permission.view_all_applications):
+        return application.status != Status.draft
     return (
         user.can(Permission.view_own_organization)
         and application.organization_id == user.organization_id

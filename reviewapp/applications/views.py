@@ -24,16 +24,9 @@ from reviewapp.errors import DomainError
 from reviewapp.extensions import db
 from reviewapp.review.models import Decision
 from reviewapp.triage.services import latest_triage_result
-from reviewapp.web import permission_required
+from reviewapp.web import page_arg, permission_required
 
 bp = Blueprint("applications", __name__, url_prefix="/applications")
-
-
-def _page() -> int:
-    try:
-        return max(1, int(request.args.get("page", 1)))
-    except ValueError:
-        return 1
 
 
 @bp.route("")
@@ -43,7 +36,7 @@ def index() -> Any:
     status = request.args.get("status") or None
     if status and status not in Status.__members__:
         status = None
-    page = _page()
+    page = page_arg()
     items, total = list_organization_applications(
         db.session, current_user, page=page, per_page=25, status=status
     )

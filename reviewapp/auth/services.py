@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hmac
+import unicodedata
 
+from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -20,9 +22,27 @@ def find_user_by_email(session: Session, email: str) -> User | None:
     ).first()
 
 
+def normalise_name(name: str) -> str:
+    """An organization name as stored: NFKC-normalised, invisible format characters (zero-width
+    spaces, bidirectional overrides) and control characters removed, white space collapsed, so
+    two names that look the same are the same.
+
+    Raises:
+        ValidationFailed: when nothing visible is left.
+    """
+    text = unicodedata.normalize("NFKC", name)
+    text = "".join(c for c in text if unicodedata.category(c) not in ("Cf", "Cc", "Cs", "Co", "Cn"))
+    text = " ".join(text.split())
+    if not text:
+        raise ValidationFailed(
+            "The organization name is empty.", fields={"organization": "enter a name"}
+        )
+    return text
+
+
 def get_or_create_organization(session: Session, name: str) -> tuple[Organization, bool]:
-    """Return (organization, created)."""
-    name = " ".join(name.split())
+    """Return (organization, created); names compare after :func:`normalise_name`, ignoring case."""
+    name = normalise_name(name)
     org = session.scalars(
         select(Organization).where(func.lower(Organization.name) == name.lower())
     ).first()
@@ -50,6 +70,12 @@ def create_user(
         ConflictError: the email is taken.
         ValidationFailed: the password is shorter than 10 characters.
     """
+    try:
+        email = validate_email(email, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise ValidationFailed(
+            f"Not a valid email address: {exc}", fields={"email": str(exc)}
+        ) from None
     if find_user_by_email(session, email) is not None:
         raise ConflictError(
             "An account with this email already exists.", fields={"email": "already registered"}

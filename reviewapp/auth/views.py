@@ -56,7 +56,15 @@ def login() -> Any:
 @bp.route("/logout", methods=["POST"])
 @login_required
 def logout() -> Any:
-    """Log out (POST with CSRF only): clears the session and the remember-me cookie."""
+    """Log out (POST with CSRF only): clears the session and the remember-me cookie, and bumps
+    the user's session epoch so a copied session cookie stops working too."""
+    user = db.session.get(User, current_user.id)
+    if user is not None:
+        user.session_epoch += 1
+        record_event(
+            db.session, actor=user, action="user.logout", subject_type="user", subject_id=user.id
+        )
+        db.commit()
     logout_user()
     session.clear()
     flash("You are logged out.", "info")

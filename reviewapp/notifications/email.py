@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import smtplib
+import sys
 import uuid
 from email.message import EmailMessage
 from pathlib import Path
@@ -38,7 +39,12 @@ def send_message(app: Flask, msg: EmailMessage) -> None:
     """
     backend = app.config["MAIL_BACKEND"]
     if backend == "console":
-        log.info("email to %s: %s\n%s", msg["To"], msg["Subject"], msg.get_content())
+        # printed, not logged: the point of this backend is that a person running the demo sees it
+        print(
+            f"--- email to {msg['To']}: {msg['Subject']}\n{msg.get_content()}---",
+            file=sys.stderr,
+            flush=True,
+        )
     elif backend == "memory":
         OUTBOX_MEMORY.append(msg)
     elif backend == "file":

@@ -127,9 +127,15 @@ def import_policy_library(session: Session, path: str | Path) -> tuple[int, int]
     )
     seen = changed = 0
     for i, raw in enumerate(document["sections"], start=1):
+        if not isinstance(raw, dict):
+            raise ValidationFailed(f"{path}: section #{i} is not a mapping")
         key = raw.get("key") or raw.get("id")
-        if not key or not raw.get("title"):
-            raise ValidationFailed(f"{path}: section #{i} needs an id (or key) and a title")
+        if not key or not isinstance(raw.get("title"), str) or not raw["title"].strip():
+            raise ValidationFailed(f"{path}: section #{i} needs an id (or key) and a text title")
+        if not (raw.get("number") or raw.get("ref")):
+            raise ValidationFailed(f"{path}: section #{i} ({key}) needs a number (or ref)")
+        if not str(raw.get("text") or raw.get("summary") or "").strip():
+            raise ValidationFailed(f"{path}: section #{i} ({key}) needs a text (or summary)")
         seen += 1
         source = raw.get("source", "reviewapp")
         if "text" in raw:

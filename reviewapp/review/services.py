@@ -32,6 +32,14 @@ from reviewapp.review.models import (
 CLAIMABLE = (Status.queued, Status.in_review)
 
 
+def _is_high_risk(session: Session, application: Application) -> bool:
+    """True when the application's tier ranks at or above the tier named ``high`` (or is the
+    top tier when no tier has that name)."""
+    ranks = {t.name: t.rank for t in session.scalars(select(RiskTier))}
+    threshold = ranks.get("high", max(ranks.values(), default=0))
+    return (application.tier_rank or 0) >= threshold
+
+
 def queues_for(session: Session, user: User) -> list[Queue]:
     """Queues ``user``'s role may work, in display order."""
     queues = session.scalars(select(Queue).order_by(Queue.position, Queue.key)).all()
@@ -281,13 +289,21 @@ def decide(session: Session, user: User, application: Application, data: Decisio
     if not user.can(Permission.decide):
         raise PermissionDenied("Only reviewers decide.")
     _check_reviewer(user, application)
+    if not application.is_claimed_by(user):
+        if application.status not in CLAIMABLE:
+            why = f"it is now {Status(application.status).label.lower()} (someone else acted on it)"
+        elif application.claimed_by_id not in (None, user.id) and application.is_lease_active():
+            why = "another reviewer holds it"
+        elif application.claimed_by_id == user.id:
+            why = "your lease expired"
+        else:
+            why = "you have not claimed it"
+        raise ConflictError(
+            f"You do not hold a claim on this application: {why}. Nothing was saved; your text is kept below."
+        )
     if data.expected_version is not None and data.expected_version != application.version:
         raise ConflictError(
             "This application changed since you opened it (someone else acted on it). Reload the page to see the current state."
-        )
-    if not application.is_claimed_by(user):
-        raise ConflictError(
-            "You do not hold a claim on this application (it expired or someone else claimed it). Claim it again to decide."
         )
     try:
         outcome = Outcome(data.outcome)
@@ -298,6 +314,10 @@ def decide(session: Session, user: User, application: Application, data: Decisio
     errors: dict[str, str] = {}
     if outcome in (Outcome.reject, Outcome.request_mitigations) and not data.citations:
         errors["citations"] = "Cite at least one policy section for this outcome."
+    elif outcome == Outcome.approve and not data.citations and _is_high_risk(session, application):
+        errors["citations"] = (
+            "Approving a high-risk or prohibited-tier application needs at least one citation."
+        )
     if outcome == Outcome.request_mitigations and not data.safety_requirements:
         errors["safety_requirements"] = (
             "Pick at least one safety requirement the developer must meet."

@@ -30,7 +30,7 @@ from reviewapp.review.services import (
     tier_labels,
 )
 from reviewapp.triage.services import latest_triage_result
-from reviewapp.web import permission_required
+from reviewapp.web import page_arg, permission_required
 
 bp = Blueprint("review", __name__)
 
@@ -44,19 +44,19 @@ def queue() -> Any:
     tiers = tier_labels(db.session)
     form.queue.choices = choices([("", "All my queues")] + [(q.key, q.title) for q in queues])
     form.tier.choices = choices([("", "All tiers")] + [(t.name, t.label) for t in tiers.values()])
-    filters = QueueFilters()
-    if form.validate():
-        filters = QueueFilters(
-            queue=form.queue.data or None,
-            tier=form.tier.data or None,
-            status=form.status.data or None,
-            age_days=form.age_days.data,
-            mine=request.args.get("mine") == "1",
-        )
-    try:
-        page = max(1, int(request.args.get("page", 1)))
-    except ValueError:
-        page = 1
+    form.validate()  # errors are shown next to each filter; the valid filters still apply
+
+    def valid(field: Any) -> Any:
+        return None if field.errors else (field.data or None)
+
+    filters = QueueFilters(
+        queue=valid(form.queue),
+        tier=valid(form.tier),
+        status=valid(form.status),
+        age_days=None if form.age_days.errors else form.age_days.data,
+        mine=request.args.get("mine") == "1",
+    )
+    page = page_arg()
     per_page = 50
     items, total = list_queue(db.session, current_user, filters, page=page, per_page=per_page)
     args = {k: v for k, v in request.args.items() if k != "page" and v}
@@ -135,6 +135,7 @@ def _render_review(application: Application, form: DecisionForm, status: int = 2
         form=form,
         confirm=ConfirmForm(),
         holds_claim=application.is_claimed_by(current_user),
+        can_work_queue=application.queue in {q.key for q in queues_for(db.session, current_user)},
         own_org=own_org,
         tiers=tier_labels(db.session),
         section_names={s.key: f"{s.number} {s.title}" for s in sections_in_order(db.session)},

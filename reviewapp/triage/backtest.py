@@ -235,6 +235,9 @@ def _run_chunk(session: Session, backtest_id: int, revision_ids: list[int]) -> i
             .where(table.c.id == backtest_id, table.c.status == BacktestStatus.queued.value)
             .values(status=BacktestStatus.running.value, started_at=utcnow())
         )
+        # commit at once: holding this row lock for the whole chunk would make the other
+        # workers' first chunks wait for it
+        db.commit()
     draft = session.get(RulesetVersion, backtest.ruleset_version_id, populate_existing=True)
     baseline = session.get(RulesetVersion, backtest.baseline_version_id)
     if draft is None or baseline is None:  # pragma: no cover - FKs cascade / restrict

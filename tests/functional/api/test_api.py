@@ -69,8 +69,15 @@ def test_incomplete_submit_is_422_and_nothing_stored(client, db) -> None:
 
 def test_bad_bodies(client, db, app) -> None:
     headers = token_for(db, UserFactory())
-    assert client.post("/api/v1/applications", data="not json", headers=headers).status_code == 422
-    assert client.post("/api/v1/applications", json=[1, 2], headers=headers).status_code == 422
+    for body, kwargs in (
+        ("not json", {}),
+        ('{"title": "x"', {"content_type": "application/json"}),
+        ("[" * 100_000, {"content_type": "application/json"}),
+    ):
+        response = client.post("/api/v1/applications", data=body, headers=headers, **kwargs)
+        assert response.status_code == 400, body[:20]
+        assert response.json["error"]["code"] == "bad_request"
+    assert client.post("/api/v1/applications", json=[1, 2], headers=headers).status_code == 400
     assert (
         client.post("/api/v1/applications", json={"submit": "yes"}, headers=headers).status_code
         == 422
@@ -80,6 +87,60 @@ def test_bad_bodies(client, db, app) -> None:
         "/api/v1/applications", data=big, headers={**headers, "Content-Type": "application/json"}
     )
     assert response.status_code == 413 and response.json["error"]["code"] == "payload_too_large"
+
+
+def test_unstorable_text_and_wrong_types_are_422_not_500(client, db) -> None:
+    headers = token_for(db, UserFactory())
+    for body, field in (
+        ({"title": "bad \ud800 surrogate"}, "title"),
+        ({"title": "nul \u0000 byte"}, "title"),
+        ({"title": "ok", "description": "bell \u0007"}, "description"),
+        ({"title": "ok", "category": ["a"]}, "category"),
+        ({"title": "ok", "category": {"a": 1}}, "category"),
+    ):
+        response = client.post("/api/v1/applications", json=body, headers=headers)
+        assert response.status_code == 422, body
+        assert field in response.json["error"]["fields"]
+    listing = client.get("/api/v1/applications", headers=headers)
+    assert listing.status_code == 200 and listing.json["total"] == 0
+    ok = client.post(
+        "/api/v1/applications",
+        json={"title": "Tabs\tand\nnew lines, emoji 🚀, RTL مرحبا"},
+        headers=headers,
+    )
+    assert (
+        ok.status_code == 201
+        and ok.json["content"]["title"] == "Tabs\tand\nnew lines, emoji 🚀, RTL مرحبا"
+    )
+
+
+def test_huge_numbers_in_pages_and_references_are_handled(client, db) -> None:
+    headers = token_for(db, UserFactory(reviewer=True))
+    assert (
+        client.get("/api/v1/applications?page=99999999999999999999", headers=headers).status_code
+        == 422
+    )
+    assert (
+        client.get("/api/v1/applications/APP-99999999999999999999", headers=headers).status_code
+        == 404
+    )
+    assert client.get("/api/v1/applications/APP-2147483648", headers=headers).status_code == 404
+
+
+def test_reviewers_cannot_read_other_organizations_drafts(client, db) -> None:
+    draft = ApplicationFactory()
+    submitted = ApplicationFactory(submitted=True)
+    headers = token_for(db, UserFactory(reviewer=True))
+    assert client.get(f"/api/v1/applications/{draft.reference}", headers=headers).status_code == 404
+    assert (
+        client.get(f"/api/v1/applications/{submitted.reference}", headers=headers).status_code
+        == 200
+    )
+    refs = {
+        i["reference"]
+        for i in client.get("/api/v1/applications?per_page=100", headers=headers).json["items"]
+    }
+    assert draft.reference not in refs and submitted.reference in refs
 
 
 def test_authentication_errors(client, db) -> None:

@@ -199,7 +199,7 @@ def test_deciding_without_a_claim_is_refused(login, db) -> None:
         {"outcome": "approve", "template": "approve-standard"},
         token_from=f"/review/{application.reference}",
     )
-    assert response.status_code == 409 and b"do not hold a claim" in response.data
+    assert response.status_code == 409 and b"you have not claimed it" in response.data
 
 
 def test_claim_conflicts_and_expired_lease_is_taken_over(login, db) -> None:
