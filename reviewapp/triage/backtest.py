@@ -261,7 +261,13 @@ def _run_chunk(session: Session, backtest_id: int, revision_ids: list[int]) -> i
     rows = _load_revisions(session, todo, baseline.id) if todo else []
 
     new_compiled = None if same_rules else compiled_ruleset(session, draft)
-    baseline_compiled = None
+    baseline_compiled = compiled_ruleset(session, baseline) if new_compiled is not None else None
+    # Unchanged rules are not re-evaluated: a draft rule whose fingerprint equals the baseline
+    # rule of the same key has the baseline's stored result for this revision.
+    reusable: set[str] = set()
+    if new_compiled is not None and baseline_compiled is not None:
+        base_prints = baseline_compiled.fingerprints
+        reusable = {k for k, fp in new_compiled.fingerprints.items() if base_prints.get(k) == fp}
     items: list[dict[str, Any]] = []
     for row in rows:
         stored_tier, stored_errors = row.stored_tier, row.stored_errors
@@ -274,7 +280,12 @@ def _run_chunk(session: Session, backtest_id: int, revision_ids: list[int]) -> i
             # unchanged rules are not re-evaluated: the new tier is the baseline tier
             new_tier, errors = stored_tier, len(stored_errors or [])
         else:
-            outcome = new_compiled.evaluate(row.content)
+            known = None
+            if row.stored_fired is not None and reusable:
+                errored = {e.get("rule") for e in (row.stored_errors or [])}
+                fired_keys = {f["key"] for f in row.stored_fired}
+                known = {k: k in fired_keys for k in reusable if k not in errored}
+            outcome = new_compiled.evaluate(row.content, known)
             new_tier, errors = outcome.tier, len(outcome.errors)
         items.append(
             {
@@ -321,6 +332,7 @@ def _load_revisions(session: Session, revision_ids: list[int], baseline_id: int)
             Decision.outcome.label("decision_outcome"),
             TriageResult.tier.label("stored_tier"),
             TriageResult.errors.label("stored_errors"),
+            TriageResult.fired.label("stored_fired"),
         )
         .join(Application, Application.id == Revision.application_id)
         .outerjoin(

@@ -361,6 +361,7 @@ class _CompiledRule:
     fields: tuple[str, ...]
     signal_literals: frozenset[str]
     fast: Callable[[dict[str, Any]], Any] | None = None
+    fingerprint: str = ""
 
 
 class CompiledRuleset:
@@ -404,6 +405,7 @@ class CompiledRuleset:
                         fields_used,
                         frozenset(literals),
                         translate_condition(compiled),
+                        rule_fingerprint(rs, spec.keyword_lists),
                     )
                 )
 
@@ -460,8 +462,21 @@ class CompiledRuleset:
                         rule_key=rs.key,
                     )
 
-    def evaluate(self, content: Mapping[str, Any]) -> TriageOutcome:
-        """Evaluate every enabled rule against ``content`` (application content dict)."""
+    @property
+    def fingerprints(self) -> dict[str, str]:
+        """Rule key -> :func:`rule_fingerprint` of every enabled rule."""
+        return {cr.spec.key: cr.fingerprint for cr in self.rules}
+
+    def evaluate(
+        self, content: Mapping[str, Any], known: Mapping[str, bool] | None = None
+    ) -> TriageOutcome:
+        """Evaluate every enabled rule against ``content`` (application content dict).
+
+        ``known`` maps rule keys to an already known result (fired or not) for this same
+        content, e.g. from a stored triage result of a rule with the same fingerprint; those
+        rules are not evaluated again (backtests use it). Explanations of known-fired rules are
+        still built from the content.
+        """
         matches = self.matcher.match(content)
         signals = sorted({m.signal for m in matches})
         ctx = rule_context(content, signals)
@@ -474,8 +489,8 @@ class CompiledRuleset:
         sections: list[str] = []
         errors: list[dict[str, str]] = []
         for cr in self.rules:
-            hit = None
-            if cr.fast is not None and fast_ctx is not None:
+            hit = known.get(cr.spec.key) if known else None
+            if hit is None and cr.fast is not None and fast_ctx is not None:
                 try:
                     hit = bool(cr.fast(fast_ctx))
                 except Exception:  # noqa: BLE001 - rule-engine decides (result or error)
@@ -600,6 +615,25 @@ def compile_condition(condition: str, *, rule_key: str | None = None) -> Any:
         raise RuleValidationError(
             f"{type(exc).__name__}: {exc.message}", rule_key=rule_key
         ) from None
+
+
+def rule_fingerprint(spec: RuleSpec, keyword_lists: Mapping[str, Any]) -> str:
+    """A hash of everything that decides whether a rule fires and what it does: condition,
+    actions, enabled, and the phrases of the keyword lists its condition names. Two rules with
+    the same fingerprint give the same result on the same content."""
+    literals = set(_string_literals(spec.condition))
+    lists = {}
+    for name in sorted(literals & set(keyword_lists)):
+        raw = keyword_lists[name]
+        lists[name] = list(raw["phrases"] if isinstance(raw, Mapping) else raw)
+    return canonical_hash(
+        {
+            "condition": spec.condition,
+            "actions": [dict(a) for a in spec.actions],
+            "enabled": spec.enabled,
+            "lists": lists,
+        }
+    )
 
 
 def evaluate_timed(

@@ -297,3 +297,24 @@ def test_default_ruleset_examples_pass(tmp_path: object) -> None:
     compiled = CompiledRuleset(spec)
     assert compiled.check_examples() == []
     assert all(r.examples.get("must_fire") and r.examples.get("must_not_fire") for r in spec.rules)
+
+
+def test_known_results_are_used_instead_of_evaluating() -> None:
+    compiled = ruleset(*RULES, keyword_lists=LISTS)
+    content = {"domains": ["health"], "end_users": ["minors"]}
+    full = compiled.evaluate(content)
+    known = {r.spec.key: r.spec.key in {f.key for f in full.fired} for r in compiled.rules}
+    assert compiled.evaluate(content, known).as_dict() == full.as_dict()
+    # a known result wins over the condition: the rule is not evaluated
+    assert compiled.evaluate({"domains": ["general"]}, {"health": True}).tier == "high"
+
+
+def test_rule_fingerprint_tracks_condition_actions_and_the_lists_it_reads() -> None:
+    from reviewapp.triage.engine import rule_fingerprint
+
+    rule = RULES[0]
+    base = rule_fingerprint(rule, LISTS)
+    assert rule_fingerprint(rule, {**LISTS, "other": ["x"]}) == base  # a list it does not read
+    assert rule_fingerprint(rule, {"weapons": {"phrases": ["nerve agent"]}}) != base
+    changed = RuleSpec(rule.key, rule.name, rule.condition, [{"type": "raise_tier", "tier": "high"}])
+    assert rule_fingerprint(changed, LISTS) != base

@@ -412,3 +412,17 @@ def test_two_admins_publishing_at_once_one_wins(app, committed_db, is_postgres) 
         == 1
     )
     _ = content, Application
+
+
+def test_replaying_a_stored_triage_result_with_its_version_reproduces_it(app, db) -> None:
+    from reviewapp.triage.services import compiled_ruleset
+
+    applications = [ApplicationFactory(submitted=True), ApplicationFactory(submitted=True, high_tier=True)]
+    for application in applications:
+        stored = db.scalars(select(TriageResult).where(TriageResult.revision_id == application.current_revision_id)).one()
+        version = db.get(RulesetVersion, stored.ruleset_version_id)
+        assert version.content_hash is not None
+        replay = compiled_ruleset(db, version).evaluate(application.current_revision.content)
+        assert replay.tier == stored.tier and replay.queue == stored.queue
+        assert [f.as_dict() for f in replay.fired] == stored.fired
+        assert replay.flags == stored.flags and replay.errors == stored.errors
