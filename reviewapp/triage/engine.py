@@ -89,7 +89,7 @@ RULE_FIELDS: tuple[FieldInfo, ...] = (
         "monthly_requests",
         "FLOAT or null",
         "Expected requests per month",
-        "monthly_requests > 1000000",
+        "monthly_requests != null and monthly_requests > 1e6",
     ),
     FieldInfo(
         "human_review_of_outputs",

@@ -17,22 +17,27 @@ class RuleForm(FlaskForm):
     )
     name = StringField("Name", validators=[DataRequired(), Length(max=200)])
     description = TextAreaField(
-        "Why this rule exists (policy language)", validators=[Optional(), Length(max=5000)]
+        "Why this rule exists (policy language)",
+        validators=[Optional(), Length(max=5000)],
+        render_kw={"rows": 3},
     )
     condition = TextAreaField(
         "Condition",
         validators=[DataRequired(), Length(max=4000)],
+        render_kw={"rows": 3},
         description="rule-engine expression, e.g. 'health' in domains and human_review_of_outputs == false",
     )
     actions = TextAreaField(
         "Actions (one per line, type: value)",
         validators=[DataRequired(), Length(max=2000)],
+        render_kw={"rows": 5},
         description="raise_tier: high · route_queue: high-risk · add_flag: minors · require_safety_requirement: age-assurance · suggest_policy_section: usage-2.12",
     )
     enabled = BooleanField("Enabled", default=True)
     examples = TextAreaField(
         "Examples (YAML)",
         validators=[Optional(), Length(max=20000)],
+        render_kw={"rows": 12},
         description="must_fire: [ {domains: [health]} ] and must_not_fire: [ {domains: [general]} ]; they must behave before the rule is saved.",
     )
 
@@ -49,6 +54,7 @@ class KeywordListForm(FlaskForm):
     phrases = TextAreaField(
         "Phrases (one per line)",
         validators=[Optional(), Length(max=20000)],
+        render_kw={"rows": 14},
         description="Matched case-insensitively on word boundaries; * at a word's end matches any ending; a space matches spaces or hyphens. Leave empty to delete the list.",
     )
 
