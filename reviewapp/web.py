@@ -30,6 +30,7 @@ from reviewapp.errors import DomainError
 bp = Blueprint("web", __name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 def permission_required(permission: Permission) -> Callable[[F], F]:
@@ -70,9 +71,39 @@ def page_arg() -> int:
     return max(1, min(MAX_PAGE, int(raw)))
 
 
-def flash_domain_error(exc: DomainError) -> None:
-    """Show a domain error to the user as a flash message."""
-    flash(exc.message, "danger")
+def act(
+    action: Callable[[], T], success: str | Callable[[T], str], category: str = "success"
+) -> bool:
+    """Run one state-changing service call behind a button (a POST form with only a CSRF token).
+
+    Aborts with 400 when the CSRF token is missing or stale. On a domain error the transaction
+    is rolled back and its message flashed; otherwise it is committed and ``success`` flashed.
+    ``success`` may be a function of the action's return value. Returns True when the action
+    was committed.
+    """
+    from reviewapp.applications.forms import ConfirmForm
+    from reviewapp.extensions import db
+
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    try:
+        result = action()
+        db.commit()
+    except DomainError as exc:
+        db.rollback()
+        flash(exc.message, "danger")
+        return False
+    flash(success(result) if callable(success) else success, category)
+    return True
+
+
+def show_form_errors(form: Any, exc: DomainError, prefix: str = "") -> None:
+    """Put a domain error's per-field messages next to the form's fields and flash its message."""
+    for field, message in exc.fields.items():
+        target = getattr(form, field, None)
+        if target is not None and hasattr(target, "errors"):
+            target.errors = [*target.errors, message]
+    flash(prefix + exc.message, "danger")
 
 
 @bp.route("/")

@@ -24,7 +24,7 @@ from reviewapp.errors import DomainError
 from reviewapp.extensions import db
 from reviewapp.review.models import Decision
 from reviewapp.triage.services import latest_triage_result
-from reviewapp.web import page_arg, permission_required
+from reviewapp.web import act, page_arg, permission_required, show_form_errors
 
 bp = Blueprint("applications", __name__, url_prefix="/applications")
 
@@ -51,16 +51,6 @@ def index() -> Any:
     )
 
 
-def _apply_errors(form: ApplicationForm, exc: DomainError) -> None:
-    for field, message in exc.fields.items():
-        target = getattr(form, field, None)
-        if target is not None and hasattr(target, "errors"):
-            if isinstance(target.errors, tuple):
-                target.errors = list(target.errors)
-            target.errors.append(message)
-    flash(exc.message, "danger")
-
-
 @bp.route("/new", methods=["GET", "POST"])
 @permission_required(Permission.submit_applications)
 def new() -> Any:
@@ -73,7 +63,7 @@ def new() -> Any:
                 submit_application(db.session, current_user, application)
         except DomainError as exc:
             db.rollback()
-            _apply_errors(form, exc)
+            show_form_errors(form, exc)
         else:
             db.commit()
             flash(_saved_message(application), "success")
@@ -107,7 +97,7 @@ def edit(reference: str) -> Any:
                 submit_application(db.session, current_user, application)
         except DomainError as exc:
             db.rollback()
-            _apply_errors(form, exc)
+            show_form_errors(form, exc)
         else:
             db.commit()
             flash(_saved_message(application), "success")
@@ -178,14 +168,9 @@ def submit(reference: str) -> Any:
 def withdraw(reference: str) -> Any:
     """Withdraw an open application."""
     application = get_application(db.session, current_user, reference)
-    if not ConfirmForm().validate_on_submit():
-        abort(400)
-    try:
-        withdraw_application(db.session, current_user, application)
-    except DomainError as exc:
-        db.rollback()
-        flash(exc.message, "danger")
-    else:
-        db.commit()
-        flash(f"{reference} withdrawn.", "info")
+    act(
+        lambda: withdraw_application(db.session, current_user, application),
+        f"{reference} withdrawn.",
+        "info",
+    )
     return redirect(url_for(".detail", reference=reference))

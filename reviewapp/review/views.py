@@ -30,7 +30,7 @@ from reviewapp.review.services import (
     tier_labels,
 )
 from reviewapp.triage.services import latest_triage_result
-from reviewapp.web import page_arg, permission_required
+from reviewapp.web import act, page_arg, permission_required, show_form_errors
 
 bp = Blueprint("review", __name__)
 
@@ -158,16 +158,7 @@ def application(reference: str) -> Any:
 def claim_view(reference: str) -> Any:
     """Claim this application."""
     app_row = get_application(db.session, current_user, reference)
-    if not ConfirmForm().validate_on_submit():
-        abort(400)
-    try:
-        claim(db.session, current_user, app_row)
-    except DomainError as exc:
-        db.rollback()
-        flash(exc.message, "danger")
-    else:
-        db.commit()
-        flash(f"You claimed {reference}.", "success")
+    act(lambda: claim(db.session, current_user, app_row), f"You claimed {reference}.")
     return redirect(url_for(".application", reference=reference))
 
 
@@ -176,16 +167,11 @@ def claim_view(reference: str) -> Any:
 def release_view(reference: str) -> Any:
     """Give the application back to its queue."""
     app_row = get_application(db.session, current_user, reference)
-    if not ConfirmForm().validate_on_submit():
-        abort(400)
-    try:
-        release(db.session, current_user, app_row)
-    except DomainError as exc:
-        db.rollback()
-        flash(exc.message, "danger")
-    else:
-        db.commit()
-        flash(f"{reference} is back in the queue.", "info")
+    act(
+        lambda: release(db.session, current_user, app_row),
+        f"{reference} is back in the queue.",
+        "info",
+    )
     return redirect(url_for(".queue"))
 
 
@@ -216,11 +202,7 @@ def decide_view(reference: str) -> Any:
         db.commit()
     except DomainError as exc:
         db.rollback()
-        for field, message in exc.fields.items():
-            target = getattr(form, field, None)
-            if target is not None:
-                target.errors = [*target.errors, message]
-        flash("The decision was not saved: " + exc.message, "danger")
+        show_form_errors(form, exc, "The decision was not saved: ")
         db.session.refresh(app_row)
         return _render_review(app_row, form, 409 if isinstance(exc, ConflictError) else 422)
     flash(

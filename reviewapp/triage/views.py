@@ -22,7 +22,7 @@ from reviewapp.triage.engine import RULE_FIELDS, rule_context
 from reviewapp.triage.forms import KeywordListForm, RuleForm, TryForm
 from reviewapp.triage.models import Backtest, RulesetStatus, TriageResult
 from reviewapp.triage.services import active_ruleset, compile_document, ruleset_document
-from reviewapp.web import permission_required
+from reviewapp.web import act, permission_required, show_form_errors
 
 bp = Blueprint("rules", __name__, url_prefix="/admin/rulesets")
 
@@ -111,14 +111,6 @@ def _rule_form_data(form: RuleForm) -> dict[str, Any]:
     }
 
 
-def _form_errors(form: Any, exc: DomainError) -> None:
-    for field, message in exc.fields.items():
-        target = getattr(form, field, None)
-        if target is not None:
-            target.errors = [*target.errors, message]
-    flash("Not saved: " + exc.message, "danger")
-
-
 @bp.route("/<int:number>/rules/new", methods=["GET", "POST"])
 @bp.route("/<int:number>/rules/<key>/edit", methods=["GET", "POST"])
 @permission_required(Permission.manage_rulesets)
@@ -148,7 +140,7 @@ def edit_rule(number: int, key: str | None = None) -> Any:
             )
         except DomainError as exc:
             db.rollback()
-            _form_errors(form, exc)
+            show_form_errors(form, exc, "Not saved: ")
             return render_template(
                 "rules/rule_form.html", form=form, version=ver, rule=rule, fields=RULE_FIELDS
             ), 422
@@ -164,15 +156,12 @@ def edit_rule(number: int, key: str | None = None) -> Any:
 @permission_required(Permission.manage_rulesets)
 def delete_rule(number: int, key: str) -> Any:
     """Remove a rule from a draft."""
-    _confirm()
-    try:
-        lab.delete_rule(db.session, current_user, lab.get_version(db.session, number), key)
-    except DomainError as exc:
-        db.rollback()
-        flash(exc.message, "danger")
-    else:
-        db.commit()
-        flash(f"Rule {key} removed from draft v{number}.", "info")
+    version = lab.get_version(db.session, number)
+    act(
+        lambda: lab.delete_rule(db.session, current_user, version, key),
+        f"Rule {key} removed from draft v{number}.",
+        "info",
+    )
     return redirect(url_for(".version", number=number))
 
 
@@ -180,15 +169,13 @@ def delete_rule(number: int, key: str) -> Any:
 @permission_required(Permission.manage_rulesets)
 def move_rule(number: int, key: str) -> Any:
     """Move a rule up or down (``direction`` = up|down)."""
-    _confirm()
     offset = -1 if request.form.get("direction") == "up" else 1
-    try:
-        lab.move_rule(db.session, current_user, lab.get_version(db.session, number), key, offset)
-    except DomainError as exc:
-        db.rollback()
-        flash(exc.message, "danger")
-    else:
-        db.commit()
+    version = lab.get_version(db.session, number)
+    act(
+        lambda: lab.move_rule(db.session, current_user, version, key, offset),
+        f"Rule {key} moved.",
+        "info",
+    )
     return redirect(url_for(".version", number=number) + f"#rule-{key}")
 
 
@@ -224,7 +211,7 @@ def edit_keyword_list(number: int, name: str | None = None) -> Any:
             )
         except DomainError as exc:
             db.rollback()
-            _form_errors(form, exc)
+            show_form_errors(form, exc, "Not saved: ")
             return render_template(
                 "rules/keyword_list_form.html", form=form, version=ver, name=name
             ), 422
@@ -279,7 +266,7 @@ def try_ruleset(number: int) -> Any:
             )
     except DomainError as exc:
         db.rollback()
-        _form_errors(form, exc)
+        show_form_errors(form, exc, "Not saved: ")
         return render_template("rules/try.html", form=form, version=ver, outcome=None, rows=[]), 422
     compiled = compile_document(db.session, ruleset_document(ver))
     outcome = compiled.evaluate(content)
@@ -319,18 +306,11 @@ def try_ruleset(number: int) -> Any:
 @permission_required(Permission.manage_rulesets)
 def approve(number: int) -> Any:
     """Approve the draft's current content (a different admin must then publish it)."""
-    _confirm()
-    try:
-        lab.approve(db.session, current_user, lab.get_version(db.session, number))
-    except DomainError as exc:
-        db.rollback()
-        flash(exc.message, "danger")
-    else:
-        db.commit()
-        flash(
-            f"You approved draft v{number} as it stands. Another admin can now publish it.",
-            "success",
-        )
+    version = lab.get_version(db.session, number)
+    act(
+        lambda: lab.approve(db.session, current_user, version),
+        f"You approved draft v{number} as it stands. Another admin can now publish it.",
+    )
     return redirect(url_for(".version", number=number))
 
 
@@ -345,23 +325,16 @@ def _expected_active() -> int | None:
 @permission_required(Permission.manage_rulesets)
 def publish(number: int) -> Any:
     """Publish the draft (checks: examples, backtest, second admin's approval)."""
-    _confirm()
-    try:
-        previous = lab.publish(
-            db.session,
-            current_user,
-            lab.get_version(db.session, number),
-            expected_active_id=_expected_active(),
-        )
-        db.commit()
-    except DomainError as exc:
-        db.rollback()
-        flash(exc.message, "danger")
-    else:
-        flash(
-            f"v{number} is now the active ruleset (v{previous.number} retired). Unclaimed queued applications are being re-triaged.",
-            "success",
-        )
+    version = lab.get_version(db.session, number)
+    act(
+        lambda: lab.publish(
+            db.session, current_user, version, expected_active_id=_expected_active()
+        ),
+        lambda previous: (
+            f"v{number} is now the active ruleset (v{previous.number} retired). "
+            "Unclaimed queued applications are being re-triaged."
+        ),
+    )
     return redirect(url_for(".version", number=number))
 
 
@@ -369,20 +342,13 @@ def publish(number: int) -> Any:
 @permission_required(Permission.manage_rulesets)
 def rollback(number: int) -> Any:
     """Re-activate an earlier published version."""
-    _confirm()
-    try:
-        previous = lab.rollback(
-            db.session,
-            current_user,
-            lab.get_version(db.session, number),
-            expected_active_id=_expected_active(),
-        )
-        db.commit()
-    except DomainError as exc:
-        db.rollback()
-        flash(exc.message, "danger")
-    else:
-        flash(f"Rolled back: v{number} is active again (v{previous.number} retired).", "success")
+    version = lab.get_version(db.session, number)
+    act(
+        lambda: lab.rollback(
+            db.session, current_user, version, expected_active_id=_expected_active()
+        ),
+        lambda previous: f"Rolled back: v{number} is active again (v{previous.number} retired).",
+    )
     return redirect(url_for(".version", number=number))
 
 
@@ -390,16 +356,13 @@ def rollback(number: int) -> Any:
 @permission_required(Permission.manage_rulesets)
 def shadow(number: int) -> Any:
     """Turn shadow mode on or off for a draft (``enabled`` = 1|0)."""
-    _confirm()
     enabled = request.form.get("enabled") == "1"
-    try:
-        lab.set_shadow(db.session, current_user, lab.get_version(db.session, number), enabled)
-    except DomainError as exc:
-        db.rollback()
-        flash(exc.message, "danger")
-    else:
-        db.commit()
-        flash(f"Shadow mode {'on' if enabled else 'off'} for v{number}.", "info")
+    version = lab.get_version(db.session, number)
+    act(
+        lambda: lab.set_shadow(db.session, current_user, version, enabled),
+        f"Shadow mode {'on' if enabled else 'off'} for v{number}.",
+        "info",
+    )
     return redirect(url_for(".version", number=number))
 
 
