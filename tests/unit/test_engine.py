@@ -316,5 +316,7 @@ def test_rule_fingerprint_tracks_condition_actions_and_the_lists_it_reads() -> N
     base = rule_fingerprint(rule, LISTS)
     assert rule_fingerprint(rule, {**LISTS, "other": ["x"]}) == base  # a list it does not read
     assert rule_fingerprint(rule, {"weapons": {"phrases": ["nerve agent"]}}) != base
-    changed = RuleSpec(rule.key, rule.name, rule.condition, [{"type": "raise_tier", "tier": "high"}])
+    changed = RuleSpec(
+        rule.key, rule.name, rule.condition, [{"type": "raise_tier", "tier": "high"}]
+    )
     assert rule_fingerprint(changed, LISTS) != base

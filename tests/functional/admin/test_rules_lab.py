@@ -417,12 +417,27 @@ def test_two_admins_publishing_at_once_one_wins(app, committed_db, is_postgres) 
 def test_replaying_a_stored_triage_result_with_its_version_reproduces_it(app, db) -> None:
     from reviewapp.triage.services import compiled_ruleset
 
-    applications = [ApplicationFactory(submitted=True), ApplicationFactory(submitted=True, high_tier=True)]
+    applications = [
+        ApplicationFactory(submitted=True),
+        ApplicationFactory(submitted=True, high_tier=True),
+    ]
     for application in applications:
-        stored = db.scalars(select(TriageResult).where(TriageResult.revision_id == application.current_revision_id)).one()
+        stored = db.scalars(
+            select(TriageResult).where(TriageResult.revision_id == application.current_revision_id)
+        ).one()
         version = db.get(RulesetVersion, stored.ruleset_version_id)
         assert version.content_hash is not None
         replay = compiled_ruleset(db, version).evaluate(application.current_revision.content)
         assert replay.tier == stored.tier and replay.queue == stored.queue
         assert [f.as_dict() for f in replay.fired] == stored.fired
         assert replay.flags == stored.flags and replay.errors == stored.errors
+
+
+def test_admins_get_a_why_not_button_on_the_review_page(login, db) -> None:
+    application = ApplicationFactory(submitted=True)
+    admin_page = login(admins(1)[0]).get(f"/review/{application.reference}").get_data(as_text=True)
+    assert "Why not? Every rule of v1" in admin_page
+    reviewer_page = login(UserFactory(reviewer=True, organization=OrganizationFactory())).get(
+        f"/review/{application.reference}"
+    )
+    assert b"Why not?" not in reviewer_page.data
