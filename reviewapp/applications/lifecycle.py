@@ -19,6 +19,7 @@ class Action(enum.StrEnum):
     release = "release"
     expire_lease = "expire_lease"
     approve = "approve"
+    first_approve = "first_approve"
     request_mitigations = "request_mitigations"
     reject = "reject"
     resubmit = "resubmit"
@@ -48,6 +49,16 @@ TRANSITIONS: dict[tuple[Status, Action], tuple[Status, frozenset[Actor]]] = {
     (S.in_review, A.release): (S.queued, REV),
     (S.in_review, A.expire_lease): (S.queued, SYS),
     (S.in_review, A.approve): (S.approved, REV),
+    # tiers that need two approvals (DESIGN.md §3): a first approval waits for a second person,
+    # who approves, or decides otherwise (reject / request mitigations) instead
+    (S.in_review, A.first_approve): (S.awaiting_second_approval, REV),
+    (S.awaiting_second_approval, A.claim): (S.awaiting_second_approval, REV),
+    (S.awaiting_second_approval, A.release): (S.awaiting_second_approval, REV),
+    (S.awaiting_second_approval, A.expire_lease): (S.awaiting_second_approval, SYS),
+    (S.awaiting_second_approval, A.approve): (S.approved, REV),
+    (S.awaiting_second_approval, A.reject): (S.rejected, REV),
+    (S.awaiting_second_approval, A.request_mitigations): (S.mitigations_requested, REV),
+    (S.awaiting_second_approval, A.withdraw): (S.withdrawn, DEV),
     (S.in_review, A.request_mitigations): (S.mitigations_requested, REV),
     (S.in_review, A.reject): (S.rejected, REV),
     (S.mitigations_requested, A.resubmit): (S.submitted, DEV),
@@ -91,6 +102,7 @@ def _past(action: Action) -> str:
         A.release: "released",
         A.expire_lease: "returned to the queue",
         A.approve: "approved",
+        A.first_approve: "given a first approval",
         A.request_mitigations: "sent back for mitigations",
         A.reject: "rejected",
         A.resubmit: "resubmitted",

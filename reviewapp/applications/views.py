@@ -122,7 +122,7 @@ def detail(reference: str) -> Any:
     )
     decisions = db.session.scalars(
         select(Decision)
-        .where(Decision.application_id == application.id)
+        .where(Decision.application_id == application.id, Decision.final.is_(True))
         .order_by(Decision.decided_at.desc())
     ).all()
     triage = (

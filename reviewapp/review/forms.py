@@ -96,7 +96,12 @@ class QueueFilterForm(FlaskForm):
         "Status",
         validators=[Optional()],
         choices=choices(
-            [("", "Open (queued or in review)"), ("queued", "Queued"), ("in_review", "In review")]
+            [
+                ("", "Open (queued or in review)"),
+                ("queued", "Queued"),
+                ("in_review", "In review"),
+                ("awaiting_second_approval", "Awaiting second approval"),
+            ]
         ),
     )
     age_days = IntegerField(

@@ -79,6 +79,8 @@ class Decision(Base):
     message: Mapped[str] = mapped_column(Text)
     rationale: Mapped[str] = mapped_column(Text, default="")
     approval_step: Mapped[int] = mapped_column(default=1)
+    # False for a first approval that waits for a second person; the developer never sees it
+    final: Mapped[bool] = mapped_column(default=True)
     decided_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     reviewer: Mapped[User] = relationship()

@@ -12,7 +12,7 @@ from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session, joinedload
 
 from reviewapp.applications.lifecycle import Action, Actor, next_status
-from reviewapp.applications.models import Application, Status
+from reviewapp.applications.models import OPEN_FOR_REVIEW, Application, Status
 from reviewapp.applications.services import snapshot
 from reviewapp.audit.services import add_outbox_event, record_event
 from reviewapp.auth.models import Permission, Role, User
@@ -29,7 +29,13 @@ from reviewapp.review.models import (
     RiskTier,
 )
 
-CLAIMABLE = (Status.queued, Status.in_review)
+CLAIMABLE = (Status.queued, Status.in_review, Status.awaiting_second_approval)
+
+
+def _approvals_required(session: Session, application: Application) -> int:
+    """Approvals the application's tier requires (config/tiers.yaml; default high: 2)."""
+    tier = session.scalars(select(RiskTier).where(RiskTier.name == application.risk_tier)).first()
+    return tier.approvals_required if tier is not None else 1
 
 
 def _is_high_risk(session: Session, application: Application) -> bool:
@@ -74,7 +80,7 @@ def queue_statement(
     if filters.status:
         stmt = stmt.where(Application.status == filters.status)
     else:
-        stmt = stmt.where(Application.status.in_([Status.queued, Status.in_review]))
+        stmt = stmt.where(Application.status.in_(OPEN_FOR_REVIEW))
     if filters.age_days:
         cutoff = (now or utcnow()) - dt.timedelta(days=filters.age_days)
         stmt = stmt.where(Application.queued_at <= cutoff)
@@ -152,13 +158,30 @@ def claim_next(
     if not user.can(Permission.claim):
         raise PermissionDenied("Only reviewers claim applications.")
     now = now or utcnow()
-    # Already holding one? Hand it back rather than hoarding.
-    stmt = queue_statement(session, user, QueueFilters(queue=queue), now).where(
-        or_(
-            Application.status == Status.queued,
-            and_(Application.status == Status.in_review, Application.lease_expires_at < now),
+    claimable = [
+        Application.status == Status.queued,
+        and_(Application.status == Status.in_review, Application.lease_expires_at < now),
+    ]
+    if user.can(Permission.decide_senior):
+        # second approvals: never offered to the person who gave the first one
+        gave_first = (
+            select(Decision.id)
+            .where(
+                Decision.application_id == Application.id,
+                Decision.revision_id == Application.current_revision_id,
+                Decision.reviewer_id == user.id,
+                Decision.final.is_(False),
+            )
+            .exists()
         )
-    )
+        claimable.append(
+            and_(
+                Application.status == Status.awaiting_second_approval,
+                or_(Application.claimed_by_id.is_(None), Application.lease_expires_at < now),
+                ~gave_first,
+            )
+        )
+    stmt = queue_statement(session, user, QueueFilters(queue=queue), now).where(or_(*claimable))
     if is_postgres(session):
         candidate = session.scalars(
             stmt.limit(1).with_for_update(skip_locked=True, of=Application)
@@ -191,7 +214,9 @@ def claim(
     """
     _check_reviewer(user, application)
     now = now or utcnow()
-    if application.status == Status.in_review and application.is_lease_active(now):
+    if application.status == Status.awaiting_second_approval:
+        _check_second_approver(session, user, application)
+    if application.claimed_by_id is not None and application.is_lease_active(now):
         if application.claimed_by_id == user.id:
             return
         raise ConflictError(
@@ -201,6 +226,31 @@ def claim(
     if application.queue not in allowed:
         raise PermissionDenied("Your role may not work this application's queue.")
     _take(session, user, application, now)
+
+
+def first_approval(session: Session, application: Application) -> Decision | None:
+    """The pending (not final) first approval of the application's current revision, if any."""
+    return session.scalars(
+        select(Decision)
+        .where(
+            Decision.application_id == application.id,
+            Decision.revision_id == application.current_revision_id,
+            Decision.final.is_(False),
+        )
+        .order_by(Decision.id.desc())
+        .limit(1)
+    ).first()
+
+
+def _check_second_approver(session: Session, user: User, application: Application) -> None:
+    """Only a senior reviewer who did not give the first approval acts on a pending approval."""
+    if not user.can(Permission.decide_senior):
+        raise PermissionDenied("A second approval needs a senior reviewer.")
+    first = first_approval(session, application)
+    if first is not None and first.reviewer_id == user.id:
+        raise PermissionDenied(
+            "You gave the first approval; another senior reviewer must give the second."
+        )
 
 
 def release(session: Session, user: User, application: Application) -> None:
@@ -360,6 +410,12 @@ def decide(session: Session, user: User, application: Application, data: Decisio
         Outcome.request_mitigations: Action.request_mitigations,
         Outcome.reject: Action.reject,
     }[outcome]
+    step, final = 1, True
+    if application.status == Status.awaiting_second_approval:
+        _check_second_approver(session, user, application)
+        step = 2
+    elif outcome == Outcome.approve and _approvals_required(session, application) >= 2:
+        action, final = Action.first_approve, False  # waits for a second person
     before = snapshot(application)
     new_status = next_status(application.status, action, Actor.reviewer)
     assert application.current_revision_id is not None
@@ -371,6 +427,8 @@ def decide(session: Session, user: User, application: Application, data: Decisio
         template_id=template.id,
         message=message,
         rationale=data.rationale.strip(),
+        approval_step=step,
+        final=final,
     )
     decision.citations = [Citation(policy_section_version_id=v.id) for v in versions]
     decision.required_safety_requirements = [
@@ -379,7 +437,8 @@ def decide(session: Session, user: User, application: Application, data: Decisio
     session.add(decision)
     session.flush()
     application.status = new_status
-    application.last_decision_id = decision.id
+    if final:
+        application.last_decision_id = decision.id
     application.claimed_by_id = None
     application.lease_expires_at = None
     if new_status == Status.mitigations_requested:
@@ -392,7 +451,7 @@ def decide(session: Session, user: User, application: Application, data: Decisio
     record_event(
         session,
         actor=user,
-        action=f"decision.{outcome.value}",
+        action="decision.first_approval" if not final else f"decision.{outcome.value}",
         subject_type="application",
         subject_id=application.reference,
         before=before,
@@ -402,6 +461,8 @@ def decide(session: Session, user: User, application: Application, data: Decisio
             "citations": [f"{v.section.key}@v{v.version}" for v in versions],
         },
     )
+    if not final:
+        return decision  # the developer hears nothing until the outcome is final
     recipients = sorted(
         {u.email for u in application.organization.users if u.active and u.role == Role.developer}
     )

@@ -32,6 +32,14 @@ EXPECTED = {
     ("in_review", "reject", "reviewer"): "rejected",
     ("in_review", "withdraw", "developer"): "withdrawn",
     ("mitigations_requested", "resubmit", "developer"): "submitted",
+    ("in_review", "first_approve", "reviewer"): "awaiting_second_approval",
+    ("awaiting_second_approval", "claim", "reviewer"): "awaiting_second_approval",
+    ("awaiting_second_approval", "release", "reviewer"): "awaiting_second_approval",
+    ("awaiting_second_approval", "expire_lease", "system"): "awaiting_second_approval",
+    ("awaiting_second_approval", "approve", "reviewer"): "approved",
+    ("awaiting_second_approval", "reject", "reviewer"): "rejected",
+    ("awaiting_second_approval", "request_mitigations", "reviewer"): "mitigations_requested",
+    ("awaiting_second_approval", "withdraw", "developer"): "withdrawn",
     ("mitigations_requested", "withdraw", "developer"): "withdrawn",
 }
 
