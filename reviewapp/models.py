@@ -10,7 +10,14 @@ from reviewapp.policies.models import (
     ResponseTemplate,
     SafetyRequirement,
 )
-from reviewapp.review.models import Citation, Decision, Queue, RequiredSafetyRequirement, RiskTier
+from reviewapp.review.models import (
+    Citation,
+    Decision,
+    Note,
+    Queue,
+    RequiredSafetyRequirement,
+    RiskTier,
+)
 from reviewapp.triage.models import Backtest, BacktestItem, Rule, RulesetVersion, TriageResult
 
 __all__ = [
@@ -22,6 +29,7 @@ __all__ = [
     "Base",
     "Citation",
     "Decision",
+    "Note",
     "Organization",
     "OutboxEvent",
     "PolicySection",

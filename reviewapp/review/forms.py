@@ -107,3 +107,14 @@ class QueueFilterForm(FlaskForm):
     age_days = IntegerField(
         "Waiting at least (days)", validators=[Optional(), NumberRange(min=0, max=3650)]
     )
+
+
+class NoteForm(FlaskForm):
+    """An internal note (reviewers only)."""
+
+    body = TextAreaField(
+        "Add an internal note",
+        validators=[DataRequired(message="Write something first."), Length(max=5000)],
+        description="Reviewers only; never shown to the developer. Notes cannot be edited.",
+        render_kw={"rows": 3},
+    )

@@ -125,3 +125,19 @@ class RequiredSafetyRequirement(Base):
 
     decision: Mapped[Decision] = relationship(back_populates="required_safety_requirements")
     safety_requirement: Mapped[SafetyRequirement] = relationship()
+
+
+class Note(Base):
+    """An internal note on an application: reviewers only, append-only (never edited)."""
+
+    __tablename__ = "note"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    application_id: Mapped[int] = mapped_column(
+        ForeignKey("application.id", ondelete="CASCADE"), index=True
+    )
+    author_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="RESTRICT"))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    author: Mapped[User] = relationship()

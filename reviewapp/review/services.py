@@ -23,6 +23,7 @@ from reviewapp.policies.services import current_versions, render_template_text
 from reviewapp.review.models import (
     Citation,
     Decision,
+    Note,
     Outcome,
     Queue,
     RequiredSafetyRequirement,
@@ -483,3 +484,48 @@ def decide(session: Session, user: User, application: Application, data: Decisio
 def tier_labels(session: Session) -> dict[str, RiskTier]:
     """Tier name -> tier row."""
     return {t.name: t for t in session.scalars(select(RiskTier).order_by(RiskTier.rank))}
+
+
+NOTE_LIMIT = 5000  # code points
+
+
+def add_note(session: Session, user: User, application: Application, body: str) -> Note:
+    """Append an internal note (reviewers only; notes are never edited or deleted, so two
+    reviewers writing at once both keep their note).
+
+    Raises:
+        PermissionDenied, ValidationFailed (empty, too long, or unstorable characters).
+    """
+    from reviewapp.applications.schema import unstorable_character
+
+    if not user.can(Permission.view_queue):
+        raise PermissionDenied("Only reviewers write internal notes.")
+    text = (body or "").strip()
+    problem = None
+    if not text:
+        problem = "Write something first."
+    elif len(text) > NOTE_LIMIT:
+        problem = f"The note is {len(text)} characters long; the limit is {NOTE_LIMIT}."
+    elif (bad := unstorable_character(text)) is not None:
+        problem = f"The note contains {bad}, which cannot be stored."
+    if problem:
+        raise ValidationFailed(problem, fields={"body": problem})
+    note = Note(application_id=application.id, author_id=user.id, body=text)
+    session.add(note)
+    session.flush()
+    record_event(
+        session,
+        actor=user,
+        action="note.add",
+        subject_type="application",
+        subject_id=application.reference,
+        after={"note_id": note.id},
+    )
+    return note
+
+
+def notes_for(session: Session, application: Application) -> list[Note]:
+    """The application's internal notes, oldest first."""
+    return list(
+        session.scalars(select(Note).where(Note.application_id == application.id).order_by(Note.id))
+    )

@@ -16,15 +16,17 @@ from reviewapp.errors import ConflictError, DomainError
 from reviewapp.extensions import db
 from reviewapp.policies.models import ResponseTemplate, SafetyRequirement
 from reviewapp.policies.services import sections_in_order
-from reviewapp.review.forms import DecisionForm, QueueFilterForm
+from reviewapp.review.forms import DecisionForm, NoteForm, QueueFilterForm
 from reviewapp.review.models import Decision
 from reviewapp.review.services import (
     DecisionInput,
     QueueFilters,
+    add_note,
     claim,
     claim_next,
     decide,
     list_queue,
+    notes_for,
     queues_for,
     release,
     tier_labels,
@@ -113,7 +115,12 @@ def _decision_form(application: Application) -> DecisionForm:
     return form
 
 
-def _render_review(application: Application, form: DecisionForm, status: int = 200) -> Any:
+def _render_review(
+    application: Application,
+    form: DecisionForm,
+    status: int = 200,
+    note_form: NoteForm | None = None,
+) -> Any:
     triage = (
         latest_triage_result(db.session, application.current_revision_id)
         if application.current_revision_id
@@ -138,6 +145,8 @@ def _render_review(application: Application, form: DecisionForm, status: int = 2
         can_work_queue=application.queue in {q.key for q in queues_for(db.session, current_user)},
         own_org=own_org,
         tiers=tier_labels(db.session),
+        notes=notes_for(db.session, application),
+        note_form=note_form or NoteForm(formdata=None),
         section_names={s.key: f"{s.number} {s.title}" for s in sections_in_order(db.session)},
         requirement_names={
             r.key: r.title for r in db.session.scalars(select(SafetyRequirement)).all()
@@ -173,6 +182,25 @@ def release_view(reference: str) -> Any:
         "info",
     )
     return redirect(url_for(".queue"))
+
+
+@bp.route("/review/<reference>/notes", methods=["POST"])
+@permission_required(Permission.view_queue)
+def add_note_view(reference: str) -> Any:
+    """Append an internal note; on a problem re-render the page with the text kept."""
+    app_row = get_application(db.session, current_user, reference)
+    form = NoteForm()
+    if form.validate_on_submit():
+        try:
+            add_note(db.session, current_user, app_row, form.body.data or "")
+            db.commit()
+        except DomainError as exc:
+            db.rollback()
+            show_form_errors(form, exc, "The note was not saved: ")
+        else:
+            flash("Note added.", "success")
+            return redirect(url_for(".application", reference=reference) + "#notes")
+    return _render_review(app_row, _decision_form(app_row), 422, note_form=form)
 
 
 @bp.route("/review/<reference>/decide", methods=["POST"])
