@@ -115,6 +115,25 @@ def _decision_form(application: Application) -> DecisionForm:
     return form
 
 
+def _active_ruleset_note(application: Application) -> Any:
+    """The active ruleset's shadow result for this revision when it differs from the tier the
+    application kept (it was claimed or decided when that ruleset was published)."""
+    from reviewapp.triage.models import TriageResult
+    from reviewapp.triage.services import active_ruleset
+
+    if application.current_revision_id is None:
+        return None
+    active = active_ruleset(db.session)
+    note = db.session.scalars(
+        select(TriageResult).where(
+            TriageResult.revision_id == application.current_revision_id,
+            TriageResult.ruleset_version_id == active.id,
+            TriageResult.shadow.is_(True),
+        )
+    ).first()
+    return note if note is not None and note.tier != application.risk_tier else None
+
+
 def _render_review(
     application: Application,
     form: DecisionForm,
@@ -146,6 +165,7 @@ def _render_review(
         own_org=own_org,
         tiers=tier_labels(db.session),
         notes=notes_for(db.session, application),
+        active_differs=_active_ruleset_note(application),
         note_form=note_form or NoteForm(formdata=None),
         section_names={s.key: f"{s.number} {s.title}" for s in sections_in_order(db.session)},
         requirement_names={

@@ -7,7 +7,9 @@ Rule conditions are written in the `rule-engine` expression language
 (https://zerosteiner.github.io/rule-engine/), type-checked against :data:`RULE_FIELDS` when the
 rule is compiled: a typo in a field name, a syntax error or a type mismatch is a
 :class:`RuleValidationError` naming the rule and the problem. The language has no path to Python
-objects, files or imports, and evaluation is linear in the size of the expression.
+objects, files or imports, and evaluation is linear in the size of the expression and the text: regular expressions,
+comprehensions, ``$`` built-ins and attributes other than ``as_lower``, ``as_upper``, ``length``,
+``is_empty``, ``starts_with`` and ``ends_with`` are refused when a rule is compiled.
 
 Free text is never matched by admin-written regular expressions. Admins keep named keyword lists
 (literal phrases; ``*`` at the end of a word matches any ending, a space matches any run of spaces
@@ -26,6 +28,7 @@ import hashlib
 import json
 import re as stdlib_re
 import time
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -123,6 +126,10 @@ _CONTEXT = rule_engine.Context(type_resolver=rule_engine.type_resolver_from_dict
 _STRING_LITERAL = stdlib_re.compile(r"'([^'\\]*)'|\"([^\"\\]*)\"")
 _IDENTIFIER = stdlib_re.compile(r"\b([a-z_][a-z0-9_]*)\b")
 _REGEX_OPERATOR = stdlib_re.compile(r"[=!]~")
+#: attributes a condition may use (cheap, linear); everything else (to_ary, to_set, …) is refused
+ALLOWED_ATTRIBUTES = frozenset(
+    {"as_lower", "as_upper", "length", "is_empty", "starts_with", "ends_with"}
+)
 
 
 class RuleValidationError(ValueError):
@@ -242,15 +249,45 @@ def phrase_pattern(phrase: str) -> str:
     Raises:
         RuleValidationError: for an empty phrase.
     """
-    words = phrase.strip().lower().split()
+    text = phrase.strip()
+    words = text.lower().split()
     if not words:
         raise RuleValidationError("empty phrase in keyword list")
+    if len(text) > MAX_PHRASE_LENGTH:
+        raise RuleValidationError(
+            f"phrase {text[:30]!r}… is longer than {MAX_PHRASE_LENGTH} characters"
+        )
+    if any(
+        ord(c) < 32 or 0x7F <= ord(c) < 0xA0 or unicodedata.category(c) in ("Cf", "Cs")
+        for c in text
+    ):
+        raise RuleValidationError(
+            f"phrase {text[:30]!r} contains control or invisible formatting characters"
+        )
     parts = []
     for word in words:
         wildcard = word.endswith("*")
-        core = re2.escape(word.rstrip("*"))
-        parts.append(core + (r"\w*" if wildcard else ""))
-    return r"[\s\-]+".join(parts)
+        stem = word.rstrip("*")
+        if "*" in stem:
+            raise RuleValidationError(f"phrase {text!r}: '*' may only end a word")
+        if wildcard and len(stem) < (3 if len(words) == 1 else 1):
+            raise RuleValidationError(
+                f"phrase {text!r}: a one-word wildcard needs at least 3 letters before '*'"
+            )
+        parts.append(re2.escape(stem) + (r"\w*" if wildcard else ""))
+    body = r"[\s\-]+".join(parts)
+    # word boundaries only next to word characters, so "c++", ".net" and "🤖 robot" can match
+    start = r"\b" if _is_word_char(words[0][0]) else ""
+    end = r"\b" if _is_word_char(words[-1].rstrip("*")[-1:] or "x") else ""
+    return start + body + end
+
+
+MAX_PHRASE_LENGTH = 200
+MAX_PHRASES_PER_LIST = 2000
+
+
+def _is_word_char(char: str) -> bool:
+    return char.isalnum() or char == "_"
 
 
 class KeywordMatcher:
@@ -268,6 +305,10 @@ class KeywordMatcher:
                 )
             if not phrases:
                 raise RuleValidationError(f"keyword list {name!r} has no phrases")
+            if len(phrases) > MAX_PHRASES_PER_LIST:
+                raise RuleValidationError(
+                    f"keyword list {name!r} has {len(phrases)} phrases; the limit is {MAX_PHRASES_PER_LIST}"
+                )
             self._samples += [str(p).replace("*", "") for p in phrases[:3]]
             try:
                 body = "|".join(phrase_pattern(str(p)) for p in phrases)
@@ -276,8 +317,8 @@ class KeywordMatcher:
             options = re2.Options()
             options.case_sensitive = False
             options.max_mem = 64 << 20
-            self._patterns.append((name, re2.compile(rf"\b(?:{body})\b", options)))
-            self._sources.append(rf"\b(?:{body})\b")
+            self._patterns.append((name, re2.compile(f"(?:{body})", options)))
+            self._sources.append(f"(?:{body})")
         self._prefilter = self._build_prefilter()
 
     def _build_prefilter(self) -> Any:
@@ -571,7 +612,13 @@ class CompiledRuleset:
         for cr in self.rules:
             for expect, key in ((True, "must_fire"), (False, "must_not_fire")):
                 for i, example in enumerate(cr.spec.examples.get(key) or []):
-                    fired = {f.key for f in self.evaluate(example).fired}
+                    try:
+                        fired = {f.key for f in self.evaluate(example).fired}
+                    except Exception as exc:  # noqa: BLE001 - a broken example is a failure, not a crash
+                        failures.append(
+                            f"rule {cr.spec.key!r}: {key} example #{i + 1} cannot be evaluated ({exc})"
+                        )
+                        continue
                     if (cr.spec.key in fired) != expect:
                         failures.append(
                             f"rule {cr.spec.key!r}: {key} example #{i + 1} did not behave"
@@ -592,7 +639,24 @@ def compile_condition(condition: str, *, rule_key: str | None = None) -> Any:
         raise RuleValidationError("the condition is empty", rule_key=rule_key)
     if len(condition) > 4000:
         raise RuleValidationError("the condition is longer than 4000 characters", rule_key=rule_key)
-    if _REGEX_OPERATOR.search(_STRING_LITERAL.sub("''", condition)):
+    bare = _STRING_LITERAL.sub("''", condition)
+    if "$" in bare:
+        raise RuleValidationError(
+            "built-in functions and symbols ($…) are not allowed: triage must depend only on the application",
+            rule_key=rule_key,
+        )
+    if stdlib_re.search(r"\bfor\b", bare):
+        raise RuleValidationError(
+            "comprehensions (… for … in …) are not allowed: their cost grows with the square of the text",
+            rule_key=rule_key,
+        )
+    for attribute in stdlib_re.findall(r"(?<=[\w\)\]])\s*&?\.\s*([A-Za-z_]\w*)", bare):
+        if attribute not in ALLOWED_ATTRIBUTES:
+            raise RuleValidationError(
+                f"attribute .{attribute} is not allowed; use one of {', '.join(sorted(ALLOWED_ATTRIBUTES))}",
+                rule_key=rule_key,
+            )
+    if _REGEX_OPERATOR.search(bare):
         raise RuleValidationError(
             "regular-expression operators (=~, =~~, !~, !~~) are not allowed: they can backtrack "
             "without bound; put the words in a keyword list and test 'name' in signals",

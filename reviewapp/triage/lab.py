@@ -20,6 +20,7 @@ from reviewapp.db import utcnow
 from reviewapp.errors import ConflictError, InvalidTransition, PermissionDenied, ValidationFailed
 from reviewapp.triage.engine import ACTION_TYPES, RuleValidationError, canonical_hash
 from reviewapp.triage.models import Backtest, BacktestStatus, Rule, RulesetStatus, RulesetVersion
+from reviewapp.triage.ruleset_file import RULE_KEY_RE, safe_load_yaml, validate_examples
 from reviewapp.triage.services import (
     active_ruleset,
     compile_document,
@@ -106,25 +107,17 @@ def parse_examples(text: str) -> dict[str, Any]:
     if not text.strip():
         return {}
     try:
-        data = yaml.safe_load(text)
+        data = safe_load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise ValidationFailed(
             f"Examples are not valid YAML{where}.", fields={"examples": f"invalid YAML{where}"}
         ) from None
-    if (
-        not isinstance(data, dict)
-        or set(data) - {"must_fire", "must_not_fire"}
-        or not all(
-            isinstance(v, list) and all(isinstance(x, dict) for x in v) for v in data.values()
-        )
-    ):
-        raise ValidationFailed(
-            "Examples must be a mapping with must_fire and must_not_fire lists of applications.",
-            fields={"examples": "expected must_fire: [...] and must_not_fire: [...]"},
-        )
-    return data
+    try:
+        return validate_examples(data, rule_key="")
+    except RuleValidationError as exc:
+        raise ValidationFailed(f"Examples: {exc.detail}", fields={"examples": exc.detail}) from None
 
 
 def _validate_and_store(
@@ -191,9 +184,9 @@ def save_rule(
     _require_admin(actor)
     _require_draft(version)
     key = str(data.get("key") or "").strip()
-    if not key or not all(c.isalnum() or c in "-_." for c in key):
+    if not RULE_KEY_RE.fullmatch(key):
         raise ValidationFailed(
-            "The key is required: letters, digits, '-', '_' or '.'.",
+            "The key is required: it starts with a letter or digit, then letters, digits, '-', '_' or '.'.",
             fields={"key": "letters, digits, - _ . only"},
         )
     existing = {r.key: r for r in version.rules}
@@ -300,6 +293,8 @@ def move_rule(
     if index is None:
         raise ConflictError(f"Rule {key!r} is no longer in this draft.")
     target = max(0, min(len(rules) - 1, index + offset))
+    if target == index:
+        return  # already first/last: nothing changes, nothing to approve again
     rules.insert(target, rules.pop(index))
     # two passes so the positions never collide mid-flush
     for position, r in enumerate(rules):
@@ -329,6 +324,10 @@ def save_keyword_list(
     """Create or replace a keyword list of a draft (an empty phrase list deletes it)."""
     _require_admin(actor)
     _require_draft(version)
+    if name == "new":
+        raise ValidationFailed(
+            "'new' is reserved; choose another name.", fields={"name": "reserved name"}
+        )
     lists = dict(version.keyword_lists)
     before = lists.get(name)
     if phrases:

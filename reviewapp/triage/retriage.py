@@ -6,12 +6,13 @@ from __future__ import annotations
 import logging
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from reviewapp.applications.models import Application, Revision, Status
 from reviewapp.audit.services import record_event
 from reviewapp.jobs import run_in_app_context
 from reviewapp.triage.models import RulesetStatus, RulesetVersion, TriageResult
-from reviewapp.triage.services import record_shadow_result, triage_revision
+from reviewapp.triage.services import latest_triage_result, record_shadow_result, triage_revision
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +58,9 @@ def retriage_open_applications(version_id: int) -> dict[str, int]:
         for application in batch:
             last_id = application.id
             revision = session.get(Revision, application.current_revision_id)
-            if revision is None or _has_result(session, revision.id, version.id):
+            if revision is None or _is_current(session, revision.id, version.id):
                 continue
+            _drop_stale_result(session, revision.id, version.id)
             before = application.risk_tier
             triage_revision(session, application, revision, version=version, keep_queued_at=True)
             counts["retriaged"] += 1
@@ -91,7 +93,7 @@ def retriage_open_applications(version_id: int) -> dict[str, int]:
         for application in kept:
             last_id = application.id
             revision = session.get(Revision, application.current_revision_id)
-            if revision is None or _has_result(session, revision.id, version.id):
+            if revision is None or _is_current(session, revision.id, version.id):
                 continue
             result = record_shadow_result(session, revision, version)
             if result is not None and result.tier != application.risk_tier:
@@ -101,40 +103,46 @@ def retriage_open_applications(version_id: int) -> dict[str, int]:
     return counts
 
 
-def _has_result(session: object, revision_id: int, version_id: int) -> bool:
-    from sqlalchemy.orm import Session
+def _is_current(session: Session, revision_id: int, version_id: int) -> bool:
+    """True when the revision's newest real (non-shadow) triage result is from ``version_id``."""
+    latest = latest_triage_result(session, revision_id)
+    return latest is not None and latest.ruleset_version_id == version_id
 
-    assert isinstance(session, Session)
-    return bool(
-        session.scalar(
-            select(func.count())
-            .select_from(TriageResult)
-            .where(
-                TriageResult.revision_id == revision_id,
-                TriageResult.ruleset_version_id == version_id,
-            )
+
+def _drop_stale_result(session: Session, revision_id: int, version_id: int) -> None:
+    """Remove an older real result of the same version (from an earlier activation, e.g. before
+    a rollback) so the fresh one can take its place; it is identical by construction."""
+    old = session.scalars(
+        select(TriageResult).where(
+            TriageResult.revision_id == revision_id,
+            TriageResult.ruleset_version_id == version_id,
+            TriageResult.shadow.is_(False),
         )
-    )
+    ).first()
+    if old is not None:
+        session.delete(old)
+        session.flush()
 
 
-def retriage_progress(session: object, version: RulesetVersion) -> dict[str, int]:
-    """How far re-triage under ``version`` got: {"done", "total"} over unclaimed queued applications."""
-    from sqlalchemy.orm import Session
-
-    assert isinstance(session, Session)
+def retriage_progress(session: Session, version: RulesetVersion) -> dict[str, int]:
+    """How far re-triage under ``version`` got: {"done", "total"} over unclaimed queued
+    applications; done = those whose newest real triage result is from ``version``."""
     open_apps = select(Application.current_revision_id).where(
         Application.status == Status.queued, Application.claimed_by_id.is_(None)
     )
     total = session.scalar(select(func.count()).select_from(open_apps.subquery())) or 0
+    newest = (
+        select(TriageResult.revision_id, func.max(TriageResult.id).label("newest_id"))
+        .where(TriageResult.shadow.is_(False), TriageResult.revision_id.in_(open_apps))
+        .group_by(TriageResult.revision_id)
+        .subquery()
+    )
     done = (
         session.scalar(
             select(func.count())
-            .select_from(TriageResult)
-            .where(
-                TriageResult.ruleset_version_id == version.id,
-                TriageResult.shadow.is_(False),
-                TriageResult.revision_id.in_(open_apps),
-            )
+            .select_from(newest)
+            .join(TriageResult, TriageResult.id == newest.c.newest_id)
+            .where(TriageResult.ruleset_version_id == version.id)
         )
         or 0
     )

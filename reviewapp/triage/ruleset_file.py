@@ -3,7 +3,6 @@
 Format::
 
     description: text
-    fail_closed_tier: medium
     keyword_lists:
       weapons:
         description: what the list is for
@@ -25,6 +24,7 @@ Tiers and their default queues are not part of a ruleset; they come from the tie
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,67 @@ import yaml
 from reviewapp.triage.engine import RulesetSpec, RuleSpec, RuleValidationError
 
 RULE_KEYS = {"key", "name", "description", "condition", "actions", "enabled", "examples"}
+RULE_KEY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+MAX_EXAMPLES = 50
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """Safe YAML without anchors/aliases: an alias can expand a few bytes into gigabytes."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:  # type: ignore[override]
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+
+def safe_load_yaml(text: str) -> Any:
+    """``yaml.safe_load`` without aliases. Raises yaml.YAMLError."""
+    return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def validate_examples(examples: Any, *, rule_key: str) -> dict[str, Any]:
+    """Check a rule's examples: ``must_fire``/``must_not_fire`` lists of application content
+    that passes the application schema (so an example can never crash evaluation).
+
+    Raises:
+        RuleValidationError: with the example and field at fault.
+    """
+    from reviewapp.applications.schema import clean_content
+    from reviewapp.errors import ValidationFailed
+
+    if not isinstance(examples, Mapping) or set(examples) - {"must_fire", "must_not_fire"}:
+        raise RuleValidationError(
+            "examples must be a mapping with must_fire and must_not_fire lists",
+            rule_key=rule_key,
+            where="examples",
+        )
+    cleaned: dict[str, Any] = {}
+    for kind, items in examples.items():
+        if not isinstance(items, list) or len(items) > MAX_EXAMPLES:
+            raise RuleValidationError(
+                f"{kind} must be a list of at most {MAX_EXAMPLES} applications",
+                rule_key=rule_key,
+                where="examples",
+            )
+        cleaned[kind] = []
+        for n, item in enumerate(items, start=1):
+            if not isinstance(item, Mapping):
+                raise RuleValidationError(
+                    f"{kind} example #{n} must be a mapping of application fields",
+                    rule_key=rule_key,
+                    where="examples",
+                )
+            try:
+                cleaned[kind].append(clean_content(dict(item), for_submit=False, partial=True))
+            except ValidationFailed as exc:
+                detail = "; ".join(f"{k}: {v}" for k, v in exc.fields.items())
+                raise RuleValidationError(
+                    f"{kind} example #{n}: {detail}", rule_key=rule_key, where="examples"
+                ) from None
+    return cleaned
 
 
 def parse_ruleset_document(
@@ -52,6 +113,11 @@ def parse_ruleset_document(
     """
     if not isinstance(document, Mapping):
         raise RuleValidationError("a ruleset document must be a mapping")
+    unknown_top = set(document) - {"description", "keyword_lists", "rules"}
+    if unknown_top:
+        raise RuleValidationError(
+            f"unknown top-level keys {sorted(unknown_top)}; use description, keyword_lists, rules"
+        )
     rules_raw = document.get("rules")
     if not isinstance(rules_raw, list):
         raise RuleValidationError("'rules' must be a list")
@@ -65,6 +131,20 @@ def parse_ruleset_document(
         for needed in ("key", "name", "condition", "actions"):
             if needed not in raw:
                 raise RuleValidationError(f"rule #{i}: missing {needed!r}")
+        for text_key in ("key", "name", "condition"):
+            if not isinstance(raw[text_key], str) or not raw[text_key].strip():
+                raise RuleValidationError(
+                    f"rule #{i}: {text_key!r} must be non-empty text (quote it in YAML)"
+                )
+        if not RULE_KEY_RE.fullmatch(raw["key"]):
+            raise RuleValidationError(
+                f"rule #{i}: key {raw['key']!r} must start with a letter or digit and use only letters, digits, - _ ."
+            )
+        if not isinstance(raw.get("enabled", True), bool):
+            raise RuleValidationError(f"rule #{i}: 'enabled' must be true or false (unquoted)")
+        if not isinstance(raw.get("description") or "", str):
+            raise RuleValidationError(f"rule #{i}: 'description' must be text")
+        examples = validate_examples(raw.get("examples") or {}, rule_key=raw["key"])
         actions = raw["actions"]
         if not isinstance(actions, list) or not all(isinstance(a, Mapping) for a in actions):
             raise RuleValidationError(
@@ -78,7 +158,7 @@ def parse_ruleset_document(
                 actions=[{str(k): str(v) for k, v in a.items()} for a in actions],
                 description=str(raw.get("description") or ""),
                 enabled=bool(raw.get("enabled", True)),
-                examples=dict(raw.get("examples") or {}),
+                examples=examples,
             )
         )
     keyword_lists = document.get("keyword_lists") or {}
@@ -89,7 +169,7 @@ def parse_ruleset_document(
         tier_queues=tier_queues,
         rules=rules,
         keyword_lists=dict(keyword_lists),
-        fail_closed_tier=str(document.get("fail_closed_tier") or "medium"),
+        fail_closed_tier="medium",
         known_queues=known_queues,
         known_safety_requirements=known_safety_requirements,
         known_policy_sections=known_policy_sections,
@@ -103,7 +183,7 @@ def load_ruleset_yaml(path: str | Path) -> dict[str, Any]:
         RuleValidationError: when the file is not valid YAML (with line and column).
     """
     try:
-        document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        document = safe_load_yaml(Path(path).read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

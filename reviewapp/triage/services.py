@@ -101,26 +101,26 @@ def create_ruleset_version(
     Raises:
         RuleValidationError: when the document does not compile.
     """
-    compile_document(session, document)
+    spec = compile_document(session, document).spec  # validated and normalised values
     number = (session.scalar(select(func.max(RulesetVersion.number))) or 0) + 1
     version = RulesetVersion(
         number=number,
         description=str(document.get("description") or ""),
-        keyword_lists=dict(document.get("keyword_lists") or {}),
+        keyword_lists=dict(spec.keyword_lists),
         created_by_id=actor.id if actor else None,
         content_hash=canonical_hash(document),
     )
-    for position, raw in enumerate(document["rules"]):
+    for position, rule in enumerate(spec.rules):
         version.rules.append(
             Rule(
-                key=raw["key"],
+                key=rule.key,
                 position=position,
-                name=raw["name"],
-                description=raw.get("description") or "",
-                condition=raw["condition"],
-                actions=[dict(a) for a in raw["actions"]],
-                enabled=bool(raw.get("enabled", True)),
-                examples=dict(raw.get("examples") or {}),
+                name=rule.name,
+                description=rule.description,
+                condition=rule.condition,
+                actions=[dict(a) for a in rule.actions],
+                enabled=rule.enabled,
+                examples=dict(rule.examples),
             )
         )
     session.add(version)

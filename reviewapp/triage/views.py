@@ -249,6 +249,10 @@ def try_ruleset(number: int) -> Any:
         elif form.content.data:
             try:
                 raw = json.loads(form.content.data)
+            except RecursionError:
+                raise ValidationFailed(
+                    "The JSON is nested too deeply.", fields={"content": "nested too deeply"}
+                ) from None
             except json.JSONDecodeError as exc:
                 raise ValidationFailed(
                     f"Not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}.",

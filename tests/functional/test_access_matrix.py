@@ -291,7 +291,18 @@ MATRIX = [
             admin=302,
         ),
     ),
-    ("POST", "/review/{ref}/notes", dict(anonymous=302, developer=403, other_developer=403, reviewer=422, senior_reviewer=422, admin=422)),
+    (
+        "POST",
+        "/review/{ref}/notes",
+        dict(
+            anonymous=302,
+            developer=403,
+            other_developer=403,
+            reviewer=422,
+            senior_reviewer=422,
+            admin=422,
+        ),
+    ),
     (
         "POST",
         "/review/{ref}/decide",

@@ -320,3 +320,58 @@ def test_rule_fingerprint_tracks_condition_actions_and_the_lists_it_reads() -> N
         rule.key, rule.name, rule.condition, [{"type": "raise_tier", "tier": "high"}]
     )
     assert rule_fingerprint(changed, LISTS) != base
+
+
+@pytest.mark.parametrize(
+    ("condition", "message"),
+    [
+        (
+            "[[a for a in description.to_ary] for b in description.to_ary].length > 0",
+            "comprehensions",
+        ),
+        ("$now > 1", "built-in functions"),
+        ("title.to_ary.length > 1", "attribute .to_ary is not allowed"),
+        ("title.as_lower.to_set == domains", "attribute .to_set is not allowed"),
+    ],
+)
+def test_costly_or_clock_dependent_conditions_are_refused(condition: str, message: str) -> None:
+    with pytest.raises(RuleValidationError, match=message):
+        compile_condition(condition)
+
+
+def test_allowed_attributes_and_dotted_literals_still_compile() -> None:
+    for condition in (
+        "title.as_lower == 'x'",
+        "'x.to_ary' in title",
+        "monthly_requests != null and monthly_requests > 1.5e6",
+        "domains.length > 2",
+    ):
+        compile_condition(condition)
+
+
+def test_phrase_boundaries_follow_the_phrase() -> None:
+    matcher = KeywordMatcher({"tech": ["c++", ".net", "🤖 robot", "firearm*"]})
+    found = [
+        m.text
+        for m in matcher.match(
+            {"title": "C++ and .NET, 🤖 robot, firearms, but not cplusplus or dotnet"}
+        )
+    ]
+    assert found == ["C++", ".NET", "🤖 robot", "firearms"]
+    assert KeywordMatcher({"x": ["gun"]}).match({"title": "shotgun begun gunnery"}) == []
+
+
+@pytest.mark.parametrize(
+    ("phrases", "message"),
+    [
+        (["*"], "at least 3 letters"),
+        (["ab*"], "at least 3 letters"),
+        (["x*y"], "may only end a word"),
+        (["a" * 201], "longer than 200"),
+        (["bad\u202ephrase"], "invisible"),
+        (["p"] * 2001, "the limit is 2000"),
+    ],
+)
+def test_phrase_limits(phrases: list[str], message: str) -> None:
+    with pytest.raises(RuleValidationError, match=message):
+        KeywordMatcher({"x": phrases})

@@ -127,7 +127,6 @@ NOT_TRANSLATED = [
     "title[0] == 'C'",
     "title.starts_with('Ch')",
     "description.length + 1 > 40",
-    "$now > d'2000-01-01'",
 ]
 
 

@@ -441,3 +441,76 @@ def test_admins_get_a_why_not_button_on_the_review_page(login, db) -> None:
         f"/review/{application.reference}"
     )
     assert b"Why not?" not in reviewer_page.data
+
+
+def test_rollback_and_shadowed_submissions_get_the_tier_of_the_active_version(login, db) -> None:
+    first, second = admins(2)
+    c1, c2 = login(first), login(second)
+    number = new_draft(c1)
+    post_form(
+        c1, f"/admin/rulesets/{number}/rules/new", GENERAL_MEDIUM, token_from="/admin/rulesets"
+    )
+    post_form(
+        c1, f"/admin/rulesets/{number}/shadow", {"enabled": "1"}, token_from="/admin/rulesets"
+    )
+    shadowed = ApplicationFactory(submitted=True)  # evaluated by the draft in shadow
+    queued = ApplicationFactory(submitted=True)
+    post_form(c1, f"/admin/rulesets/{number}/backtests", token_from="/admin/rulesets")
+    post_form(c1, f"/admin/rulesets/{number}/approve", token_from="/admin/rulesets")
+    v1 = db.scalars(select(RulesetVersion).where(RulesetVersion.number == 1)).one()
+    post_form(
+        c2, f"/admin/rulesets/{number}/publish", {"active_id": v1.id}, token_from="/admin/rulesets"
+    )
+    db.expire_all()
+    assert shadowed.risk_tier == "medium" and queued.risk_tier == "medium"
+    draft = db.scalars(select(RulesetVersion).where(RulesetVersion.number == number)).one()
+    response = post_form(
+        c2, "/admin/rulesets/1/rollback", {"active_id": draft.id}, token_from="/admin/rulesets"
+    )
+    assert response.status_code == 302
+    db.expire_all()
+    assert shadowed.risk_tier == "low" and queued.risk_tier == "low"  # back to v1's tiers
+    page = c2.get("/admin/rulesets/1").get_data(as_text=True)
+    assert "Re-triage of unclaimed queued applications under this version: 2 of 2 done." in page
+
+
+def test_kept_tier_note_is_shown_to_reviewers(login, db) -> None:
+    first, second = admins(2)
+    claimed = ApplicationFactory(submitted=True)
+    reviewer = UserFactory(reviewer=True, organization=first.organization)
+    c_rev = login(reviewer)
+    post_form(c_rev, f"/review/{claimed.reference}/claim", token_from="/queue")
+    c1 = login(first)
+    number = _prepare_publishable(c1, db)
+    post_form(c1, f"/admin/rulesets/{number}/approve", token_from="/admin/rulesets")
+    v1 = db.scalars(select(RulesetVersion).where(RulesetVersion.number == 1)).one()
+    post_form(
+        login(second),
+        f"/admin/rulesets/{number}/publish",
+        {"active_id": v1.id},
+        token_from="/admin/rulesets",
+    )
+    page = c_rev.get(f"/review/{claimed.reference}").get_data(as_text=True)
+    assert f"The active ruleset v{number} would assign" in page
+
+
+def test_lab_examples_refuse_aliases_and_wrong_types(login, db) -> None:
+    client = login(admins(1)[0])
+    number = new_draft(client)
+    bomb = {**GENERAL_MEDIUM, "examples": "a: &a [x]\nmust_fire: [*a]\n"}
+    response = post_form(
+        client, f"/admin/rulesets/{number}/rules/new", bomb, token_from="/admin/rulesets"
+    )
+    assert response.status_code == 422 and b"invalid YAML" in response.data
+    typed = {**GENERAL_MEDIUM, "examples": "must_fire:\n  - {monthly_requests: abc}\n"}
+    response = post_form(
+        client, f"/admin/rulesets/{number}/rules/new", typed, token_from="/admin/rulesets"
+    )
+    assert response.status_code == 422 and b"monthly_requests" in response.data
+    deep = post_form(
+        client,
+        "/admin/rulesets/1/try",
+        {"content": '{"a":' * 5000 + "1" + "}" * 5000},
+        token_from="/admin/rulesets",
+    )
+    assert deep.status_code == 422

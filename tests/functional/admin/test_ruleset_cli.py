@@ -72,3 +72,48 @@ def test_triage_eval_reports_confusion_and_disagreements(app, db, tmp_path) -> N
     missing.write_text("a,b\n1,2\n", encoding="utf-8")
     result = app.test_cli_runner().invoke(args=["triage-eval", str(missing)])
     assert result.exit_code == 1 and "missing column" in result.output
+
+
+def _rule_yaml(**overrides: str) -> str:
+    fields = {
+        "key": "r1",
+        "name": "R",
+        "condition": "\"'health' in domains\"",
+        "enabled": "true",
+        "examples": "{must_fire: [{domains: [health]}], must_not_fire: [{domains: [general]}]}",
+    }
+    fields.update(overrides)
+    body = "".join(f"    {k}: {v}\n" for k, v in fields.items())
+    return "rules:\n  - actions: [{type: raise_tier, tier: high}]\n" + body
+
+
+def test_cli_import_refuses_what_would_break_later(app, db, tmp_path) -> None:
+    cases = {
+        "alias": (
+            "rules:\n  - &r {key: r1, name: R, condition: \"'health' in domains\", actions: [{type: raise_tier, tier: high}]}\n  - *r\n",
+            "aliases",
+        ),
+        "typed example": (
+            _rule_yaml(examples="{must_fire: [{monthly_requests: abc}]}"),
+            "must_fire example #1: monthly_requests",
+        ),
+        "date example": (
+            _rule_yaml(examples="{must_fire: [{title: 2024-01-01}]}"),
+            "must_fire example #1: title",
+        ),
+        "bad key": (_rule_yaml(key="'a/b c'"), "key 'a/b c' must start"),
+        "dot key": (_rule_yaml(key="'.'"), "must start with a letter or digit"),
+        "quoted enabled": (_rule_yaml(enabled="'false'"), "'enabled' must be true or false"),
+        "null name": (_rule_yaml(name="null"), "'name' must be non-empty text"),
+        "bool key": (_rule_yaml(key="off"), "'key' must be non-empty text"),
+        "unknown top": ("fail_closed_tier: high\n" + _rule_yaml(), "unknown top-level keys"),
+        "examples list": (_rule_yaml(examples="[1, 2]"), "examples must be a mapping"),
+    }
+    runner = app.test_cli_runner()
+    for name, (text, message) in cases.items():
+        path = tmp_path / f"{name.replace(' ', '_')}.yaml"
+        path.write_text(text, encoding="utf-8")
+        result = runner.invoke(args=["ruleset", "import", str(path)])
+        assert result.exit_code == 1, (name, result.output)
+        assert message in result.output, (name, result.output)
+    assert db.scalars(select(RulesetVersion).where(RulesetVersion.number == 2)).first() is None

@@ -19,22 +19,40 @@ def test_reviewers_add_notes_developers_never_see_them(login, db) -> None:
     application = ApplicationFactory(submitted=True)
     reviewer = UserFactory(reviewer=True, organization=OrganizationFactory())
     client = login(reviewer)
-    response = post_form(client, f"/review/{application.reference}/notes", {"body": "Checked the <b>vendor</b> 🚀"},
-                         token_from=f"/review/{application.reference}")
+    response = post_form(
+        client,
+        f"/review/{application.reference}/notes",
+        {"body": "Checked the <b>vendor</b> 🚀"},
+        token_from=f"/review/{application.reference}",
+    )
     assert response.status_code == 302
     page = client.get(f"/review/{application.reference}").get_data(as_text=True)
     assert "Checked the &lt;b&gt;vendor&lt;/b&gt; 🚀" in page and reviewer.email in page
-    developer_page = login(application.submitter).get(f"/applications/{application.reference}").get_data(as_text=True)
+    developer_page = (
+        login(application.submitter)
+        .get(f"/applications/{application.reference}")
+        .get_data(as_text=True)
+    )
     assert "vendor" not in developer_page
 
 
 def test_bad_notes_are_refused_with_the_text_kept(login, db) -> None:
     application = ApplicationFactory(submitted=True)
     client = login(UserFactory(reviewer=True, organization=OrganizationFactory()))
-    response = post_form(client, f"/review/{application.reference}/notes", {"body": "   "}, token_from=f"/review/{application.reference}")
+    response = post_form(
+        client,
+        f"/review/{application.reference}/notes",
+        {"body": "   "},
+        token_from=f"/review/{application.reference}",
+    )
     assert response.status_code == 422 and b"Write something first." in response.data
     long_text = "x" * 5001
-    response = post_form(client, f"/review/{application.reference}/notes", {"body": long_text}, token_from=f"/review/{application.reference}")
+    response = post_form(
+        client,
+        f"/review/{application.reference}/notes",
+        {"body": long_text},
+        token_from=f"/review/{application.reference}",
+    )
     assert response.status_code == 422 and long_text.encode() in response.data
     assert db.scalar(select(func.count()).select_from(Note)) == 0
 
@@ -67,4 +85,9 @@ def test_two_reviewers_writing_at_once_keep_every_note(app, committed_db, is_pos
     for t in threads:
         t.join(timeout=60)
     assert errors == []
-    assert committed_db.scalar(select(func.count()).select_from(Note).where(Note.application_id == application.id)) == 40
+    assert (
+        committed_db.scalar(
+            select(func.count()).select_from(Note).where(Note.application_id == application.id)
+        )
+        == 40
+    )
