@@ -34,6 +34,7 @@ def register_cli(app: Flask) -> None:
         demo,
         worker,
         dispatch_outbox,
+        sweep,
     ):
         app.cli.add_command(command)
 
@@ -470,6 +471,22 @@ def worker(burst: bool) -> None:
         )
     queues = [rq_queue(name) for name in QUEUES]
     Worker(queues, connection=conn).work(burst=burst, with_scheduler=False)
+
+
+@click.command("sweep")
+@with_appcontext
+def sweep() -> None:
+    """Housekeeping to run every minute or so (cron, or an RQ scheduler): end expired leases
+    and deliver notifications left pending."""
+    from reviewapp.extensions import db
+    from reviewapp.notifications.jobs import dispatch_pending
+    from reviewapp.review.services import expire_leases
+
+    ended = expire_leases(db.session)
+    db.commit()
+    click.echo(
+        f"{ended} expired leases returned to their queues; {dispatch_pending()} pending notifications handled"
+    )
 
 
 @click.command("dispatch-outbox")

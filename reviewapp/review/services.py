@@ -254,6 +254,59 @@ def _check_second_approver(session: Session, user: User, application: Applicatio
         )
 
 
+def renew_lease(
+    session: Session, user: User, application: Application, *, now: dt.datetime | None = None
+) -> dt.datetime:
+    """Extend the caller's unexpired lease by LEASE_SECONDS from now; returns the new expiry (UTC).
+
+    Raises:
+        ConflictError: the caller does not hold an unexpired lease (it expired or was taken).
+    """
+    now = now or utcnow()
+    if not application.is_claimed_by(user, now):
+        raise ConflictError("Your lease has already ended; claim the application again.")
+    application.lease_expires_at = now + dt.timedelta(seconds=_lease_seconds())
+    session.flush()
+    record_event(
+        session,
+        actor=user,
+        action="application.renew_lease",
+        subject_type="application",
+        subject_id=application.reference,
+        after={"lease_expires_at": application.lease_expires_at.isoformat()},
+    )
+    return application.lease_expires_at
+
+
+def expire_leases(session: Session, *, now: dt.datetime | None = None, limit: int = 1000) -> int:
+    """Return applications whose lease ran out to their queue (the sweeper). Notes and drafts
+    of the reviewer are kept; the application keeps its status if it awaits a second approval.
+    Returns how many leases ended."""
+    now = now or utcnow()
+    expired = session.scalars(
+        select(Application)
+        .where(Application.claimed_by_id.is_not(None), Application.lease_expires_at < now)
+        .order_by(Application.lease_expires_at)
+        .limit(limit)
+    ).all()
+    for application in expired:
+        before = snapshot(application)
+        application.status = next_status(application.status, Action.expire_lease, Actor.system)
+        application.claimed_by_id = None
+        application.lease_expires_at = None
+        session.flush()
+        record_event(
+            session,
+            actor=None,
+            action="application.lease_expired",
+            subject_type="application",
+            subject_id=application.reference,
+            before=before,
+            after=snapshot(application),
+        )
+    return len(expired)
+
+
 def release(session: Session, user: User, application: Application) -> None:
     """Give a claimed application back to its queue.
 

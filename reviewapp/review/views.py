@@ -29,6 +29,7 @@ from reviewapp.review.services import (
     notes_for,
     queues_for,
     release,
+    renew_lease,
     tier_labels,
 )
 from reviewapp.triage.services import latest_triage_result
@@ -188,6 +189,19 @@ def claim_view(reference: str) -> Any:
     """Claim this application."""
     app_row = get_application(db.session, current_user, reference)
     act(lambda: claim(db.session, current_user, app_row), f"You claimed {reference}.")
+    return redirect(url_for(".application", reference=reference))
+
+
+@bp.route("/review/<reference>/renew", methods=["POST"])
+@permission_required(Permission.claim)
+def renew_view(reference: str) -> Any:
+    """Extend the lease on an application the reviewer holds."""
+    app_row = get_application(db.session, current_user, reference)
+    act(
+        lambda: renew_lease(db.session, current_user, app_row),
+        lambda until: f"Lease renewed until {until:%H:%M} UTC.",
+        "info",
+    )
     return redirect(url_for(".application", reference=reference))
 
 

@@ -293,6 +293,18 @@ MATRIX = [
     ),
     (
         "POST",
+        "/review/{ref}/renew",
+        dict(
+            anonymous=302,
+            developer=403,
+            other_developer=403,
+            reviewer=302,
+            senior_reviewer=302,
+            admin=302,
+        ),
+    ),
+    (
+        "POST",
         "/review/{ref}/notes",
         dict(
             anonymous=302,
