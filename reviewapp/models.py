@@ -11,6 +11,7 @@ from reviewapp.policies.models import (
     SafetyRequirement,
 )
 from reviewapp.review.models import (
+    Appeal,
     Citation,
     Decision,
     Note,
@@ -22,6 +23,7 @@ from reviewapp.triage.models import Backtest, BacktestItem, Rule, RulesetVersion
 
 __all__ = [
     "ApiToken",
+    "Appeal",
     "Backtest",
     "BacktestItem",
     "Application",

@@ -129,3 +129,16 @@ class ApplicationForm(FlaskForm):
 
 class ConfirmForm(FlaskForm):
     """An empty form carrying only the CSRF token (withdraw, claim, release…)."""
+
+
+class AppealForm(FlaskForm):
+    """A developer's appeal against a rejection."""
+
+    statement = TextAreaField(
+        "Why should the decision change?",
+        validators=[Length(max=5000)],
+        description="At least 20 characters. Point to facts the reviewer may have missed. "
+        "An application can be appealed once per revision; someone other than the original "
+        "reviewer decides.",
+        render_kw={"rows": 5},
+    )

@@ -24,6 +24,7 @@ class Action(enum.StrEnum):
     reject = "reject"
     resubmit = "resubmit"
     withdraw = "withdraw"
+    appeal = "appeal"
 
 
 class Actor(enum.StrEnum):
@@ -59,6 +60,14 @@ TRANSITIONS: dict[tuple[Status, Action], tuple[Status, frozenset[Actor]]] = {
     (S.awaiting_second_approval, A.reject): (S.rejected, REV),
     (S.awaiting_second_approval, A.request_mitigations): (S.mitigations_requested, REV),
     (S.awaiting_second_approval, A.withdraw): (S.withdrawn, DEV),
+    # appeals: the developer contests a rejection; someone other than the original reviewer
+    # upholds it (reject) or overturns it (approve)
+    (S.rejected, A.appeal): (S.appealed, DEV),
+    (S.appealed, A.claim): (S.appealed, REV),
+    (S.appealed, A.release): (S.appealed, REV),
+    (S.appealed, A.expire_lease): (S.appealed, SYS),
+    (S.appealed, A.approve): (S.approved, REV),
+    (S.appealed, A.reject): (S.rejected, REV),
     (S.in_review, A.request_mitigations): (S.mitigations_requested, REV),
     (S.in_review, A.reject): (S.rejected, REV),
     (S.mitigations_requested, A.resubmit): (S.submitted, DEV),
@@ -107,4 +116,5 @@ def _past(action: Action) -> str:
         A.reject: "rejected",
         A.resubmit: "resubmitted",
         A.withdraw: "withdrawn",
+        A.appeal: "appealed",
     }[action]

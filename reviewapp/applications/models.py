@@ -45,7 +45,12 @@ OPEN_STATUSES = (
 )
 
 #: statuses the reviewer queue shows
-OPEN_FOR_REVIEW = (Status.queued, Status.in_review, Status.awaiting_second_approval)
+OPEN_FOR_REVIEW = (
+    Status.queued,
+    Status.in_review,
+    Status.awaiting_second_approval,
+    Status.appealed,
+)
 
 REFERENCE_RE = re.compile(r"^APP-(\d{6,10})$")
 MAX_ID = 2**31 - 1  # PostgreSQL integer

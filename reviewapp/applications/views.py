@@ -8,7 +8,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
-from reviewapp.applications.forms import ApplicationForm, ConfirmForm
+from reviewapp.applications.forms import AppealForm, ApplicationForm, ConfirmForm
 from reviewapp.applications.models import Application, Status
 from reviewapp.applications.services import (
     can_edit,
@@ -23,6 +23,7 @@ from reviewapp.auth.models import Permission
 from reviewapp.errors import DomainError
 from reviewapp.extensions import db
 from reviewapp.review.models import Decision
+from reviewapp.review.services import appeals_for, file_appeal
 from reviewapp.triage.services import latest_triage_result
 from reviewapp.web import act, page_arg, permission_required, show_form_errors
 
@@ -115,6 +116,13 @@ def detail(reference: str) -> Any:
     application = get_application(db.session, current_user, reference)
     if current_user.can(Permission.view_queue):
         return redirect(url_for("review.application", reference=reference))
+    return _render_detail(application)
+
+
+def _render_detail(
+    application: Application, appeal_form: AppealForm | None = None, status: int = 200
+) -> Any:
+    """The developer's application page (decision, appeals, content)."""
     decision = (
         db.session.get(Decision, application.last_decision_id)
         if application.last_decision_id
@@ -138,7 +146,9 @@ def detail(reference: str) -> Any:
         triage=triage,
         confirm=ConfirmForm(),
         can_edit=can_edit(current_user, application),
-    )
+        appeals=appeals_for(db.session, application),
+        appeal_form=appeal_form or AppealForm(formdata=None),
+    ), status
 
 
 @bp.route("/<reference>/submit", methods=["POST"])
@@ -161,6 +171,28 @@ def submit(reference: str) -> Any:
     db.commit()
     flash(_saved_message(application), "success")
     return redirect(url_for(".detail", reference=reference))
+
+
+@bp.route("/<reference>/appeal", methods=["POST"])
+@login_required
+def appeal(reference: str) -> Any:
+    """File an appeal against the rejection; errors re-render the page with the text kept."""
+    application = get_application(db.session, current_user, reference)
+    form = AppealForm()
+    if form.validate_on_submit():
+        try:
+            file_appeal(db.session, current_user, application, form.statement.data or "")
+            db.commit()
+        except DomainError as exc:
+            db.rollback()
+            show_form_errors(form, exc, "The appeal was not filed: ")
+        else:
+            flash(
+                "Your appeal is filed. A reviewer who did not make the decision will look at it.",
+                "success",
+            )
+            return redirect(url_for(".detail", reference=reference))
+    return _render_detail(application, appeal_form=form, status=422)
 
 
 @bp.route("/<reference>/withdraw", methods=["POST"])

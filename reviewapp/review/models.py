@@ -141,3 +141,37 @@ class Note(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     author: Mapped[User] = relationship()
+
+
+class Appeal(Base):
+    """A developer's appeal against a rejection: once per revision, decided (upheld or
+    overturned) by someone other than the reviewer who made the appealed decision."""
+
+    __tablename__ = "appeal"
+    __table_args__ = (
+        UniqueConstraint("application_id", "revision_id"),
+        CheckConstraint(
+            "outcome IS NULL OR outcome IN ('upheld', 'overturned')", name="outcome_known"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    application_id: Mapped[int] = mapped_column(
+        ForeignKey("application.id", ondelete="CASCADE"), index=True
+    )
+    revision_id: Mapped[int] = mapped_column(ForeignKey("revision.id", ondelete="CASCADE"))
+    decision_id: Mapped[int] = mapped_column(ForeignKey("decision.id", ondelete="RESTRICT"))
+    statement: Mapped[str] = mapped_column(Text)
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="RESTRICT"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    resolution_id: Mapped[int | None] = mapped_column(
+        ForeignKey("decision.id", ondelete="SET NULL")
+    )  # the decision that closed the appeal (its message and citations)
+    decided_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("user_account.id", ondelete="SET NULL")
+    )
+    decided_at: Mapped[dt.datetime | None]
+
+    decision: Mapped[Decision] = relationship(foreign_keys=[decision_id])
+    resolution: Mapped[Decision | None] = relationship(foreign_keys=[resolution_id])

@@ -17,10 +17,11 @@ from reviewapp.applications.services import snapshot
 from reviewapp.audit.services import add_outbox_event, record_event
 from reviewapp.auth.models import Permission, Role, User
 from reviewapp.db import is_postgres, utcnow
-from reviewapp.errors import ConflictError, PermissionDenied, ValidationFailed
+from reviewapp.errors import ConflictError, InvalidTransition, PermissionDenied, ValidationFailed
 from reviewapp.policies.models import ResponseTemplate, SafetyRequirement
 from reviewapp.policies.services import current_versions, render_template_text
 from reviewapp.review.models import (
+    Appeal,
     Citation,
     Decision,
     Note,
@@ -30,7 +31,8 @@ from reviewapp.review.models import (
     RiskTier,
 )
 
-CLAIMABLE = (Status.queued, Status.in_review, Status.awaiting_second_approval)
+CLAIMABLE = (Status.queued, Status.in_review, Status.awaiting_second_approval, Status.appealed)
+APPEAL_STATEMENT_LIMITS = (20, 5000)  # code points
 
 
 def _approvals_required(session: Session, application: Application) -> int:
@@ -182,6 +184,23 @@ def claim_next(
                 ~gave_first,
             )
         )
+    made_appealed_decision = (
+        select(Appeal.id)
+        .join(Decision, Decision.id == Appeal.decision_id)
+        .where(
+            Appeal.application_id == Application.id,
+            Appeal.outcome.is_(None),
+            Decision.reviewer_id == user.id,
+        )
+        .exists()
+    )
+    claimable.append(
+        and_(
+            Application.status == Status.appealed,
+            or_(Application.claimed_by_id.is_(None), Application.lease_expires_at < now),
+            ~made_appealed_decision,
+        )
+    )
     stmt = queue_statement(session, user, QueueFilters(queue=queue), now).where(or_(*claimable))
     if is_postgres(session):
         candidate = session.scalars(
@@ -217,6 +236,8 @@ def claim(
     now = now or utcnow()
     if application.status == Status.awaiting_second_approval:
         _check_second_approver(session, user, application)
+    if application.status == Status.appealed:
+        _check_appeal_decider(user, open_appeal(session, application))
     if application.claimed_by_id is not None and application.is_lease_active(now):
         if application.claimed_by_id == user.id:
             return
@@ -465,9 +486,18 @@ def decide(session: Session, user: User, application: Application, data: Decisio
         Outcome.reject: Action.reject,
     }[outcome]
     step, final = 1, True
+    appeal = None
     if application.status == Status.awaiting_second_approval:
         _check_second_approver(session, user, application)
         step = 2
+    elif application.status == Status.appealed:
+        appeal = open_appeal(session, application)
+        _check_appeal_decider(user, appeal)
+        if outcome == Outcome.request_mitigations:
+            raise ValidationFailed(
+                "An appeal ends with approve (overturn the rejection) or reject (uphold it).",
+                fields={"outcome": "approve to overturn, reject to uphold"},
+            )
     elif outcome == Outcome.approve and _approvals_required(session, application) >= 2:
         action, final = Action.first_approve, False  # waits for a second person
     before = snapshot(application)
@@ -493,6 +523,11 @@ def decide(session: Session, user: User, application: Application, data: Decisio
     application.status = new_status
     if final:
         application.last_decision_id = decision.id
+    if appeal is not None:
+        appeal.outcome = "overturned" if outcome == Outcome.approve else "upheld"
+        appeal.resolution_id = decision.id
+        appeal.decided_by_id = user.id
+        appeal.decided_at = utcnow()
     application.claimed_by_id = None
     application.lease_expires_at = None
     if new_status == Status.mitigations_requested:
@@ -505,7 +540,9 @@ def decide(session: Session, user: User, application: Application, data: Decisio
     record_event(
         session,
         actor=user,
-        action="decision.first_approval" if not final else f"decision.{outcome.value}",
+        action="decision.first_approval"
+        if not final
+        else (f"appeal.{appeal.outcome}" if appeal is not None else f"decision.{outcome.value}"),
         subject_type="application",
         subject_id=application.reference,
         before=before,
@@ -581,4 +618,101 @@ def notes_for(session: Session, application: Application) -> list[Note]:
     """The application's internal notes, oldest first."""
     return list(
         session.scalars(select(Note).where(Note.application_id == application.id).order_by(Note.id))
+    )
+
+
+def open_appeal(session: Session, application: Application) -> Appeal:
+    """The undecided appeal of an appealed application.
+
+    Raises:
+        ConflictError: there is none (the data changed under the caller).
+    """
+    appeal = session.scalars(
+        select(Appeal)
+        .where(Appeal.application_id == application.id, Appeal.outcome.is_(None))
+        .order_by(Appeal.id.desc())
+    ).first()
+    if appeal is None:
+        raise ConflictError("This application has no open appeal.")
+    return appeal
+
+
+def _check_appeal_decider(user: User, appeal: Appeal) -> None:
+    if appeal.decision.reviewer_id == user.id:
+        raise PermissionDenied(
+            "You made the decision under appeal; another reviewer must decide the appeal."
+        )
+
+
+def file_appeal(session: Session, actor: User, application: Application, statement: str) -> Appeal:
+    """The applicant contests a rejection, once per revision, with a statement (20–5000 code
+    points). The application goes to the ``appeals`` queue.
+
+    Raises:
+        PermissionDenied (not the applying organization), InvalidTransition (not rejected),
+        ConflictError (already appealed for this revision), ValidationFailed (statement).
+    """
+    from reviewapp.applications.schema import unstorable_character
+    from reviewapp.applications.services import can_edit
+
+    if not can_edit(actor, application):
+        raise PermissionDenied("Only the applying organization may appeal.")
+    if application.status != Status.rejected or application.last_decision_id is None:
+        raise InvalidTransition("Only a rejected application can be appealed.")
+    decision = session.get(Decision, application.last_decision_id)
+    assert decision is not None
+    already = session.scalars(
+        select(Appeal).where(
+            Appeal.application_id == application.id, Appeal.revision_id == decision.revision_id
+        )
+    ).first()
+    if already is not None:
+        raise ConflictError(
+            "This rejection was already appealed; an application can be appealed once per revision."
+        )
+    text = (statement or "").strip()
+    low, high = APPEAL_STATEMENT_LIMITS
+    problem = None
+    if len(text) < low:
+        problem = f"Explain in at least {low} characters why the decision should change."
+    elif len(text) > high:
+        problem = f"The statement is {len(text)} characters long; the limit is {high}."
+    elif (bad := unstorable_character(text)) is not None:
+        problem = f"The statement contains {bad}, which cannot be stored."
+    if problem:
+        raise ValidationFailed(problem, fields={"statement": problem})
+    before = snapshot(application)
+    application.status = next_status(application.status, Action.appeal, Actor.developer)
+    appeal = Appeal(
+        application_id=application.id,
+        revision_id=decision.revision_id,
+        decision_id=decision.id,
+        statement=text,
+        created_by_id=actor.id,
+    )
+    session.add(appeal)
+    now = utcnow()
+    application.queue = "appeals"
+    application.queued_at = now
+    tier = session.scalars(select(RiskTier).where(RiskTier.name == application.risk_tier)).first()
+    application.sla_due_at = now + dt.timedelta(hours=tier.sla_hours if tier else 72)
+    session.flush()
+    record_event(
+        session,
+        actor=actor,
+        action="appeal.file",
+        subject_type="application",
+        subject_id=application.reference,
+        before=before,
+        after={**snapshot(application), "appeal_id": appeal.id},
+    )
+    return appeal
+
+
+def appeals_for(session: Session, application: Application) -> list[Appeal]:
+    """The application's appeals, oldest first."""
+    return list(
+        session.scalars(
+            select(Appeal).where(Appeal.application_id == application.id).order_by(Appeal.id)
+        )
     )

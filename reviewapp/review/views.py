@@ -22,6 +22,7 @@ from reviewapp.review.services import (
     DecisionInput,
     QueueFilters,
     add_note,
+    appeals_for,
     claim,
     claim_next,
     decide,
@@ -116,6 +117,21 @@ def _decision_form(application: Application) -> DecisionForm:
     return form
 
 
+def _claim_refusal(application: Application) -> str | None:
+    """Why the current user may not claim this application (None when they may)."""
+    from reviewapp.errors import PermissionDenied
+    from reviewapp.review.services import _check_appeal_decider, _check_second_approver, open_appeal
+
+    try:
+        if application.status == Status.awaiting_second_approval:
+            _check_second_approver(db.session, current_user, application)
+        elif application.status == Status.appealed:
+            _check_appeal_decider(current_user, open_appeal(db.session, application))
+    except (PermissionDenied, ConflictError) as exc:
+        return exc.message
+    return None
+
+
 def _active_ruleset_note(application: Application) -> Any:
     """The active ruleset's shadow result for this revision when it differs from the tier the
     application kept (it was claimed or decided when that ruleset was published)."""
@@ -163,10 +179,14 @@ def _render_review(
         confirm=ConfirmForm(),
         holds_claim=application.is_claimed_by(current_user),
         can_work_queue=application.queue in {q.key for q in queues_for(db.session, current_user)},
+        claim_refusal=_claim_refusal(application),
         own_org=own_org,
         tiers=tier_labels(db.session),
         notes=notes_for(db.session, application),
         active_differs=_active_ruleset_note(application),
+        open_appeal_row=next(
+            (a for a in appeals_for(db.session, application) if a.outcome is None), None
+        ),
         note_form=note_form or NoteForm(formdata=None),
         section_names={s.key: f"{s.number} {s.title}" for s in sections_in_order(db.session)},
         requirement_names={
@@ -267,10 +287,11 @@ def decide_view(reference: str) -> Any:
         show_form_errors(form, exc, "The decision was not saved: ")
         db.session.refresh(app_row)
         return _render_review(app_row, form, 409 if isinstance(exc, ConflictError) else 422)
-    flash(
-        f"Decision recorded: {decision.outcome.replace('_', ' ')} for {reference}. The developer has been notified.",
-        "success",
-    )
+    if decision.final:
+        message = f"Decision recorded: {decision.outcome.replace('_', ' ')} for {reference}. The developer has been notified."
+    else:
+        message = f"First approval recorded for {reference}. A senior reviewer who is not you must give the second approval; the developer is told only then."
+    flash(message, "success")
     return redirect(url_for(".queue"))
 
 

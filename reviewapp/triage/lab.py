@@ -111,8 +111,9 @@ def parse_examples(text: str) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "not valid YAML"
         raise ValidationFailed(
-            f"Examples are not valid YAML{where}.", fields={"examples": f"invalid YAML{where}"}
+            f"Examples: {problem}{where}.", fields={"examples": f"{problem}{where}"}
         ) from None
     try:
         return validate_examples(data, rule_key="")

@@ -293,6 +293,18 @@ MATRIX = [
     ),
     (
         "POST",
+        "/applications/{ref}/appeal",
+        dict(
+            anonymous=302,
+            developer=422,
+            other_developer=404,
+            reviewer=422,
+            senior_reviewer=422,
+            admin=422,
+        ),
+    ),
+    (
+        "POST",
         "/review/{ref}/renew",
         dict(
             anonymous=302,

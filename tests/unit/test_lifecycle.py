@@ -40,6 +40,12 @@ EXPECTED = {
     ("awaiting_second_approval", "reject", "reviewer"): "rejected",
     ("awaiting_second_approval", "request_mitigations", "reviewer"): "mitigations_requested",
     ("awaiting_second_approval", "withdraw", "developer"): "withdrawn",
+    ("rejected", "appeal", "developer"): "appealed",
+    ("appealed", "claim", "reviewer"): "appealed",
+    ("appealed", "release", "reviewer"): "appealed",
+    ("appealed", "expire_lease", "system"): "appealed",
+    ("appealed", "approve", "reviewer"): "approved",
+    ("appealed", "reject", "reviewer"): "rejected",
     ("mitigations_requested", "withdraw", "developer"): "withdrawn",
 }
 
@@ -64,9 +70,10 @@ def test_table_and_expectations_agree() -> None:
 
 
 def test_final_statuses_allow_nothing_to_anyone() -> None:
-    for status in (Status.approved, Status.rejected, Status.withdrawn):
+    for status in (Status.approved, Status.withdrawn):
         for actor in Actor:
             assert allowed_actions(status, actor) == []
+    assert allowed_actions(Status.rejected, Actor.developer) == [Action.appeal]
 
 
 def test_refusal_message_is_readable() -> None:
