@@ -189,15 +189,40 @@ def withdraw_application(session: Session, actor: User, application: Application
     """
     if not can_edit(actor, application):
         raise PermissionDenied("Only the applying organization may withdraw this application.")
+    unclaim(
+        session,
+        application,
+        Action.withdraw,
+        Actor.developer,
+        actor=actor,
+        audit_action="application.withdraw",
+    )
+
+
+def unclaim(
+    session: Session,
+    application: Application,
+    action: Action,
+    actor_kind: Actor,
+    *,
+    actor: User | None,
+    audit_action: str,
+) -> None:
+    """Apply a life-cycle ``action`` that ends any claim (withdraw, release, lease expiry), in
+    one flush with its audit event (before/after snapshots).
+
+    Raises:
+        InvalidTransition: the life-cycle table does not allow it.
+    """
     before = snapshot(application)
-    application.status = next_status(application.status, Action.withdraw, Actor.developer)
+    application.status = next_status(application.status, action, actor_kind)
     application.claimed_by_id = None
     application.lease_expires_at = None
     session.flush()
     record_event(
         session,
         actor=actor,
-        action="application.withdraw",
+        action=audit_action,
         subject_type="application",
         subject_id=application.reference,
         before=before,

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from reviewapp.applications.lifecycle import Action, Actor, next_status
 from reviewapp.applications.models import OPEN_FOR_REVIEW, Application, Status
-from reviewapp.applications.services import snapshot
+from reviewapp.applications.services import snapshot, unclaim
 from reviewapp.audit.services import add_outbox_event, record_event
 from reviewapp.auth.models import Permission, Role, User
 from reviewapp.db import is_postgres, utcnow
@@ -311,19 +311,13 @@ def expire_leases(session: Session, *, now: dt.datetime | None = None, limit: in
         .limit(limit)
     ).all()
     for application in expired:
-        before = snapshot(application)
-        application.status = next_status(application.status, Action.expire_lease, Actor.system)
-        application.claimed_by_id = None
-        application.lease_expires_at = None
-        session.flush()
-        record_event(
+        unclaim(
             session,
+            application,
+            Action.expire_lease,
+            Actor.system,
             actor=None,
-            action="application.lease_expired",
-            subject_type="application",
-            subject_id=application.reference,
-            before=before,
-            after=snapshot(application),
+            audit_action="application.lease_expired",
         )
     return len(expired)
 
@@ -336,19 +330,13 @@ def release(session: Session, user: User, application: Application) -> None:
     """
     if application.claimed_by_id != user.id and not user.is_admin:
         raise PermissionDenied("Only the reviewer holding the claim can release it.")
-    before = snapshot(application)
-    application.status = next_status(application.status, Action.release, Actor.reviewer)
-    application.claimed_by_id = None
-    application.lease_expires_at = None
-    session.flush()
-    record_event(
+    unclaim(
         session,
+        application,
+        Action.release,
+        Actor.reviewer,
         actor=user,
-        action="application.release",
-        subject_type="application",
-        subject_id=application.reference,
-        before=before,
-        after=snapshot(application),
+        audit_action="application.release",
     )
 
 
