@@ -25,6 +25,8 @@ class Action(enum.StrEnum):
     resubmit = "resubmit"
     withdraw = "withdraw"
     appeal = "appeal"
+    escalate = "escalate"
+    hand_back = "hand_back"
 
 
 class Actor(enum.StrEnum):
@@ -48,6 +50,8 @@ TRANSITIONS: dict[tuple[Status, Action], tuple[Status, frozenset[Actor]]] = {
     (S.queued, A.claim): (S.in_review, REV),
     (S.in_review, A.claim): (S.in_review, REV),  # taking over an expired lease
     (S.in_review, A.release): (S.queued, REV),
+    (S.in_review, A.escalate): (S.queued, REV),  # to the escalations queue, with a reason
+    (S.in_review, A.hand_back): (S.queued, REV),  # a senior returns it to its tier's queue
     (S.in_review, A.expire_lease): (S.queued, SYS),
     (S.in_review, A.approve): (S.approved, REV),
     # tiers that need two approvals (DESIGN.md §3): a first approval waits for a second person,
@@ -117,4 +121,6 @@ def _past(action: Action) -> str:
         A.resubmit: "resubmitted",
         A.withdraw: "withdrawn",
         A.appeal: "appealed",
+        A.escalate: "escalated",
+        A.hand_back: "handed back",
     }[action]

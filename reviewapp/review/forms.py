@@ -118,3 +118,9 @@ class NoteForm(FlaskForm):
         description="Reviewers only; never shown to the developer. Notes cannot be edited.",
         render_kw={"rows": 3},
     )
+
+
+class ReasonForm(FlaskForm):
+    """Escalate or hand back, with a reason."""
+
+    reason = TextAreaField("Reason", validators=[Length(max=2000)], render_kw={"rows": 2})

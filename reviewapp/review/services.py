@@ -704,3 +704,79 @@ def appeals_for(session: Session, application: Application) -> list[Appeal]:
             select(Appeal).where(Appeal.application_id == application.id).order_by(Appeal.id)
         )
     )
+
+
+ESCALATION_QUEUE = "escalations"
+
+
+def escalate(session: Session, user: User, application: Application, reason: str) -> None:
+    """Hand a claimed application to the senior reviewers' ``escalations`` queue with a reason
+    (kept as an internal note).
+
+    Raises:
+        ConflictError (no claim), ValidationFailed (no reason), InvalidTransition.
+    """
+    if not application.is_claimed_by(user):
+        raise ConflictError("Claim the application before escalating it.")
+    _move_with_note(
+        session, user, application, Action.escalate, ESCALATION_QUEUE, "Escalated", reason
+    )
+
+
+def hand_back(session: Session, user: User, application: Application, reason: str) -> None:
+    """A senior reviewer returns an escalated application to its tier's queue, with a reason.
+
+    Raises:
+        PermissionDenied (not senior), ConflictError (no claim), ValidationFailed, InvalidTransition.
+    """
+    if not user.can(Permission.decide_senior):
+        raise PermissionDenied("Only senior reviewers hand escalations back.")
+    if not application.is_claimed_by(user):
+        raise ConflictError("Claim the application before handing it back.")
+    tier = session.scalars(select(RiskTier).where(RiskTier.name == application.risk_tier)).first()
+    _move_with_note(
+        session,
+        user,
+        application,
+        Action.hand_back,
+        tier.default_queue if tier else "standard",
+        "Handed back",
+        reason,
+    )
+
+
+def _move_with_note(
+    session: Session,
+    user: User,
+    application: Application,
+    action: Action,
+    queue: str,
+    label: str,
+    reason: str,
+) -> None:
+    text = (reason or "").strip()
+    if not text:
+        raise ValidationFailed(
+            "Say why, so the next reviewer knows.", fields={"reason": "give a reason"}
+        )
+    add_note(session, user, application, f"{label}: {text}")
+    before_queue = application.queue
+    unclaim(
+        session,
+        application,
+        action,
+        Actor.reviewer,
+        actor=user,
+        audit_action=f"application.{action.value}",
+    )
+    application.queue = queue
+    session.flush()
+    record_event(
+        session,
+        actor=user,
+        action="application.queue_change",
+        subject_type="application",
+        subject_id=application.reference,
+        before={"queue": before_queue},
+        after={"queue": queue},
+    )

@@ -16,7 +16,7 @@ from reviewapp.errors import ConflictError, DomainError
 from reviewapp.extensions import db
 from reviewapp.policies.models import ResponseTemplate, SafetyRequirement
 from reviewapp.policies.services import sections_in_order
-from reviewapp.review.forms import DecisionForm, NoteForm, QueueFilterForm
+from reviewapp.review.forms import DecisionForm, NoteForm, QueueFilterForm, ReasonForm
 from reviewapp.review.models import Decision
 from reviewapp.review.services import (
     DecisionInput,
@@ -26,6 +26,8 @@ from reviewapp.review.services import (
     claim,
     claim_next,
     decide,
+    escalate,
+    hand_back,
     list_queue,
     notes_for,
     queues_for,
@@ -209,6 +211,36 @@ def claim_view(reference: str) -> Any:
     """Claim this application."""
     app_row = get_application(db.session, current_user, reference)
     act(lambda: claim(db.session, current_user, app_row), f"You claimed {reference}.")
+    return redirect(url_for(".application", reference=reference))
+
+
+@bp.route("/review/<reference>/escalate", methods=["POST"])
+@permission_required(Permission.claim)
+def escalate_view(reference: str) -> Any:
+    """Send the claimed application to the senior reviewers, with a reason."""
+    app_row = get_application(db.session, current_user, reference)
+    reason = ReasonForm().reason.data or ""
+    if act(
+        lambda: escalate(db.session, current_user, app_row, reason),
+        f"{reference} escalated to senior reviewers.",
+        "info",
+    ):
+        return redirect(url_for(".queue"))
+    return redirect(url_for(".application", reference=reference))
+
+
+@bp.route("/review/<reference>/hand-back", methods=["POST"])
+@permission_required(Permission.decide_senior)
+def hand_back_view(reference: str) -> Any:
+    """Return an escalated application to its tier's queue, with a reason."""
+    app_row = get_application(db.session, current_user, reference)
+    reason = ReasonForm().reason.data or ""
+    if act(
+        lambda: hand_back(db.session, current_user, app_row, reason),
+        f"{reference} handed back to its queue.",
+        "info",
+    ):
+        return redirect(url_for(".queue"))
     return redirect(url_for(".application", reference=reference))
 
 

@@ -305,6 +305,30 @@ MATRIX = [
     ),
     (
         "POST",
+        "/review/{ref}/escalate",
+        dict(
+            anonymous=302,
+            developer=403,
+            other_developer=403,
+            reviewer=302,
+            senior_reviewer=302,
+            admin=302,
+        ),
+    ),
+    (
+        "POST",
+        "/review/{ref}/hand-back",
+        dict(
+            anonymous=302,
+            developer=403,
+            other_developer=403,
+            reviewer=403,
+            senior_reviewer=302,
+            admin=302,
+        ),
+    ),
+    (
+        "POST",
         "/review/{ref}/renew",
         dict(
             anonymous=302,

@@ -41,6 +41,8 @@ EXPECTED = {
     ("awaiting_second_approval", "request_mitigations", "reviewer"): "mitigations_requested",
     ("awaiting_second_approval", "withdraw", "developer"): "withdrawn",
     ("rejected", "appeal", "developer"): "appealed",
+    ("in_review", "escalate", "reviewer"): "queued",
+    ("in_review", "hand_back", "reviewer"): "queued",
     ("appealed", "claim", "reviewer"): "appealed",
     ("appealed", "release", "reviewer"): "appealed",
     ("appealed", "expire_lease", "system"): "appealed",
