@@ -5,6 +5,7 @@ from reviewapp.audit.models import AuditEvent, OutboxEvent
 from reviewapp.auth.models import ApiToken, Organization, User
 from reviewapp.db import Base
 from reviewapp.policies.models import (
+    PolicyFeedback,
     PolicySection,
     PolicySectionVersion,
     ResponseTemplate,
@@ -34,6 +35,7 @@ __all__ = [
     "Note",
     "Organization",
     "OutboxEvent",
+    "PolicyFeedback",
     "PolicySection",
     "PolicySectionVersion",
     "Queue",

@@ -64,3 +64,28 @@ def index() -> Any:
             select(func.count()).select_from(OutboxEvent).where(OutboxEvent.delivered_at.is_(None))
         ),
     )
+
+
+@bp.route("/policy-feedback")
+@permission_required(Permission.admin_console)
+def policy_feedback() -> Any:
+    """Reviewers' policy feedback: counts per section, then the newest entries."""
+    from reviewapp.policies.models import PolicyFeedback, PolicySection
+
+    session = db.session
+    counts = session.execute(
+        select(PolicySection, func.count(PolicyFeedback.id))
+        .join(PolicyFeedback, PolicyFeedback.policy_section_id == PolicySection.id)
+        .group_by(PolicySection.id)
+        .order_by(func.count(PolicyFeedback.id).desc())
+    ).all()
+    entries = session.scalars(
+        select(PolicyFeedback).order_by(PolicyFeedback.id.desc()).limit(200)
+    ).all()
+    authors = {
+        u.id: u.email
+        for u in session.scalars(select(User).where(User.id.in_({e.author_id for e in entries})))
+    }
+    return render_template(
+        "admin/policy_feedback.html", counts=counts, entries=entries, authors=authors
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import CheckConstraint, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from reviewapp.db import Base, utcnow
@@ -73,3 +73,26 @@ class ResponseTemplate(Base):
     outcome: Mapped[str] = mapped_column(String(40))  # decision outcome it is meant for
     body: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class PolicyFeedback(Base):
+    """A reviewer's flag on a policy section met while deciding: an edge case, or a clause that
+    is unclear or hard to enforce. Admins read it per section."""
+
+    __tablename__ = "policy_feedback"
+    __table_args__ = (CheckConstraint("kind IN ('edge_case', 'unclear')", name="kind_known"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    policy_section_id: Mapped[int] = mapped_column(
+        ForeignKey("policy_section.id", ondelete="CASCADE"), index=True
+    )
+    application_id: Mapped[int | None] = mapped_column(
+        ForeignKey("application.id", ondelete="SET NULL")
+    )
+    decision_id: Mapped[int | None] = mapped_column(ForeignKey("decision.id", ondelete="SET NULL"))
+    author_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="RESTRICT"))
+    kind: Mapped[str] = mapped_column(String(20))
+    comment: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    section: Mapped[PolicySection] = relationship()

@@ -49,6 +49,24 @@ class DecisionForm(FlaskForm):
         validators=[Optional(), Length(max=5000)],
         description="Reviewers only; never sent.",
     )
+    feedback_kind = SelectField(
+        "Flag a cited section (optional)",
+        choices=choices(
+            [
+                ("", "— no flag —"),
+                ("edge_case", "Edge case"),
+                ("unclear", "Policy unclear or hard to enforce"),
+            ]
+        ),
+        validators=[Optional()],
+        description="Goes to the policy team, not to the developer.",
+    )
+    feedback_section = SelectField("Which cited section", validators=[Optional()])
+    feedback_comment = TextAreaField(
+        "What the policy team should know",
+        validators=[Optional(), Length(max=2000)],
+        render_kw={"rows": 2},
+    )
     version = HiddenField()
 
     def set_choices(
@@ -62,6 +80,9 @@ class DecisionForm(FlaskForm):
         """Fill the choices from the policy library; the triage's suggestions come first."""
         first = {key: i for i, key in enumerate(suggested_sections)}
         ordered = sorted(sections, key=lambda s: (0, first[s.key]) if s.key in first else (1, 0))
+        self.feedback_section.choices = choices(
+            [("", "—")] + [(s.key, f"{s.number} {s.title}") for s in sections]
+        )
         self.citations.choices = [
             SelectChoice(
                 s.key, f"{s.number} {s.title}" + (" · suggested" if s.key in first else "")

@@ -18,7 +18,7 @@ from reviewapp.audit.services import add_outbox_event, record_event
 from reviewapp.auth.models import Permission, Role, User
 from reviewapp.db import is_postgres, utcnow
 from reviewapp.errors import ConflictError, InvalidTransition, PermissionDenied, ValidationFailed
-from reviewapp.policies.models import ResponseTemplate, SafetyRequirement
+from reviewapp.policies.models import PolicyFeedback, ResponseTemplate, SafetyRequirement
 from reviewapp.policies.services import current_versions, render_template_text
 from reviewapp.review.models import (
     Appeal,
@@ -386,6 +386,9 @@ class DecisionInput:
     reviewer_note: str = ""
     rationale: str = ""
     expected_version: int | None = None
+    feedback_kind: str = ""
+    feedback_section: str = ""
+    feedback_comment: str = ""
 
 
 def decide(session: Session, user: User, application: Application, data: DecisionInput) -> Decision:
@@ -444,6 +447,13 @@ def decide(session: Session, user: User, application: Application, data: Decisio
         errors["template"] = (
             f"Template {template.title!r} is for {template.outcome.replace('_', ' ')}, not {outcome.label.lower()}."
         )
+    if data.feedback_kind or data.feedback_section or data.feedback_comment.strip():
+        if data.feedback_kind not in ("edge_case", "unclear"):
+            errors["feedback_kind"] = "Choose edge case or policy unclear."
+        if data.feedback_section not in data.citations:
+            errors["feedback_section"] = "Flag one of the sections you cite."
+        if not data.feedback_comment.strip():
+            errors["feedback_comment"] = "Tell the policy team what is unclear."
     if errors:
         raise ValidationFailed("The decision is incomplete.", fields=errors)
     assert template is not None
@@ -523,6 +533,18 @@ def decide(session: Session, user: User, application: Application, data: Decisio
             dict(application.current_revision.content)
             if application.current_revision
             else application.draft
+        )
+    if data.feedback_kind:
+        section = next(v.section for v in versions if v.section.key == data.feedback_section)
+        session.add(
+            PolicyFeedback(
+                policy_section_id=section.id,
+                application_id=application.id,
+                decision_id=decision.id,
+                author_id=user.id,
+                kind=data.feedback_kind,
+                comment=data.feedback_comment.strip(),
+            )
         )
     session.flush()  # the version counter refuses a concurrent writer here (StaleDataError)
     record_event(

@@ -310,6 +310,9 @@ def decide_view(reference: str) -> Any:
         reviewer_note=form.reviewer_note.data or "",
         rationale=form.rationale.data or "",
         expected_version=expected,
+        feedback_kind=form.feedback_kind.data or "",
+        feedback_section=form.feedback_section.data or "",
+        feedback_comment=form.feedback_comment.data or "",
     )
     try:
         decision = decide(db.session, current_user, app_row, data)

@@ -328,6 +328,18 @@ MATRIX = [
         ),
     ),
     (
+        "GET",
+        "/admin/policy-feedback",
+        dict(
+            anonymous=302,
+            developer=403,
+            other_developer=403,
+            reviewer=403,
+            senior_reviewer=403,
+            admin=200,
+        ),
+    ),
+    (
         "POST",
         "/review/{ref}/renew",
         dict(
