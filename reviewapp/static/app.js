@@ -26,3 +26,44 @@
   }
   window.setTimeout(poll, 1000);
 }());
+
+// Keyboard shortcuts (the pages work without them): j/k move through the queue, c claims next,
+// a/m/r pick approve / request mitigations / reject on a claimed application, ? shows help.
+(function () {
+  "use strict";
+  var dialog = document.getElementById("shortcuts");
+  function showHelp() { if (dialog && !dialog.open) { dialog.showModal(); } }
+  document.querySelectorAll("[data-show-shortcuts]").forEach(function (b) { b.addEventListener("click", showHelp); });
+  var list = document.querySelector("[data-keyboard-list]");
+  var rows = list ? Array.prototype.slice.call(list.querySelectorAll("tbody tr")) : [];
+  var current = -1;
+  function select(index) {
+    if (!rows.length) { return; }
+    current = Math.max(0, Math.min(rows.length - 1, index));
+    rows.forEach(function (r, i) { r.classList.toggle("table-active", i === current); });
+    var link = rows[current].querySelector("a");
+    if (link) { link.focus(); }
+  }
+  function pickOutcome(value) {
+    var radio = document.querySelector('input[name="outcome"][value="' + value + '"]');
+    if (radio) { radio.checked = true; radio.focus(); }
+  }
+  document.addEventListener("keydown", function (event) {
+    var target = event.target;
+    var typing = target && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName) && target.type !== "radio" && target.type !== "checkbox");
+    if (typing || event.ctrlKey || event.metaKey || event.altKey) { return; }
+    if (dialog && dialog.open) { return; }
+    var claim = document.getElementById("claim-next-form");
+    switch (event.key) {
+      case "?": showHelp(); break;
+      case "j": select(current + 1); break;
+      case "k": select(current - 1); break;
+      case "c": if (claim) { claim.submit(); } else { return; } break;
+      case "a": pickOutcome("approve"); break;
+      case "m": pickOutcome("request_mitigations"); break;
+      case "r": pickOutcome("reject"); break;
+      default: return;
+    }
+    event.preventDefault();
+  });
+}());
