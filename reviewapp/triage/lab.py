@@ -121,11 +121,9 @@ def parse_examples(text: str) -> dict[str, Any]:
         raise ValidationFailed(f"Examples: {exc.detail}", fields={"examples": exc.detail}) from None
 
 
-def _validate_and_store(
-    session: Session, version: RulesetVersion, document: dict[str, Any], rule_key: str | None
-) -> None:
-    """Compile the whole document; on success store the hash; on failure raise ValidationFailed
-    pointing at the field of the rule being edited."""
+def _validate_draft(session: Session, document: dict[str, Any], rule_key: str | None) -> None:
+    """Compile the whole document and run the edited rule's examples; on failure raise
+    ValidationFailed pointing at the field of the rule being edited."""
     try:
         compiled = compile_document(session, document)
     except RuleValidationError as exc:
@@ -144,7 +142,6 @@ def _validate_and_store(
     ]
     if failures and rule_key is not None:
         raise ValidationFailed("; ".join(failures), fields={"examples": "; ".join(failures)})
-    version.content_hash = canonical_hash(document)
 
 
 def start_draft(
@@ -212,7 +209,7 @@ def save_rule(
         if original_key not in existing:
             raise ConflictError(f"Rule {original_key!r} is no longer in this draft.")
         document["rules"] = [new_rule if r["key"] == original_key else r for r in document["rules"]]
-    _validate_and_store(session, version, document, key)
+    _validate_draft(session, document, key)
     before = None
     if original_key is None:
         rule = Rule(
@@ -241,14 +238,11 @@ def save_rule(
             new_rule["enabled"],
             new_rule["examples"],
         )
-    _invalidate_approval(version)
-    session.flush()
-    record_event(
+    _record_draft_change(
         session,
-        actor=actor,
-        action="ruleset.rule_save",
-        subject_type="ruleset_version",
-        subject_id=version.number,
+        actor,
+        version,
+        "ruleset.rule_save",
         before=before,
         after={
             "key": key,
@@ -270,15 +264,11 @@ def delete_rule(session: Session, actor: User, version: RulesetVersion, key: str
     version.rules.remove(rule)
     for position, r in enumerate(version.rules):
         r.position = position
-    version.content_hash = canonical_hash(ruleset_document(version))
-    _invalidate_approval(version)
-    session.flush()
-    record_event(
+    _record_draft_change(
         session,
-        actor=actor,
-        action="ruleset.rule_delete",
-        subject_type="ruleset_version",
-        subject_id=version.number,
+        actor,
+        version,
+        "ruleset.rule_delete",
         before={"key": key, "condition": rule.condition},
     )
 
@@ -301,16 +291,8 @@ def move_rule(
     for position, r in enumerate(rules):
         r.position = position
     version.rules.sort(key=lambda r: r.position)
-    version.content_hash = canonical_hash(ruleset_document(version))
-    _invalidate_approval(version)
-    session.flush()
-    record_event(
-        session,
-        actor=actor,
-        action="ruleset.rule_move",
-        subject_type="ruleset_version",
-        subject_id=version.number,
-        after={"key": key, "position": target},
+    _record_draft_change(
+        session, actor, version, "ruleset.rule_move", after={"key": key, "position": target}
     )
 
 
@@ -344,17 +326,38 @@ def save_keyword_list(
             str(exc), fields={"phrases" if exc.rule_key is None else "name": exc.detail}
         ) from None
     version.keyword_lists = lists
+    _record_draft_change(
+        session,
+        actor,
+        version,
+        "ruleset.keyword_list_save",
+        before={"name": name, "list": before},
+        after={"name": name, "list": lists.get(name)},
+    )
+
+
+def _record_draft_change(
+    session: Session,
+    actor: User,
+    version: RulesetVersion,
+    action: str,
+    *,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> None:
+    """After any edit of a draft: rehash its content, drop an approval of the old content,
+    flush, and audit the edit."""
     version.content_hash = canonical_hash(ruleset_document(version))
     _invalidate_approval(version)
     session.flush()
     record_event(
         session,
         actor=actor,
-        action="ruleset.keyword_list_save",
+        action=action,
         subject_type="ruleset_version",
         subject_id=version.number,
-        before={"name": name, "list": before},
-        after={"name": name, "list": lists.get(name)},
+        before=before,
+        after=after,
     )
 
 
