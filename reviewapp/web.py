@@ -97,6 +97,27 @@ def act(
     return True
 
 
+def save_form(form: Any, action: Callable[[], T], error_prefix: str = "") -> T | None:
+    """Validate a submitted form (CSRF included), run ``action`` and commit.
+
+    Returns the action's result (never None on success: actions return what they saved), or
+    None when nothing was saved: the form was not valid, or the action raised a domain error,
+    which is rolled back and shown next to the fields with ``error_prefix``.
+    """
+    from reviewapp.extensions import db
+
+    if not form.validate_on_submit():
+        return None
+    try:
+        result = action()
+        db.commit()
+    except DomainError as exc:
+        db.rollback()
+        show_form_errors(form, exc, error_prefix)
+        return None
+    return result
+
+
 def show_form_errors(form: Any, exc: DomainError, prefix: str = "") -> None:
     """Put a domain error's per-field messages next to the form's fields and flash its message."""
     for field, message in exc.fields.items():

@@ -25,7 +25,7 @@ from reviewapp.extensions import db
 from reviewapp.review.models import Decision
 from reviewapp.review.services import appeals_for, file_appeal
 from reviewapp.triage.services import latest_triage_result
-from reviewapp.web import act, page_arg, permission_required, show_form_errors
+from reviewapp.web import act, page_arg, permission_required, save_form
 
 bp = Blueprint("applications", __name__, url_prefix="/applications")
 
@@ -57,19 +57,23 @@ def index() -> Any:
 def new() -> Any:
     """Create a draft; "Submit for review" also submits it."""
     form = ApplicationForm()
-    if form.validate_on_submit():
-        try:
-            application = create_application(db.session, current_user, form.content())
-            if form.submit_application.data:
-                submit_application(db.session, current_user, application)
-        except DomainError as exc:
-            db.rollback()
-            show_form_errors(form, exc)
-        else:
-            db.commit()
-            flash(_saved_message(application), "success")
-            return redirect(url_for(".detail", reference=application.reference))
+    application = save_form(
+        form,
+        lambda: _save_and_maybe_submit(
+            form, create_application(db.session, current_user, form.content())
+        ),
+    )
+    if application is not None:
+        flash(_saved_message(application), "success")
+        return redirect(url_for(".detail", reference=application.reference))
     return render_template("applications/form.html", form=form, application=None)
+
+
+def _save_and_maybe_submit(form: ApplicationForm, application: Application) -> Application:
+    """Submit the saved draft too when the user pressed "Submit for review"."""
+    if form.submit_application.data:
+        submit_application(db.session, current_user, application)
+    return application
 
 
 def _saved_message(application: Application) -> str:
@@ -91,18 +95,15 @@ def edit(reference: str) -> Any:
     form = ApplicationForm()
     if request.method == "GET":
         form.fill(application.draft)
-    if form.validate_on_submit():
-        try:
-            update_draft(db.session, current_user, application, form.content())
-            if form.submit_application.data:
-                submit_application(db.session, current_user, application)
-        except DomainError as exc:
-            db.rollback()
-            show_form_errors(form, exc)
-        else:
-            db.commit()
-            flash(_saved_message(application), "success")
-            return redirect(url_for(".detail", reference=reference))
+    saved = save_form(
+        form,
+        lambda: _save_and_maybe_submit(
+            form, update_draft(db.session, current_user, application, form.content())
+        ),
+    )
+    if saved is not None:
+        flash(_saved_message(saved), "success")
+        return redirect(url_for(".detail", reference=reference))
     return render_template("applications/form.html", form=form, application=application)
 
 
@@ -179,19 +180,17 @@ def appeal(reference: str) -> Any:
     """File an appeal against the rejection; errors re-render the page with the text kept."""
     application = get_application(db.session, current_user, reference)
     form = AppealForm()
-    if form.validate_on_submit():
-        try:
-            file_appeal(db.session, current_user, application, form.statement.data or "")
-            db.commit()
-        except DomainError as exc:
-            db.rollback()
-            show_form_errors(form, exc, "The appeal was not filed: ")
-        else:
-            flash(
-                "Your appeal is filed. A reviewer who did not make the decision will look at it.",
-                "success",
-            )
-            return redirect(url_for(".detail", reference=reference))
+    filed = save_form(
+        form,
+        lambda: file_appeal(db.session, current_user, application, form.statement.data or ""),
+        "The appeal was not filed: ",
+    )
+    if filed is not None:
+        flash(
+            "Your appeal is filed. A reviewer who did not make the decision will look at it.",
+            "success",
+        )
+        return redirect(url_for(".detail", reference=reference))
     return _render_detail(application, appeal_form=form, status=422)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -36,7 +37,7 @@ from reviewapp.review.services import (
     tier_labels,
 )
 from reviewapp.triage.services import latest_triage_result
-from reviewapp.web import act, page_arg, permission_required, show_form_errors
+from reviewapp.web import act, page_arg, permission_required, save_form, show_form_errors
 
 bp = Blueprint("review", __name__)
 
@@ -214,34 +215,27 @@ def claim_view(reference: str) -> Any:
     return redirect(url_for(".application", reference=reference))
 
 
+def _move_queue(reference: str, move: Callable[..., None], done: str) -> Any:
+    """Escalate or hand back with the posted reason; to the queue on success, else back."""
+    app_row = get_application(db.session, current_user, reference)
+    reason = ReasonForm().reason.data or ""
+    if act(lambda: move(db.session, current_user, app_row, reason), f"{reference} {done}.", "info"):
+        return redirect(url_for(".queue"))
+    return redirect(url_for(".application", reference=reference))
+
+
 @bp.route("/review/<reference>/escalate", methods=["POST"])
 @permission_required(Permission.claim)
 def escalate_view(reference: str) -> Any:
     """Send the claimed application to the senior reviewers, with a reason."""
-    app_row = get_application(db.session, current_user, reference)
-    reason = ReasonForm().reason.data or ""
-    if act(
-        lambda: escalate(db.session, current_user, app_row, reason),
-        f"{reference} escalated to senior reviewers.",
-        "info",
-    ):
-        return redirect(url_for(".queue"))
-    return redirect(url_for(".application", reference=reference))
+    return _move_queue(reference, escalate, "escalated to senior reviewers")
 
 
 @bp.route("/review/<reference>/hand-back", methods=["POST"])
 @permission_required(Permission.decide_senior)
 def hand_back_view(reference: str) -> Any:
     """Return an escalated application to its tier's queue, with a reason."""
-    app_row = get_application(db.session, current_user, reference)
-    reason = ReasonForm().reason.data or ""
-    if act(
-        lambda: hand_back(db.session, current_user, app_row, reason),
-        f"{reference} handed back to its queue.",
-        "info",
-    ):
-        return redirect(url_for(".queue"))
-    return redirect(url_for(".application", reference=reference))
+    return _move_queue(reference, hand_back, "handed back to its queue")
 
 
 @bp.route("/review/<reference>/renew", methods=["POST"])
@@ -276,16 +270,14 @@ def add_note_view(reference: str) -> Any:
     """Append an internal note; on a problem re-render the page with the text kept."""
     app_row = get_application(db.session, current_user, reference)
     form = NoteForm()
-    if form.validate_on_submit():
-        try:
-            add_note(db.session, current_user, app_row, form.body.data or "")
-            db.commit()
-        except DomainError as exc:
-            db.rollback()
-            show_form_errors(form, exc, "The note was not saved: ")
-        else:
-            flash("Note added.", "success")
-            return redirect(url_for(".application", reference=reference) + "#notes")
+    note = save_form(
+        form,
+        lambda: add_note(db.session, current_user, app_row, form.body.data or ""),
+        "The note was not saved: ",
+    )
+    if note is not None:
+        flash("Note added.", "success")
+        return redirect(url_for(".application", reference=reference) + "#notes")
     return _render_review(app_row, _decision_form(app_row), 422, note_form=form)
 
 
