@@ -48,13 +48,14 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import create_engine, select, text  # noqa: E402
+from sqlalchemy import select  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from reviewapp import create_app  # noqa: E402
 from reviewapp.applications.importer import map_row  # noqa: E402
 from reviewapp.auth.models import Organization, Role, User  # noqa: E402
 from reviewapp.cli import seed_reference_data, upgrade_database  # noqa: E402
+from reviewapp.db import recreate_postgres_database  # noqa: E402
 from reviewapp.extensions import db  # noqa: E402
 from reviewapp.review.models import RiskTier  # noqa: E402
 from reviewapp.triage.backtest import backtest_progress, start_backtest  # noqa: E402
@@ -99,15 +100,6 @@ TITLE_VARIANTS = ("", " (pilot)", " v2", " for field offices", " (regional rollo
 
 def log(message: str) -> None:
     print(message, flush=True)
-
-
-def recreate_database(url: str) -> None:
-    target = make_url(url)
-    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{target.database}"'))
-    admin.dispose()
 
 
 def inventory(path: Path) -> list[Any]:
@@ -314,7 +306,7 @@ def main() -> int:
 
     prefix = f"bench-bt-{uuid.uuid4().hex[:8]}"
     log(f"database {make_url(args.database_url).database}: recreate, migrate, seed")
-    recreate_database(args.database_url)
+    recreate_postgres_database(args.database_url)
     upgrade_database(args.database_url)
     app = create_app(
         "default",
@@ -435,7 +427,9 @@ def main() -> int:
             f"low_raised_share={ref['low_raised_share']}"
         )
     if not args.keep:
-        recreate_database(args.database_url)  # leave an empty database behind, not 100k rows
+        recreate_postgres_database(
+            args.database_url
+        )  # leave an empty database behind, not 100k rows
     ok = progress["status"] == "done" and progress["processed"] == progress["total"]
     return 0 if ok else 1
 

@@ -21,12 +21,12 @@ import time
 from pathlib import Path
 
 from sqlalchemy import create_engine, insert, select, text
-from sqlalchemy.engine import make_url
 
 from reviewapp import create_app
 from reviewapp.applications.models import Application, Revision
 from reviewapp.auth.models import Organization, Role, User
 from reviewapp.cli import seed_reference_data, upgrade_database
+from reviewapp.db import recreate_postgres_database
 from reviewapp.extensions import db
 from reviewapp.review.services import QueueFilters, queue_statement
 
@@ -36,15 +36,6 @@ TIERS = [
     ("high", 2, "high-risk"),
     ("prohibited", 3, "policy-violations"),
 ]
-
-
-def recreate(url: str) -> None:
-    target = make_url(url)
-    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{target.database}"'))
-    admin.dispose()
 
 
 def load(url: str, rows: int) -> float:
@@ -146,7 +137,7 @@ def main() -> None:
         "--database-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/reviewapp_bench"
     )
     args = parser.parse_args()
-    recreate(args.database_url)
+    recreate_postgres_database(args.database_url)
     upgrade_database(args.database_url)
     seconds = load(args.database_url, args.rows)
     print(f"loaded {args.rows:,} applications in {seconds:.1f} s")

@@ -160,3 +160,19 @@ def is_postgres(session: Session) -> bool:
     """True when ``session`` is bound to PostgreSQL (enables SKIP LOCKED and full-text search)."""
     bind = session.get_bind()
     return bind.dialect.name == "postgresql"
+
+
+def recreate_postgres_database(url: str) -> None:
+    """Drop (closing its connections) and create the PostgreSQL database named in ``url``.
+
+    For test runs and benchmarks, which each own a database; never used by the app itself.
+    """
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    target = make_url(url)
+    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{target.database}"'))
+    admin.dispose()

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from reviewapp import create_app
 from reviewapp.cli import seed_reference_data, upgrade_database
+from reviewapp.db import recreate_postgres_database
 from reviewapp.extensions import db as database
 from tests.factories import bind_factories
 
@@ -49,15 +50,6 @@ def _postgres_available() -> bool:
         return False
 
 
-def _recreate_postgres_database(url: str) -> None:
-    target = make_url(url)
-    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{target.database}"'))
-    admin.dispose()
-
-
 def service_missing(name: str) -> None:
     """Fail under CI, skip elsewhere (CI must never silently skip service tests)."""
     message = f"{name} is not reachable"
@@ -70,7 +62,7 @@ def service_missing(name: str) -> None:
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     """URL of the freshly migrated test database."""
     if _postgres_available():
-        _recreate_postgres_database(PG_URL)
+        recreate_postgres_database(PG_URL)
         url = PG_URL
     else:
         if IN_CI:

@@ -10,8 +10,9 @@ from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
 from reviewapp.cli import alembic_config
+from reviewapp.db import recreate_postgres_database
 from reviewapp.models import Base
-from tests.conftest import IN_CI, PG_URL, _postgres_available, _recreate_postgres_database
+from tests.conftest import IN_CI, PG_URL, _postgres_available
 
 
 @pytest.fixture()
@@ -22,7 +23,7 @@ def empty_database_url(tmp_path) -> str:  # noqa: ANN001
             .set(database="reviewapp_test_migrations")
             .render_as_string(hide_password=False)
         )
-        _recreate_postgres_database(url)
+        recreate_postgres_database(url)
         return url
     if IN_CI:
         pytest.fail("PostgreSQL is not reachable (CI=true)")
