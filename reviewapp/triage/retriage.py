@@ -4,6 +4,8 @@ claimed or decided ones keep theirs, with a shadow result noting where the new r
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -40,67 +42,59 @@ def retriage_open_applications(version_id: int) -> dict[str, int]:
     if version is None or version.status != RulesetStatus.published:
         return {"retriaged": 0, "changed": 0, "noted": 0}
     counts = {"retriaged": 0, "changed": 0, "noted": 0}
+    unclaimed = (Application.status == Status.queued, Application.claimed_by_id.is_(None))
+    for application, revision in _stale_applications(session, version.id, *unclaimed):
+        _drop_stale_result(session, revision.id, version.id)
+        before = application.risk_tier
+        triage_revision(session, application, revision, version=version, keep_queued_at=True)
+        counts["retriaged"] += 1
+        if application.risk_tier != before:
+            counts["changed"] += 1
+            record_event(
+                session,
+                actor=None,
+                action="application.retriage",
+                subject_type="application",
+                subject_id=application.reference,
+                before={"risk_tier": before},
+                after={"risk_tier": application.risk_tier, "ruleset_version": version.number},
+            )
+    for application, revision in _stale_applications(
+        session, version.id, Application.status.in_(KEEP_TIER)
+    ):
+        result = record_shadow_result(session, revision, version)
+        if result is not None and result.tier != application.risk_tier:
+            counts["noted"] += 1
+    log.info("re-triage under ruleset v%s: %s", version.number, counts)
+    return counts
+
+
+def _stale_applications(
+    session: Session, version_id: int, *conditions: Any
+) -> Iterator[tuple[Application, Revision]]:
+    """Applications matching ``conditions`` whose current revision is not yet triaged under
+    ``version_id``, in id order, BATCH at a time; the work done on each batch is committed
+    before the next is read, so progress is visible and a crash resumes where it stopped."""
+    from reviewapp.extensions import db
+
     last_id = 0
     while True:
         batch = session.scalars(
             select(Application)
             .where(
-                Application.id > last_id,
-                Application.status == Status.queued,
-                Application.claimed_by_id.is_(None),
-                Application.current_revision_id.is_not(None),
+                Application.id > last_id, Application.current_revision_id.is_not(None), *conditions
             )
             .order_by(Application.id)
             .limit(BATCH)
         ).all()
         if not batch:
-            break
+            return
         for application in batch:
             last_id = application.id
             revision = session.get(Revision, application.current_revision_id)
-            if revision is None or _is_current(session, revision.id, version.id):
-                continue
-            _drop_stale_result(session, revision.id, version.id)
-            before = application.risk_tier
-            triage_revision(session, application, revision, version=version, keep_queued_at=True)
-            counts["retriaged"] += 1
-            if application.risk_tier != before:
-                counts["changed"] += 1
-                record_event(
-                    session,
-                    actor=None,
-                    action="application.retriage",
-                    subject_type="application",
-                    subject_id=application.reference,
-                    before={"risk_tier": before},
-                    after={"risk_tier": application.risk_tier, "ruleset_version": version.number},
-                )
+            if revision is not None and not _is_current(session, revision.id, version_id):
+                yield application, revision
         db.commit()
-    last_id = 0
-    while True:
-        kept = session.scalars(
-            select(Application)
-            .where(
-                Application.id > last_id,
-                Application.status.in_(KEEP_TIER),
-                Application.current_revision_id.is_not(None),
-            )
-            .order_by(Application.id)
-            .limit(BATCH)
-        ).all()
-        if not kept:
-            break
-        for application in kept:
-            last_id = application.id
-            revision = session.get(Revision, application.current_revision_id)
-            if revision is None or _is_current(session, revision.id, version.id):
-                continue
-            result = record_shadow_result(session, revision, version)
-            if result is not None and result.tier != application.risk_tier:
-                counts["noted"] += 1
-        db.commit()
-    log.info("re-triage under ruleset v%s: %s", version.number, counts)
-    return counts
 
 
 def _is_current(session: Session, revision_id: int, version_id: int) -> bool:
