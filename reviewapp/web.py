@@ -182,54 +182,56 @@ def json_error(status: int, code: str, message: str, fields: dict[str, str] | No
     return response
 
 
+def error_response(
+    status: int, code: str, message: str, fields: dict[str, str] | None = None
+) -> Any:
+    """The same error as JSON under /api/ (``json_error``) or as the HTML error page elsewhere."""
+    if _wants_json():
+        return json_error(status, code, message, fields)
+    return render_template("error.html", code=status, message=message), status
+
+
+_HTTP_MESSAGES = {
+    400: ("bad_request", "The request was not understood."),
+    401: ("unauthorized", "Log in or send a valid API token."),
+    403: ("forbidden", "You do not have permission to do that."),
+    404: ("not_found", "There is nothing here, or you cannot see it."),
+    405: ("method_not_allowed", "That method is not allowed here."),
+    413: ("payload_too_large", ""),  # message names the configured limit
+    429: ("rate_limited", "Too many requests; slow down."),
+}
+
+
 def init_errors(app: Flask) -> None:
     """Error pages (HTML) and JSON errors under /api/."""
 
     @app.errorhandler(DomainError)
     def _domain(exc: DomainError) -> Any:
-        if _wants_json():
-            return json_error(exc.status, exc.code, exc.message, exc.fields)
-        return render_template("error.html", code=exc.status, message=exc.message), exc.status
+        return error_response(exc.status, exc.code, exc.message, exc.fields)
 
     @app.errorhandler(StaleDataError)
     def _stale(exc: StaleDataError) -> Any:
-        message = "Someone else changed this application at the same time. Reload and try again."
-        if _wants_json():
-            return json_error(409, "conflict", message)
-        return render_template("error.html", code=409, message=message), 409
+        return error_response(
+            409,
+            "conflict",
+            "Someone else changed this application at the same time. Reload and try again.",
+        )
 
     @app.errorhandler(CSRFError)
     def _csrf(exc: CSRFError) -> Any:
-        message = "Your form expired or was sent from another site. Nothing was saved; please submit it again."
-        if _wants_json():
-            return json_error(400, "csrf_failed", message)
-        return render_template("error.html", code=400, message=message), 400
+        return error_response(
+            400,
+            "csrf_failed",
+            "Your form expired or was sent from another site. Nothing was saved; please submit it again.",
+        )
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Any:
         code = exc.code or 500
-        messages = {
-            400: "The request was not understood.",
-            401: "Log in or send a valid API token.",
-            403: "You do not have permission to do that.",
-            404: "There is nothing here, or you cannot see it.",
-            405: "That method is not allowed here.",
-            413: f"The request body is larger than the limit of {app.config['MAX_CONTENT_LENGTH']} bytes.",
-            429: "Too many requests; slow down.",
-        }
-        message = messages.get(code, exc.description or exc.name)
-        if _wants_json():
-            names = {
-                400: "bad_request",
-                401: "unauthorized",
-                403: "forbidden",
-                404: "not_found",
-                405: "method_not_allowed",
-                413: "payload_too_large",
-                429: "rate_limited",
-            }
-            return json_error(code, names.get(code, "http_error"), message)
-        return render_template("error.html", code=code, message=message), code
+        name, message = _HTTP_MESSAGES.get(code, ("http_error", exc.description or exc.name))
+        if code == 413:
+            message = f"The request body is larger than the limit of {app.config['MAX_CONTENT_LENGTH']} bytes."
+        return error_response(code, name, message)
 
     if app.testing:
         return  # let tests see the traceback
@@ -237,8 +239,4 @@ def init_errors(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Any:
         app.logger.exception("unhandled error")
-        if _wants_json():
-            return json_error(500, "internal_error", "Something went wrong on our side.")
-        return render_template(
-            "error.html", code=500, message="Something went wrong on our side."
-        ), 500
+        return error_response(500, "internal_error", "Something went wrong on our side.")
