@@ -28,6 +28,11 @@ class Default:
     # Flask-Login: "strong" drops a session whose client address/user agent changed
     SESSION_PROTECTION = "strong"
     LEASE_SECONDS = 30 * 60  # claim lease length
+    # a resubmission waits this long (wall-clock seconds after it is queued) for the reviewer
+    # who asked for the mitigations before claim-next offers it to anyone else
+    PREFERRED_REVIEWER_HOLD_SECONDS = 8 * 3600
+    # business calendar of the SLA clocks (days, hours, holidays, reference time zone)
+    BUSINESS_HOURS_FILE: str | None = None  # None -> <SEED_DIR>/business_hours.yaml
     PAGE_SIZE = 50
     API_MAX_PER_PAGE = 100
     MAIL_BACKEND = "console"  # console | file | smtp

@@ -34,10 +34,19 @@ def _database_url() -> str:
     return str(create_app().config["DATABASE_URL"])
 
 
+def include_name(name: str | None, type_: str, parent_names: dict[str, str | None]) -> bool:
+    """Leave SQLite's FTS5 precedent-search table and its shadow tables out of autogenerate:
+    the migration creates them and no model declares them (reviewapp/review/precedents.py)."""
+    from reviewapp.review.precedents import is_search_table
+
+    return not (type_ == "table" and is_search_table(name))
+
+
 def run_migrations_offline() -> None:
     context.configure(
         url=_database_url(),
         target_metadata=target_metadata,
+        include_name=include_name,
         literal_binds=True,
         render_as_batch=True,
     )
@@ -72,6 +81,7 @@ def _run(connection) -> None:  # type: ignore[no-untyped-def]
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
+        include_name=include_name,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
         render_item=render_item,

@@ -102,6 +102,10 @@ def seed_reference_data(session: Any, seed_dir: Path) -> dict[str, int]:
             int(raw["approvals_required"]),
             raw["default_queue"],
         )
+        t.auto_approve = bool(raw.get("auto_approve", False))
+        t.qa_sample_rate = float(raw.get("qa_sample_rate", 0.0))
+        if not 0.0 <= t.qa_sample_rate <= 1.0:
+            raise ValueError(f"tier {t.name!r}: qa_sample_rate must be between 0 and 1")
     session.flush()
     seed_catalogues(session, seed_dir)
     sections, _ = import_policy_library(session, seed_dir / "policy_sections.yaml")

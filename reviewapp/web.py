@@ -164,6 +164,19 @@ def init_templates(app: Flask) -> None:
     app.jinja_env.filters["utc"] = lambda d: d.strftime("%Y-%m-%d %H:%M UTC") if d else ""
     app.jinja_env.globals["Permission"] = Permission
 
+    def requirement_parameters(requirement: Any) -> list[str]:
+        from reviewapp.review.mitigations import describe_parameters
+
+        return describe_parameters(requirement)
+
+    def vocab_label(field: str, value: str) -> str:
+        from reviewapp.applications.schema import load_vocabularies
+
+        return str(getattr(load_vocabularies(), field, {}).get(value, value))
+
+    app.jinja_env.globals["requirement_parameters"] = requirement_parameters
+    app.jinja_env.globals["vocab_label"] = vocab_label
+
     @app.context_processor
     def _inject() -> dict[str, Any]:
         from reviewapp.applications.schema import FIELD_LABELS, load_vocabularies

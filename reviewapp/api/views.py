@@ -137,10 +137,19 @@ def serialize_application(application: Application) -> dict[str, Any]:
                 }
                 for c in decision.citations
             ],
+            # request_mitigations: what to meet and answer; approve: the conditions of approval
             "safety_requirements": [
-                {"id": r.safety_requirement.key, "title": r.safety_requirement.title}
+                {
+                    "id": r.safety_requirement.key,
+                    "title": r.safety_requirement.title,
+                    "reason": r.reason,
+                    "parameters": dict(r.parameters or {}),
+                    "attested": bool((r.answer or {}).get("attested")),
+                }
                 for r in decision.required_safety_requirements
             ],
+            "conditional": decision.outcome == "approve"
+            and bool(decision.required_safety_requirements),
         },
     }
 

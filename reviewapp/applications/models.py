@@ -113,7 +113,16 @@ class Application(Base):
     )
     lease_expires_at: Mapped[dt.datetime | None]
     queued_at: Mapped[dt.datetime | None]
-    sla_due_at: Mapped[dt.datetime | None]
+    sla_due_at: Mapped[dt.datetime | None]  # None while the clock is paused
+    # the business-hours SLA clock (review/sla.py): target, business seconds used in earlier
+    # running periods, and since when it runs now (None: paused, waiting on the developer)
+    sla_target_seconds: Mapped[int | None]
+    sla_consumed_seconds: Mapped[int] = mapped_column(default=0)
+    sla_running_since: Mapped[dt.datetime | None]
+    # a resubmission goes preferably to the reviewer who asked for the mitigations
+    preferred_reviewer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("user_account.id", ondelete="SET NULL")
+    )
     submitted_at: Mapped[dt.datetime | None]
     last_decision_id: Mapped[int | None] = mapped_column(
         ForeignKey("decision.id", use_alter=True, ondelete="SET NULL")
@@ -131,6 +140,7 @@ class Application(Base):
     organization: Mapped[Organization] = relationship()
     submitter: Mapped[User] = relationship(foreign_keys=[submitter_id])
     claimed_by: Mapped[User | None] = relationship(foreign_keys=[claimed_by_id])
+    preferred_reviewer: Mapped[User | None] = relationship(foreign_keys=[preferred_reviewer_id])
     current_revision: Mapped[Revision | None] = relationship(
         foreign_keys=[current_revision_id], post_update=True
     )
@@ -174,7 +184,22 @@ class Revision(Base):
     """Immutable snapshot of the submitted content; each submit or resubmit makes one."""
 
     __tablename__ = "revision"
-    __table_args__ = (UniqueConstraint("application_id", "number"),)
+    __table_args__ = (
+        UniqueConstraint("application_id", "number"),
+        # Precedent search (review/precedents.py) on PostgreSQL: the English tsvector of the free
+        # text, written as PostgreSQL prints it back so autogenerate compares it equal. SQLite
+        # uses the FTS5 table revision_fts instead (created by the migration).
+        Index(
+            "ix_revision_search",
+            text(
+                "to_tsvector('english', (((((COALESCE(content ->> 'title', '') || ' ') "
+                "|| COALESCE(content ->> 'description', '')) || ' ') "
+                "|| COALESCE(content ->> 'benefits', '')) || ' ') "
+                "|| COALESCE(content ->> 'safety_measures', ''))"
+            ),
+            postgresql_using="gin",
+        ).ddl_if(dialect="postgresql"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     application_id: Mapped[int] = mapped_column(ForeignKey("application.id", ondelete="CASCADE"))

@@ -13,7 +13,7 @@ from reviewapp.applications.schema import clean_content, empty_content
 from reviewapp.audit.services import record_event
 from reviewapp.auth.models import Permission, User
 from reviewapp.db import utcnow
-from reviewapp.errors import NotFound, PermissionDenied
+from reviewapp.errors import NotFound, PermissionDenied, ValidationFailed
 from reviewapp.triage.services import triage_revision
 
 
@@ -149,6 +149,17 @@ def submit_application(
     )
     before = snapshot(application)
     submitted = next_status(application.status, action, Actor.developer)
+    if action == Action.resubmit:
+        from reviewapp.review.mitigations import unanswered
+
+        missing = unanswered(session, application)
+        if missing:
+            raise ValidationFailed(
+                "Answer every requested safety requirement before resubmitting: "
+                + "; ".join(missing)
+                + ".",
+                fields={"answers": "unanswered: " + ", ".join(missing)},
+            )
     content = clean_content(application.draft, for_submit=require_complete)
     number = (
         session.scalar(
@@ -178,7 +189,33 @@ def submit_application(
         before=before,
         after={**snapshot(application), "revision": number},
     )
+    if action == Action.resubmit:
+        _tell_preferred_reviewer(session, application, number)
     return revision
+
+
+def _tell_preferred_reviewer(session: Session, application: Application, number: int) -> None:
+    """Email the reviewer who asked for mitigations that the resubmission is back (it is
+    offered to them first by claim-next)."""
+    from reviewapp.audit.services import add_outbox_event
+
+    reviewer = application.preferred_reviewer
+    if reviewer is None or not reviewer.active:
+        return
+    add_outbox_event(
+        session,
+        "resubmitted",
+        {
+            "application": application.reference,
+            "to": [reviewer.email],
+            "subject": f"[{application.reference}] Resubmitted (revision {number}): {application.title}",
+            "body": (
+                f"{application.organization.name} answered your mitigation request and "
+                f"resubmitted {application.reference} as revision {number}. It is offered to you "
+                "first when you claim the next application."
+            ),
+        },
+    )
 
 
 def withdraw_application(session: Session, actor: User, application: Application) -> None:

@@ -8,6 +8,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
+from reviewapp.applications.diff import diff_contents
 from reviewapp.applications.forms import AppealForm, ApplicationForm, ConfirmForm
 from reviewapp.applications.models import Application, Status
 from reviewapp.applications.services import (
@@ -22,6 +23,7 @@ from reviewapp.applications.services import (
 from reviewapp.auth.models import Permission
 from reviewapp.errors import DomainError
 from reviewapp.extensions import db
+from reviewapp.review.mitigations import AnswerInput, answer_requirements, mitigation_request
 from reviewapp.review.models import Decision
 from reviewapp.review.services import appeals_for, file_appeal
 from reviewapp.triage.services import latest_triage_result
@@ -121,7 +123,10 @@ def detail(reference: str) -> Any:
 
 
 def _render_detail(
-    application: Application, appeal_form: AppealForm | None = None, status: int = 200
+    application: Application,
+    appeal_form: AppealForm | None = None,
+    status: int = 200,
+    answer_errors: dict[str, str] | None = None,
 ) -> Any:
     """The developer's application page (decision, appeals, content)."""
     decision = (
@@ -149,6 +154,11 @@ def _render_detail(
         can_edit=can_edit(current_user, application),
         appeals=appeals_for(db.session, application),
         appeal_form=appeal_form or AppealForm(formdata=None),
+        mitigations=mitigation_request(db.session, application)
+        if application.status == Status.mitigations_requested
+        else None,
+        answer_errors=answer_errors or {},
+        posted=request.form if request.method == "POST" else None,
     ), status
 
 
@@ -192,6 +202,61 @@ def appeal(reference: str) -> Any:
         )
         return redirect(url_for(".detail", reference=reference))
     return _render_detail(application, appeal_form=form, status=422)
+
+
+@bp.route("/<reference>/answers", methods=["POST"])
+@login_required
+def answers(reference: str) -> Any:
+    """Save the answers to a mitigation request (attestation, details, link per requirement);
+    with "Save and resubmit" also resubmit. Errors re-render the page with the text kept."""
+    application = get_application(db.session, current_user, reference)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    given = {
+        key[len("details-") :]: AnswerInput(
+            attested=request.form.get("attested-" + key[len("details-") :]) == "yes",
+            details=request.form.get(key, ""),
+            link=request.form.get("link-" + key[len("details-") :], ""),
+        )
+        for key in request.form
+        if key.startswith("details-")
+    }
+    resubmit = "resubmit" in request.form
+    try:
+        answer_requirements(db.session, current_user, application, given)
+        if resubmit:
+            submit_application(db.session, current_user, application)
+        db.commit()
+    except DomainError as exc:
+        db.rollback()
+        flash("The answers were not saved: " + exc.message, "danger")
+        db.session.refresh(application)
+        return _render_detail(application, status=422, answer_errors=exc.fields)
+    if resubmit:
+        flash(_saved_message(application), "success")
+    else:
+        flash("Answers saved. Resubmit when the application is ready.", "success")
+    return redirect(url_for(".detail", reference=reference))
+
+
+@bp.route("/<reference>/revisions/<int:number>/diff")
+@login_required
+def revision_diff(reference: str, number: int) -> Any:
+    """Field-by-field differences of revision ``number`` against revision ``against`` (query
+    argument; default: the revision before it)."""
+    application = get_application(db.session, current_user, reference)
+    against = request.args.get("against", type=int) or number - 1
+    by_number = {r.number: r for r in application.revisions}
+    if number not in by_number or against not in by_number:
+        abort(404)
+    return render_template(
+        "applications/diff.html",
+        application=application,
+        new=by_number[number],
+        old=by_number[against],
+        changes=diff_contents(by_number[against].content, by_number[number].content),
+        numbers=sorted(by_number),
+    )
 
 
 @bp.route("/<reference>/withdraw", methods=["POST"])

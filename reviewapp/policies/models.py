@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from sqlalchemy import CheckConstraint, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -60,6 +61,9 @@ class SafetyRequirement(Base):
     key: Mapped[str] = mapped_column(String(100), unique=True)
     title: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
+    # parameters a reviewer sets when requiring it, e.g. [{"name": "minimum_user_age",
+    # "label": "Minimum user age", "unit": "years", "min": 13, "max": 21}] (integers)
+    parameters: Mapped[list[Any]] = mapped_column(default=list)
 
 
 class ResponseTemplate(Base):

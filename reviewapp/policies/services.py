@@ -177,6 +177,7 @@ def seed_catalogues(session: Session, seed_dir: Path) -> None:
             row = SafetyRequirement(key=raw["key"])
             session.add(row)
         row.title, row.description = raw["title"], raw.get("description", "").strip()
+        row.parameters = _parameter_specs(raw["key"], raw.get("parameters") or [])
     templates = yaml.safe_load((seed_dir / "response_templates.yaml").read_text(encoding="utf-8"))
     for raw in templates["response_templates"]:
         validate_template(raw["body"])
@@ -188,6 +189,34 @@ def seed_catalogues(session: Session, seed_dir: Path) -> None:
             session.add(tpl)
         tpl.title, tpl.outcome, tpl.body = raw["title"], raw["outcome"], raw["body"]
     session.flush()
+
+
+def _parameter_specs(key: str, raw: list[Any]) -> list[dict[str, Any]]:
+    """Validate a safety requirement's parameter specs from the catalogue.
+
+    Each spec: ``name`` (identifier), ``label``, ``unit``, integer ``min`` <= ``max``.
+
+    Raises:
+        ValueError: naming the requirement and the bad spec.
+    """
+    specs = []
+    for spec in raw:
+        name = str(spec.get("name", ""))
+        if not name.isidentifier() or not isinstance(spec.get("min"), int):
+            raise ValueError(f"safety requirement {key!r}: bad parameter spec {spec!r}")
+        low, high = spec["min"], spec.get("max")
+        if not isinstance(high, int) or high < low:
+            raise ValueError(f"safety requirement {key!r}: parameter {name!r} needs min <= max")
+        specs.append(
+            {
+                "name": name,
+                "label": str(spec.get("label") or name),
+                "unit": str(spec.get("unit") or ""),
+                "min": low,
+                "max": high,
+            }
+        )
+    return specs
 
 
 def sections_in_order(session: Session) -> list[PolicySection]:
@@ -229,7 +258,12 @@ def sample_context() -> dict[str, Any]:
             )
         ],
         "safety_requirements": [
-            SimpleNamespace(title="Sample requirement", description="Do the thing.")
+            SimpleNamespace(
+                title="Sample requirement",
+                description="Do the thing.",
+                reason="Sample reason",
+                parameters=["Sample limit: 10 units"],
+            )
         ],
         "reviewer_note": "Sample note",
     }

@@ -27,6 +27,10 @@ class RiskTier(Base):
     sla_hours: Mapped[int]  # review target, hours from entering the queue
     approvals_required: Mapped[int] = mapped_column(default=1)
     default_queue: Mapped[str] = mapped_column(String(64))
+    # low-risk fast track: approve without a reviewer, except a QA sample (share 0..1) that goes
+    # to the qa-sample queue for a person to decide
+    auto_approve: Mapped[bool] = mapped_column(default=False)
+    qa_sample_rate: Mapped[float] = mapped_column(default=0.0)
 
 
 class Queue(Base):
@@ -72,7 +76,10 @@ class Decision(Base):
     )
     revision_id: Mapped[int] = mapped_column(ForeignKey("revision.id", ondelete="RESTRICT"))
     outcome: Mapped[str] = mapped_column(String(32))
-    reviewer_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="RESTRICT"))
+    # None for an automatic decision (a tier's auto-approval)
+    reviewer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("user_account.id", ondelete="RESTRICT")
+    )
     template_id: Mapped[int | None] = mapped_column(
         ForeignKey("response_template.id", ondelete="SET NULL")
     )
@@ -83,7 +90,7 @@ class Decision(Base):
     final: Mapped[bool] = mapped_column(default=True)
     decided_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
-    reviewer: Mapped[User] = relationship()
+    reviewer: Mapped[User | None] = relationship()
     citations: Mapped[list[Citation]] = relationship(
         back_populates="decision", cascade="all, delete-orphan"
     )
@@ -121,6 +128,8 @@ class RequiredSafetyRequirement(Base):
     )
     parameters: Mapped[dict[str, Any]] = mapped_column(default=dict)
     reason: Mapped[str] = mapped_column(Text, default="")
+    # the developer's answer: {"attested": true, "details": str, "link": str, "answered_by": id,
+    # "answered_at": ISO UTC}; None until answered
     answer: Mapped[dict[str, Any] | None]
 
     decision: Mapped[Decision] = relationship(back_populates="required_safety_requirements")

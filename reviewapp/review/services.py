@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
@@ -18,8 +18,15 @@ from reviewapp.audit.services import add_outbox_event, record_event
 from reviewapp.auth.models import Permission, Role, User
 from reviewapp.db import is_postgres, utcnow
 from reviewapp.errors import ConflictError, InvalidTransition, PermissionDenied, ValidationFailed
-from reviewapp.policies.models import PolicyFeedback, ResponseTemplate, SafetyRequirement
+from reviewapp.policies.models import PolicyFeedback, ResponseTemplate
 from reviewapp.policies.services import current_versions, render_template_text
+from reviewapp.review.mitigations import (
+    RequirementInput,
+    carried_conditions,
+    clean_requirement_inputs,
+    describe_parameters,
+    requirement_rows,
+)
 from reviewapp.review.models import (
     Appeal,
     Citation,
@@ -201,7 +208,33 @@ def claim_next(
             ~made_appealed_decision,
         )
     )
-    stmt = queue_statement(session, user, QueueFilters(queue=queue), now).where(or_(*claimable))
+    # a resubmission is offered first to the reviewer who asked for its mitigations, and to
+    # nobody else until PREFERRED_REVIEWER_HOLD_SECONDS after it was queued
+    hold_until = now - dt.timedelta(
+        seconds=int(current_app.config["PREFERRED_REVIEWER_HOLD_SECONDS"])
+    )
+    stmt = (
+        queue_statement(session, user, QueueFilters(queue=queue), now)
+        .where(or_(*claimable))
+        .where(
+            or_(
+                Application.preferred_reviewer_id.is_(None),
+                Application.preferred_reviewer_id == user.id,
+                Application.queued_at < hold_until,
+            )
+        )
+    )
+    for candidates in (stmt.where(Application.preferred_reviewer_id == user.id), stmt):
+        taken = _take_first(session, user, candidates, now)
+        if taken is not None:
+            return taken
+    return None
+
+
+def _take_first(
+    session: Session, user: User, stmt: Select[Any], now: dt.datetime
+) -> Application | None:
+    """Claim the first application of ``stmt`` that nobody else takes at the same moment."""
     if is_postgres(session):
         candidate = session.scalars(
             stmt.limit(1).with_for_update(skip_locked=True, of=Application)
@@ -210,16 +243,14 @@ def claim_next(
             return None
         _take(session, user, candidate, now)
         return candidate
+    from sqlalchemy.orm.exc import StaleDataError
+
     for candidate in session.scalars(stmt.limit(20)).all():
         try:
             with session.begin_nested():
                 _take(session, user, candidate, now)
             return candidate
-        except Exception as exc:  # StaleDataError: someone else took it first
-            from sqlalchemy.orm.exc import StaleDataError
-
-            if not isinstance(exc, StaleDataError):
-                raise
+        except StaleDataError:  # someone else took it first
             session.expire(candidate)
     return None
 
@@ -343,7 +374,7 @@ def release(session: Session, user: User, application: Application) -> None:
 def template_context(
     application: Application,
     citations: list[Any],
-    requirements: list[SafetyRequirement],
+    requirements: list[RequiredSafetyRequirement],
     reviewer_note: str,
 ) -> dict[str, Any]:
     """The placeholders a response template may use (see policies.services.TEMPLATE_VARIABLES)."""
@@ -369,7 +400,13 @@ def template_context(
             for v in citations
         ],
         "safety_requirements": [
-            SimpleNamespace(title=r.title, description=r.description) for r in requirements
+            SimpleNamespace(
+                title=r.safety_requirement.title,
+                description=r.safety_requirement.description,
+                reason=r.reason or "",
+                parameters=describe_parameters(r),
+            )
+            for r in requirements
         ],
         "reviewer_note": reviewer_note,
     }
@@ -389,6 +426,8 @@ class DecisionInput:
     feedback_kind: str = ""
     feedback_section: str = ""
     feedback_comment: str = ""
+    #: safety requirement key -> reason and parameters the reviewer set
+    requirements: dict[str, RequirementInput] = field(default_factory=dict)
 
 
 def decide(session: Session, user: User, application: Application, data: DecisionInput) -> Decision:
@@ -454,29 +493,38 @@ def decide(session: Session, user: User, application: Application, data: Decisio
             errors["feedback_section"] = "Flag one of the sections you cite."
         if not data.feedback_comment.strip():
             errors["feedback_comment"] = "Tell the policy team what is unclear."
+    if outcome == Outcome.reject:
+        data.safety_requirements = []  # a rejection asks nothing of the developer
+    reqs = requirement_rows(session, list(data.safety_requirements))
+    req_inputs, req_errors = clean_requirement_inputs(
+        reqs, data.requirements, reason_required=outcome == Outcome.request_mitigations
+    )
+    errors.update(req_errors)
     if errors:
         raise ValidationFailed("The decision is incomplete.", fields=errors)
     assert template is not None
     versions = current_versions(session, data.citations)
-    reqs: list[SafetyRequirement] = []
-    if outcome == Outcome.reject:
-        data.safety_requirements = []  # a rejection asks nothing of the developer
-    if data.safety_requirements:
-        found = {
-            r.key: r
-            for r in session.scalars(
-                select(SafetyRequirement).where(SafetyRequirement.key.in_(data.safety_requirements))
-            )
-        }
-        unknown = [k for k in data.safety_requirements if k not in found]
-        if unknown:
-            raise ValidationFailed(
-                f"Unknown safety requirement(s): {', '.join(unknown)}",
-                fields={"safety_requirements": "unknown"},
-            )
-        reqs = [found[k] for k in dict.fromkeys(data.safety_requirements)]
+    carried = carried_conditions(session, application) if outcome == Outcome.approve else []
+    chosen = {r.id for r in reqs}
+    listed = [
+        RequiredSafetyRequirement(
+            safety_requirement=r,
+            reason=req_inputs[r.key].reason,
+            parameters=req_inputs[r.key].parameters,
+        )
+        for r in reqs
+    ] + [  # an approval of a resubmission keeps the attested requirements as its conditions
+        RequiredSafetyRequirement(
+            safety_requirement=c.safety_requirement,
+            reason=c.reason,
+            parameters=dict(c.parameters or {}),
+            answer=dict(c.answer or {}),
+        )
+        for c in carried
+        if c.safety_requirement_id not in chosen
+    ]
     message = render_template_text(
-        template.body, template_context(application, versions, reqs, data.reviewer_note.strip())
+        template.body, template_context(application, versions, listed, data.reviewer_note.strip())
     )
     action = {
         Outcome.approve: Action.approve,
@@ -513,9 +561,7 @@ def decide(session: Session, user: User, application: Application, data: Decisio
         final=final,
     )
     decision.citations = [Citation(policy_section_version_id=v.id) for v in versions]
-    decision.required_safety_requirements = [
-        RequiredSafetyRequirement(safety_requirement_id=r.id) for r in reqs
-    ]
+    decision.required_safety_requirements = listed
     session.add(decision)
     session.flush()
     application.status = new_status
@@ -528,6 +574,10 @@ def decide(session: Session, user: User, application: Application, data: Decisio
         appeal.decided_at = utcnow()
     application.claimed_by_id = None
     application.lease_expires_at = None
+    if final:  # a resubmission after mitigations comes back to whoever asked for them
+        application.preferred_reviewer_id = (
+            user.id if new_status == Status.mitigations_requested else None
+        )
     if new_status == Status.mitigations_requested:
         application.draft = (
             dict(application.current_revision.content)

@@ -9,8 +9,9 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user
 from sqlalchemy import select
 
+from reviewapp.applications.diff import diff_contents
 from reviewapp.applications.forms import ConfirmForm, choices
-from reviewapp.applications.models import Application, Status
+from reviewapp.applications.models import Application, Revision, Status
 from reviewapp.applications.services import get_application
 from reviewapp.auth.models import Permission
 from reviewapp.errors import ConflictError, DomainError
@@ -18,6 +19,12 @@ from reviewapp.extensions import db
 from reviewapp.policies.models import ResponseTemplate, SafetyRequirement
 from reviewapp.policies.services import sections_in_order
 from reviewapp.review.forms import DecisionForm, NoteForm, QueueFilterForm, ReasonForm
+from reviewapp.review.mitigations import (
+    RequirementInput,
+    mitigation_request,
+    parameter_field,
+    reason_field,
+)
 from reviewapp.review.models import Decision
 from reviewapp.review.services import (
     DecisionInput,
@@ -159,6 +166,7 @@ def _render_review(
     form: DecisionForm,
     status: int = 200,
     note_form: NoteForm | None = None,
+    requirement_errors: dict[str, str] | None = None,
 ) -> Any:
     triage = (
         latest_triage_result(db.session, application.current_revision_id)
@@ -173,6 +181,18 @@ def _render_review(
     if request.method == "GET":
         form.version.data = str(application.version)
     own_org = application.organization_id == current_user.organization_id
+    requirement_catalogue = {
+        r.key: r
+        for r in db.session.scalars(select(SafetyRequirement).order_by(SafetyRequirement.title))
+    }
+    # a resubmission: the revision the last decision judged, and the developer's answers
+    answered_request = mitigation_request(db.session, application)
+    judged = (
+        db.session.get(Revision, answered_request.revision_id)
+        if answered_request is not None
+        and answered_request.revision_id != application.current_revision_id
+        else None
+    )
     return render_template(
         "review/application.html",
         application=application,
@@ -192,9 +212,19 @@ def _render_review(
         ),
         note_form=note_form or NoteForm(formdata=None),
         section_names={s.key: f"{s.number} {s.title}" for s in sections_in_order(db.session)},
-        requirement_names={
-            r.key: r.title for r in db.session.scalars(select(SafetyRequirement)).all()
+        requirement_names={r.key: r.title for r in requirement_catalogue.values()},
+        requirement_rows=requirement_catalogue,
+        requirement_errors=requirement_errors or {},
+        requirement_error_keys={
+            k.split("-", 1)[1].rsplit("-", 1)[0] if k.startswith("param-") else k.split("-", 1)[1]
+            for k in (requirement_errors or {})
         },
+        posted=request.form if request.method == "POST" else {},
+        judged=judged,
+        changes=diff_contents(judged.content, application.current_revision.content)
+        if judged is not None and application.current_revision is not None
+        else [],
+        answered_request=answered_request,
     ), status
 
 
@@ -294,6 +324,17 @@ def decide_view(reference: str) -> Any:
         expected = int(form.version.data) if form.version.data else None
     except ValueError:
         expected = None
+    requirements = {
+        key: RequirementInput(
+            reason=request.form.get(reason_field(key), ""),
+            parameters={
+                k[len(parameter_field(key, "")) :]: v
+                for k, v in request.form.items()
+                if k.startswith(parameter_field(key, ""))
+            },
+        )
+        for key in form.safety_requirements.data or []
+    }
     data = DecisionInput(
         outcome=form.outcome.data or "",
         citations=list(form.citations.data or []),
@@ -305,6 +346,7 @@ def decide_view(reference: str) -> Any:
         feedback_kind=form.feedback_kind.data or "",
         feedback_section=form.feedback_section.data or "",
         feedback_comment=form.feedback_comment.data or "",
+        requirements=requirements,
     )
     try:
         decision = decide(db.session, current_user, app_row, data)
@@ -313,7 +355,14 @@ def decide_view(reference: str) -> Any:
         db.rollback()
         show_form_errors(form, exc, "The decision was not saved: ")
         db.session.refresh(app_row)
-        return _render_review(app_row, form, 409 if isinstance(exc, ConflictError) else 422)
+        return _render_review(
+            app_row,
+            form,
+            409 if isinstance(exc, ConflictError) else 422,
+            requirement_errors={
+                k: v for k, v in exc.fields.items() if k.startswith(("reason-", "param-"))
+            },
+        )
     if decision.final:
         message = f"Decision recorded: {decision.outcome.replace('_', ' ')} for {reference}. The developer has been notified."
     else:

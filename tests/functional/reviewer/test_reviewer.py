@@ -153,7 +153,11 @@ def test_request_mitigations_needs_requirements_then_developer_can_resubmit(logi
     response = post_form(
         client,
         f"/review/{application.reference}/decide",
-        {**form, "safety_requirements": ["human-review-of-outputs"]},
+        {
+            **form,
+            "safety_requirements": ["human-review-of-outputs"],
+            "reason-human-review-of-outputs": "Outputs reach patients.",
+        },
         token_from=f"/review/{application.reference}",
     )
     assert response.status_code == 302
@@ -164,6 +168,20 @@ def test_request_mitigations_needs_requirements_then_developer_can_resubmit(logi
     response = post_form(
         dev,
         f"/applications/{application.reference}/submit",
+        token_from=f"/applications/{application.reference}",
+        follow_redirects=True,
+    )
+    assert b"Answer every requested safety requirement" in response.data
+    db.expire_all()
+    assert application.status == Status.mitigations_requested
+    response = post_form(
+        dev,
+        f"/applications/{application.reference}/answers",
+        {
+            "attested-human-review-of-outputs": "yes",
+            "details-human-review-of-outputs": "A nurse checks every answer before it is sent.",
+            "resubmit": "1",
+        },
         token_from=f"/applications/{application.reference}",
     )
     assert response.status_code == 302
