@@ -27,6 +27,7 @@ class Action(enum.StrEnum):
     appeal = "appeal"
     escalate = "escalate"
     hand_back = "hand_back"
+    auto_approve = "auto_approve"
 
 
 class Actor(enum.StrEnum):
@@ -47,6 +48,7 @@ TRANSITIONS: dict[tuple[Status, Action], tuple[Status, frozenset[Actor]]] = {
     (S.draft, A.submit): (S.submitted, DEV),
     (S.submitted, A.triage): (S.queued, SYS),
     (S.queued, A.triage): (S.queued, SYS),  # re-triage of an unclaimed application
+    (S.queued, A.auto_approve): (S.approved, SYS),  # a tier's fast track (not the QA sample)
     (S.queued, A.claim): (S.in_review, REV),
     (S.in_review, A.claim): (S.in_review, REV),  # taking over an expired lease
     (S.in_review, A.release): (S.queued, REV),
@@ -123,4 +125,5 @@ def _past(action: Action) -> str:
         A.appeal: "appealed",
         A.escalate: "escalated",
         A.hand_back: "handed back",
+        A.auto_approve: "approved automatically",
     }[action]

@@ -191,6 +191,9 @@ def submit_application(
     )
     if action == Action.resubmit:
         _tell_preferred_reviewer(session, application, number)
+    from reviewapp.review.fast_track import fast_track
+
+    fast_track(session, application)
     return revision
 
 

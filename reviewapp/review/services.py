@@ -614,6 +614,14 @@ def decide(session: Session, user: User, application: Application, data: Decisio
     )
     if not final:
         return decision  # the developer hears nothing until the outcome is final
+    notify_decision(session, application, outcome, message)
+    return decision
+
+
+def notify_decision(
+    session: Session, application: Application, outcome: Outcome, message: str
+) -> None:
+    """Queue the decision email to the applying organization's active developers (outbox)."""
     recipients = sorted(
         {u.email for u in application.organization.users if u.active and u.role == Role.developer}
     )
@@ -628,7 +636,6 @@ def decide(session: Session, user: User, application: Application, data: Decisio
             "body": message,
         },
     )
-    return decision
 
 
 def tier_labels(session: Session) -> dict[str, RiskTier]:

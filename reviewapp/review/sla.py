@@ -209,8 +209,9 @@ class BusinessCalendar:
             return frozenset()
         cached = self._holiday_years.get(year)
         if cached is None:
-            # Neighbouring years too: an observed day can land in the year before its holiday
-            # (New Year's Day on a Saturday is observed on 31 December).
+            # An observed day can fall in the year before its holiday (New Year's Day on a
+            # Saturday is observed on 31 December); generating the neighbouring years too finds
+            # it whichever year the package files it under.
             table = holidays.country_holidays(self.holiday_country, years=range(year - 1, year + 2))
             cached = frozenset(d for d in table if d.year == year)
             self._holiday_years[year] = cached

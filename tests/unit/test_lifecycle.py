@@ -22,6 +22,7 @@ EXPECTED = {
     ("submitted", "triage", "system"): "queued",
     ("submitted", "withdraw", "developer"): "withdrawn",
     ("queued", "triage", "system"): "queued",
+    ("queued", "auto_approve", "system"): "approved",
     ("queued", "claim", "reviewer"): "in_review",
     ("queued", "withdraw", "developer"): "withdrawn",
     ("in_review", "claim", "reviewer"): "in_review",
