@@ -139,20 +139,28 @@ def index() -> Any:
     return redirect(url_for("applications.index"))
 
 
-def _humanize_delta(when: dt.datetime | None, now: dt.datetime | None = None) -> str:
+def _due_text(when: dt.datetime | None, now: dt.datetime | None = None) -> str:
+    """ "due in 3 h 20 min" / "overdue by 1 d 2 h" (wall-clock), or "" without a due time."""
+    from reviewapp.review.sla import describe
+
     if when is None:
         return ""
-    now = now or dt.datetime.now(dt.UTC)
-    seconds = int((when - now).total_seconds())
-    past = seconds < 0
-    seconds = abs(seconds)
-    if seconds < 3600:
-        text = f"{max(1, seconds // 60)} min"
-    elif seconds < 86400 * 2:
-        text = f"{seconds // 3600} h"
-    else:
-        text = f"{seconds // 86400} days"
-    return f"overdue by {text}" if past else f"due in {text}"
+    return describe(when, now or dt.datetime.now(dt.UTC))
+
+
+def viewer_timezone() -> str:
+    """The signed-in user's IANA time zone, else the team's reference zone."""
+    from reviewapp.review.clock import business_calendar
+
+    zone = getattr(current_user, "timezone", "") if current_user.is_authenticated else ""
+    return zone or business_calendar().tz.key
+
+
+def _local_text(when: dt.datetime | None) -> str:
+    """An instant in the viewer's time zone, e.g. "Tue 1 Dec 2026, 14:00 EST"."""
+    from reviewapp.review.sla import local_time
+
+    return local_time(when, viewer_timezone()) if when is not None else ""
 
 
 def init_templates(app: Flask) -> None:
@@ -160,7 +168,8 @@ def init_templates(app: Flask) -> None:
     from reviewapp.policies.services import render_markdown
 
     app.jinja_env.filters["markdown"] = render_markdown
-    app.jinja_env.filters["due"] = _humanize_delta
+    app.jinja_env.filters["due"] = _due_text
+    app.jinja_env.filters["local"] = _local_text
     app.jinja_env.filters["utc"] = lambda d: d.strftime("%Y-%m-%d %H:%M UTC") if d else ""
     app.jinja_env.globals["Permission"] = Permission
 

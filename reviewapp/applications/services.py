@@ -229,6 +229,9 @@ def withdraw_application(session: Session, actor: User, application: Application
     """
     if not can_edit(actor, application):
         raise PermissionDenied("Only the applying organization may withdraw this application.")
+    from reviewapp.review.clock import pause_clock
+
+    pause_clock(application, utcnow())
     unclaim(
         session,
         application,

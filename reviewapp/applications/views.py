@@ -210,6 +210,8 @@ def answers(reference: str) -> Any:
     """Save the answers to a mitigation request (attestation, details, link per requirement);
     with "Save and resubmit" also resubmit. Errors re-render the page with the text kept."""
     application = get_application(db.session, current_user, reference)
+    if not can_edit(current_user, application):
+        abort(403)
     if not ConfirmForm().validate_on_submit():
         abort(400)
     given = {

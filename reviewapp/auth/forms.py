@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, PasswordField, StringField
+from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional
 
 
@@ -36,4 +36,14 @@ class RegisterForm(FlaskForm):
         "Join code",
         validators=[Optional(), Length(max=64)],
         description="Needed only to join an existing organization; a member finds it on their applications page.",
+    )
+
+
+class AccountForm(FlaskForm):
+    """The signed-in user's own settings."""
+
+    timezone = SelectField(
+        "Your time zone",
+        description="Due times and deadlines are shown in this zone. "
+        "Leave it on the team's zone if you work its hours.",
     )

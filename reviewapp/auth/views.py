@@ -8,7 +8,7 @@ from flask import Blueprint, flash, redirect, render_template, request, session,
 from flask_login import current_user, login_required, login_user, logout_user
 
 from reviewapp.audit.services import record_event
-from reviewapp.auth.forms import LoginForm, RegisterForm
+from reviewapp.auth.forms import AccountForm, LoginForm, RegisterForm
 from reviewapp.auth.models import User
 from reviewapp.auth.services import authenticate, register_developer
 from reviewapp.errors import DomainError
@@ -29,6 +29,37 @@ def load_user(identity: str) -> User | None:
     if user is None or user.session_epoch != epoch or not user.active:
         return None
     return user
+
+
+@bp.route("/account", methods=["GET", "POST"])
+@login_required
+def account() -> Any:
+    """The user's settings: the time zone in which times are shown."""
+    from zoneinfo import available_timezones
+
+    from reviewapp.review.clock import business_calendar
+
+    team_zone = business_calendar().tz.key
+    form = AccountForm(data={"timezone": current_user.timezone})
+    form.timezone.choices = [("", f"The team's zone ({team_zone})")] + [
+        (z, z.replace("_", " ")) for z in sorted(available_timezones()) if "/" in z
+    ]
+    if form.validate_on_submit():
+        before = current_user.timezone
+        current_user.timezone = form.timezone.data or ""
+        record_event(
+            db.session,
+            actor=current_user,
+            action="user.settings",
+            subject_type="user",
+            subject_id=str(current_user.id),
+            before={"timezone": before},
+            after={"timezone": current_user.timezone},
+        )
+        db.commit()
+        flash("Settings saved.", "success")
+        return redirect(url_for(".account"))
+    return render_template("auth/account.html", form=form), 422 if form.errors else 200
 
 
 @bp.route("/login", methods=["GET", "POST"])

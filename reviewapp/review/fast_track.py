@@ -11,8 +11,10 @@ from sqlalchemy.orm import Session
 from reviewapp.applications.lifecycle import Action, Actor, next_status
 from reviewapp.applications.models import Application, Status
 from reviewapp.audit.services import record_event
+from reviewapp.db import utcnow
 from reviewapp.policies.models import ResponseTemplate
 from reviewapp.policies.services import render_template_text
+from reviewapp.review.clock import pause_clock
 from reviewapp.review.models import Decision, Outcome, RiskTier
 
 QA_QUEUE = "qa-sample"
@@ -79,8 +81,7 @@ def fast_track(session: Session, application: Application) -> str | None:
     session.flush()
     application.status = next_status(application.status, Action.auto_approve, Actor.system)
     application.last_decision_id = decision.id
-    application.sla_due_at = None
-    application.sla_running_since = None
+    pause_clock(application, utcnow())
     session.flush()
     record_event(
         session,

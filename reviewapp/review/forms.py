@@ -11,6 +11,7 @@ from wtforms import (
     IntegerField,
     RadioField,
     SelectField,
+    SelectMultipleField,
     TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
@@ -145,3 +146,22 @@ class ReasonForm(FlaskForm):
     """Escalate or hand back, with a reason."""
 
     reason = TextAreaField("Reason", validators=[Length(max=2000)], render_kw={"rows": 2})
+
+
+class BulkDecisionForm(FlaskForm):
+    """Approve or reject the selected queue rows with one template and one set of citations."""
+
+    outcome = SelectField(
+        "Outcome",
+        choices=choices([("", "— choose —"), ("approve", "Approve"), ("reject", "Reject")]),
+        validators=[DataRequired(message="Choose approve or reject.")],
+    )
+    citations = SelectMultipleField(
+        "Policy citations", description="Required to reject, and to approve high-risk tiers."
+    )
+    template = SelectField(
+        "Response template", validators=[DataRequired(message="Choose a response template.")]
+    )
+    reviewer_note = TextAreaField(
+        "Note to each developer", validators=[Optional(), Length(max=5000)], render_kw={"rows": 2}
+    )

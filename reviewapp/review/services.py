@@ -20,6 +20,7 @@ from reviewapp.db import is_postgres, utcnow
 from reviewapp.errors import ConflictError, InvalidTransition, PermissionDenied, ValidationFailed
 from reviewapp.policies.models import PolicyFeedback, ResponseTemplate
 from reviewapp.policies.services import current_versions, render_template_text
+from reviewapp.review.clock import business_calendar, pause_clock, run_clock
 from reviewapp.review.mitigations import (
     RequirementInput,
     carried_conditions,
@@ -37,6 +38,7 @@ from reviewapp.review.models import (
     RequiredSafetyRequirement,
     RiskTier,
 )
+from reviewapp.review.sla import add_business_seconds
 
 CLAIMABLE = (Status.queued, Status.in_review, Status.awaiting_second_approval, Status.appealed)
 APPEAL_STATEMENT_LIMITS = (20, 5000)  # code points
@@ -71,6 +73,13 @@ class QueueFilters:
     status: str | None = None
     age_days: int | None = None
     mine: bool = False
+    #: one of QUEUE_VIEWS: due_soon (due within the calendar's due_soon_hours of business time),
+    #: overdue, unclaimed (no unexpired lease)
+    view: str | None = None
+
+
+#: queue views besides "mine" (QueueFilters.mine), with their labels
+QUEUE_VIEWS = {"due_soon": "Due soon", "overdue": "Overdue", "unclaimed": "Unclaimed"}
 
 
 def queue_statement(
@@ -96,6 +105,18 @@ def queue_statement(
         stmt = stmt.where(Application.queued_at <= cutoff)
     if filters.mine:
         stmt = stmt.where(Application.claimed_by_id == user.id)
+    if filters.view in QUEUE_VIEWS:
+        now = now or utcnow()
+        if filters.view == "overdue":
+            stmt = stmt.where(Application.sla_due_at < now)
+        elif filters.view == "due_soon":
+            cal = business_calendar()
+            horizon = add_business_seconds(cal, now, int(cal.due_soon_hours * 3600))
+            stmt = stmt.where(Application.sla_due_at >= now, Application.sla_due_at <= horizon)
+        else:
+            stmt = stmt.where(
+                or_(Application.claimed_by_id.is_(None), Application.lease_expires_at < now)
+            )
     return stmt.order_by(
         Application.sla_due_at.asc(),
         Application.tier_rank.desc(),
@@ -574,6 +595,8 @@ def decide(session: Session, user: User, application: Application, data: Decisio
         appeal.decided_at = utcnow()
     application.claimed_by_id = None
     application.lease_expires_at = None
+    if final:  # the developer's turn (mitigations) or the end: the SLA clock stops counting
+        pause_clock(application, utcnow())
     if final:  # a resubmission after mitigations comes back to whoever asked for them
         application.preferred_reviewer_id = (
             user.id if new_status == Status.mitigations_requested else None
@@ -762,7 +785,7 @@ def file_appeal(session: Session, actor: User, application: Application, stateme
     application.queue = "appeals"
     application.queued_at = now
     tier = session.scalars(select(RiskTier).where(RiskTier.name == application.risk_tier)).first()
-    application.sla_due_at = now + dt.timedelta(hours=tier.sla_hours if tier else 72)
+    run_clock(application, tier.sla_hours if tier else 72, now, fresh=True)  # a new review task
     session.flush()
     record_event(
         session,

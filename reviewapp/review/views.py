@@ -8,6 +8,7 @@ from typing import Any
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
+from wtforms.fields.choices import SelectChoice
 
 from reviewapp.applications.diff import diff_contents
 from reviewapp.applications.forms import ConfirmForm, choices
@@ -18,7 +19,14 @@ from reviewapp.errors import ConflictError, DomainError
 from reviewapp.extensions import db
 from reviewapp.policies.models import ResponseTemplate, SafetyRequirement
 from reviewapp.policies.services import sections_in_order
-from reviewapp.review.forms import DecisionForm, NoteForm, QueueFilterForm, ReasonForm
+from reviewapp.review.bulk import BULK_OUTCOMES, bulk_decide
+from reviewapp.review.forms import (
+    BulkDecisionForm,
+    DecisionForm,
+    NoteForm,
+    QueueFilterForm,
+    ReasonForm,
+)
 from reviewapp.review.mitigations import (
     RequirementInput,
     mitigation_request,
@@ -27,6 +35,7 @@ from reviewapp.review.mitigations import (
 )
 from reviewapp.review.models import Decision
 from reviewapp.review.services import (
+    QUEUE_VIEWS,
     DecisionInput,
     QueueFilters,
     add_note,
@@ -44,7 +53,14 @@ from reviewapp.review.services import (
     tier_labels,
 )
 from reviewapp.triage.services import latest_triage_result
-from reviewapp.web import act, page_arg, permission_required, save_form, show_form_errors
+from reviewapp.web import (
+    act,
+    is_safe_next,
+    page_arg,
+    permission_required,
+    save_form,
+    show_form_errors,
+)
 
 bp = Blueprint("review", __name__)
 
@@ -69,6 +85,7 @@ def queue() -> Any:
         status=valid(form.status),
         age_days=None if form.age_days.errors else form.age_days.data,
         mine=request.args.get("mine") == "1",
+        view=request.args.get("view") if request.args.get("view") in QUEUE_VIEWS else None,
     )
     page = page_arg()
     per_page = 50
@@ -85,7 +102,62 @@ def queue() -> Any:
         confirm=ConfirmForm(),
         args=args,
         filters=filters,
+        views=QUEUE_VIEWS,
+        bulk=_bulk_form(),
     )
+
+
+def _bulk_form() -> BulkDecisionForm:
+    form = BulkDecisionForm()
+    form.citations.choices = [
+        (s.key, f"{s.number} {s.title}") for s in sections_in_order(db.session)
+    ]
+    groups = {"approve": "Approve", "reject": "Reject"}
+    form.template.choices = [SelectChoice("", "— choose —")] + [
+        SelectChoice(t.key, t.title, optgroup=groups[t.outcome])
+        for t in db.session.scalars(
+            select(ResponseTemplate)
+            .where(ResponseTemplate.outcome.in_(BULK_OUTCOMES))
+            .order_by(ResponseTemplate.outcome, ResponseTemplate.title)
+        )
+    ]
+    return form
+
+
+@bp.route("/queue/bulk", methods=["POST"])
+@permission_required(Permission.decide)
+def bulk_view() -> Any:
+    """Approve or reject the selected applications; show what happened to each."""
+    form = _bulk_form()
+    references = request.form.getlist("reference")
+    if not form.validate_on_submit():
+        flash(
+            "Nothing was decided: "
+            + " ".join(f"{form[k].label.text}: {' '.join(v)}" for k, v in form.errors.items()),
+            "danger",
+        )
+        back = request.form.get("return_to") or ""
+        return redirect(back if is_safe_next(back) else url_for(".queue"))
+    data = DecisionInput(
+        outcome=form.outcome.data or "",
+        citations=list(form.citations.data or []),
+        template_key=form.template.data or "",
+        safety_requirements=[],
+        reviewer_note=form.reviewer_note.data or "",
+    )
+    try:
+        results = bulk_decide(db.session, current_user, references, data)
+        db.commit()
+    except DomainError as exc:
+        db.rollback()
+        flash("Nothing was decided: " + exc.message, "danger")
+        return redirect(url_for(".queue"))
+    done = sum(r.ok for r in results)
+    flash(
+        f"{done} of {len(results)} applications decided.",
+        "success" if done == len(results) else "warning",
+    )
+    return render_template("review/bulk_result.html", results=results, outcome=data.outcome)
 
 
 @bp.route("/queue/claim-next", methods=["POST"])

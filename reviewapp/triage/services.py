@@ -150,7 +150,8 @@ def triage_revision(
 ) -> TriageResult:
     """Run the active ruleset (or ``version``) on ``revision``, store the result and place the
     application: tier, queue, flags, ``queued_at`` (now, unless ``keep_queued_at``) and
-    ``sla_due_at`` (tier SLA hours after ``queued_at``). The caller changes the status.
+    the SLA clock (the tier's business-hours target, counted from ``queued_at``; a resubmission
+    resumes the clock with the time already used). The caller changes the status.
 
     A draft running in shadow mode is evaluated too and recorded as a shadow result; it changes
     nothing else.
@@ -167,7 +168,10 @@ def triage_revision(
     application.flags = list(outcome.flags)
     if not keep_queued_at or application.queued_at is None:
         application.queued_at = now
-    application.sla_due_at = application.queued_at + dt.timedelta(hours=tier.sla_hours)
+    from reviewapp.review.clock import run_clock
+
+    # the business-hours SLA clock starts on entering the queue and resumes on resubmission
+    run_clock(application, tier.sla_hours, application.queued_at)
     shadow = session.scalars(select(RulesetVersion).where(RulesetVersion.shadow.is_(True))).first()
     if shadow is not None and shadow.id != version.id:
         record_shadow_result(session, revision, shadow)

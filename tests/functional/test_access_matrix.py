@@ -364,6 +364,66 @@ MATRIX = [
         ),
     ),
     (
+        "GET",
+        "/account",
+        dict(
+            anonymous=302,
+            developer=200,
+            other_developer=200,
+            reviewer=200,
+            senior_reviewer=200,
+            admin=200,
+        ),
+    ),
+    (
+        "POST",
+        "/account",
+        dict(
+            anonymous=302,
+            developer=302,
+            other_developer=302,
+            reviewer=302,
+            senior_reviewer=302,
+            admin=302,
+        ),
+    ),
+    (
+        "POST",
+        "/queue/bulk",
+        dict(
+            anonymous=302,
+            developer=403,
+            other_developer=403,
+            reviewer=302,
+            senior_reviewer=302,
+            admin=302,
+        ),
+    ),
+    (
+        "POST",
+        "/applications/{ref}/answers",
+        dict(
+            anonymous=302,
+            developer=422,  # no mitigations are requested
+            other_developer=404,
+            reviewer=403,
+            senior_reviewer=403,
+            admin=403,
+        ),
+    ),
+    (
+        "GET",
+        "/applications/{ref}/revisions/1/diff?against=1",
+        dict(
+            anonymous=302,
+            developer=200,
+            other_developer=404,
+            reviewer=200,
+            senior_reviewer=200,
+            admin=200,
+        ),
+    ),
+    (
         "POST",
         "/review/{ref}/decide",
         dict(
@@ -707,6 +767,7 @@ def test_every_route_is_in_the_matrix(app) -> None:
             .replace("/prohibited-weapons-cbrn/", "/<key>/")
             .replace("/keyword-lists/weapons_cbrn", "/keyword-lists/<name>")
             .replace("/backtests/999", "/backtests/<int:backtest_id>")
+            .replace("/revisions/1/diff?against=1", "/revisions/<int:number>/diff")
         )
 
     covered = {(m, normalise(p)) for m, p, _ in MATRIX}

@@ -42,7 +42,7 @@ def test_queue_lists_open_applications_in_sla_then_tier_order(login, db) -> None
     assert page.index(low.reference) < page.index(high.reference)
     filtered = client.get(f"/queue?tier={high.risk_tier}").get_data(as_text=True)
     assert high.reference in filtered and low.reference not in filtered
-    assert "overdue" not in page
+    assert "overdue by" not in page
 
 
 def test_queue_filter_errors_are_shown(login, db) -> None:
