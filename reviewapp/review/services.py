@@ -401,11 +401,11 @@ def template_context(
     """The placeholders a response template may use (see policies.services.TEMPLATE_VARIABLES)."""
 
     def version_url(v: Any) -> str:
-        path = url_for("policies.section_version", key=v.section.key, version=v.version)
+        values = {"key": v.section.key, "version": v.version}
         if has_request_context():  # the host the reviewer uses is the host developers use
-            return url_for(
-                "policies.section_version", key=v.section.key, version=v.version, _external=True
-            )
+            return url_for("policies.section_version", _external=True, **values)
+        # jobs and commands: no request, so the configured public address
+        path = current_app.url_map.bind("localhost").build("policies.section_version", values)
         return str(current_app.config["BASE_URL"]).rstrip("/") + path
 
     return {
