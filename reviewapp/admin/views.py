@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
-from flask import Blueprint, render_template
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_login import current_user
 from sqlalchemy import func, select
 
 from reviewapp.applications.models import Application
@@ -14,7 +16,7 @@ from reviewapp.extensions import db
 from reviewapp.review.services import tier_labels
 from reviewapp.triage.models import RulesetVersion
 from reviewapp.triage.services import active_ruleset
-from reviewapp.web import permission_required
+from reviewapp.web import act, is_safe_next, permission_required
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -89,3 +91,50 @@ def policy_feedback() -> Any:
     return render_template(
         "admin/policy_feedback.html", counts=counts, entries=entries, authors=authors
     )
+
+
+@bp.route("/claims")
+@permission_required(Permission.manage_users)
+def claims() -> Any:
+    """Who holds what: every claim with its lease, and a form to reassign each."""
+    from reviewapp.auth.models import ROLE_PERMISSIONS
+    from reviewapp.review.services import current_claims
+
+    session = db.session
+    reviewer_roles = [str(r) for r, perms in ROLE_PERMISSIONS.items() if Permission.claim in perms]
+    reviewers = session.scalars(
+        select(User)
+        .where(User.active.is_(True), User.role.in_(reviewer_roles))
+        .order_by(User.email)
+    ).all()
+    held = current_claims(session)
+    return render_template(
+        "admin/claims.html",
+        held=held,
+        reviewers=reviewers,
+        per_reviewer=Counter(a.claimed_by_id for a in held),
+    )
+
+
+@bp.route("/claims/<reference>/reassign", methods=["POST"])
+@permission_required(Permission.manage_users)
+def reassign_view(reference: str) -> Any:
+    """Give an open application to another reviewer (fresh lease, audited, emailed)."""
+    from reviewapp.applications.services import get_application
+    from reviewapp.review.services import reassign
+
+    application = get_application(db.session, current_user, reference)
+    try:
+        reviewer_id = int(request.form.get("reviewer_id", ""))
+    except ValueError:
+        reviewer_id = 0
+    reviewer = db.session.get(User, reviewer_id)
+    if reviewer is None:
+        flash("Choose the reviewer to give it to.", "danger")
+    else:
+        act(
+            lambda: reassign(db.session, current_user, application, reviewer),
+            f"{reference} is now with {reviewer.email}.",
+        )
+    back = request.form.get("return_to") or ""
+    return redirect(back if is_safe_next(back) else url_for(".claims"))

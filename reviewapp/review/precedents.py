@@ -27,7 +27,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
+    ColumnClause,
     ColumnElement,
+    Table,
     bindparam,
     cast,
     column,
@@ -189,7 +191,9 @@ def _pick_terms(counts: dict[str, int], in_title: set[str], limit: int = MAX_TER
 
 def _index_expression(name: str) -> str:
     """The SQL text of the (single) expression of the model's index ``name`` on revision."""
-    index = next(i for i in Revision.__table__.indexes if i.name == name)
+    revision_table = Revision.__table__
+    assert isinstance(revision_table, Table)
+    index = next(i for i in revision_table.indexes if i.name == name)
     (expression,) = index.expressions
     return str(expression)
 
@@ -252,7 +256,7 @@ def _search_postgres(
     terms = _postgres_terms(session, title, body)
     if not terms:
         return []
-    vector = literal_column(PG_VECTOR)
+    vector: ColumnClause[Any] = literal_column(PG_VECTOR)
     query = cast(bindparam("precedent_query", tsquery_literal(terms)), TSQUERY)
     # normalization 1: divide by 1 + log(document length), so long texts do not win by bulk
     score = func.ts_rank(vector, query, 1).label("score")
@@ -303,7 +307,9 @@ def _search_sqlite(
     if not terms:
         return []
     fts_table = table(FTS_TABLE, column("rowid"))
-    fts = literal_column(FTS_TABLE)  # the table's hidden column of its own name: MATCH, bm25
+    fts: ColumnClause[Any] = literal_column(
+        FTS_TABLE
+    )  # the table's hidden column of its own name: MATCH, bm25
     # bm25: lower is better; negated so that, as on PostgreSQL, a higher score is more alike
     bm25 = func.bm25(fts, *BM25_WEIGHTS)
     stmt = (

@@ -284,22 +284,105 @@ def claim(
     Raises:
         PermissionDenied, ConflictError (someone else holds an unexpired lease), InvalidTransition.
     """
-    _check_reviewer(user, application)
     now = now or utcnow()
-    if application.status == Status.awaiting_second_approval:
-        _check_second_approver(session, user, application)
-    if application.status == Status.appealed:
-        _check_appeal_decider(user, open_appeal(session, application))
+    check_may_take(session, user, application)
     if application.claimed_by_id is not None and application.is_lease_active(now):
         if application.claimed_by_id == user.id:
             return
         raise ConflictError(
             f"{application.reference} is already claimed by {application.claimed_by.email if application.claimed_by else 'someone else'}."
         )
-    allowed = {q.key for q in queues_for(session, user)}
-    if application.queue not in allowed:
-        raise PermissionDenied("Your role may not work this application's queue.")
     _take(session, user, application, now)
+
+
+def check_may_take(session: Session, user: User, application: Application) -> None:
+    """Check that ``user`` may hold this application: a reviewer, not from its organization,
+    allowed to work its queue; for a second approval a senior who did not give the first; for
+    an appeal not the reviewer who made the appealed decision.
+
+    Raises:
+        PermissionDenied: naming the rule that forbids it.
+    """
+    _check_reviewer(user, application)
+    if application.status == Status.awaiting_second_approval:
+        _check_second_approver(session, user, application)
+    if application.status == Status.appealed:
+        _check_appeal_decider(user, open_appeal(session, application))
+    if application.queue not in {q.key for q in queues_for(session, user)}:
+        raise PermissionDenied(f"{user.email}'s role may not work the {application.queue} queue.")
+
+
+def reassign(
+    session: Session,
+    admin: User,
+    application: Application,
+    reviewer: User,
+    *,
+    now: dt.datetime | None = None,
+) -> None:
+    """An admin gives an open application (claimed or not) to ``reviewer`` with a fresh lease.
+    The previous holder's notes stay; the change is audited with both names.
+
+    Raises:
+        PermissionDenied (not an admin, or ``reviewer`` may not take it: see check_may_take),
+        InvalidTransition (the application is not open for review), ConflictError (``reviewer``
+        already holds it).
+    """
+    if not admin.can(Permission.manage_users):
+        raise PermissionDenied("Only admins reassign work.")
+    if application.status not in CLAIMABLE:
+        raise InvalidTransition(
+            f"{application.reference} is {Status(application.status).label.lower()}; only open applications can be assigned."
+        )
+    now = now or utcnow()
+    if not reviewer.active:
+        raise PermissionDenied(f"{reviewer.email} is deactivated.")
+    try:
+        check_may_take(session, reviewer, application)
+    except PermissionDenied as exc:
+        raise PermissionDenied(f"{reviewer.email} cannot take it: {exc.message}") from None
+    if application.is_claimed_by(reviewer, now):
+        raise ConflictError(f"{reviewer.email} already holds {application.reference}.")
+    before = snapshot(application)
+    application.status = next_status(application.status, Action.claim, Actor.reviewer)
+    application.claimed_by_id = reviewer.id
+    application.lease_expires_at = now + dt.timedelta(seconds=_lease_seconds())
+    session.flush()
+    record_event(
+        session,
+        actor=admin,
+        action="application.reassign",
+        subject_type="application",
+        subject_id=application.reference,
+        before=before,
+        after={**snapshot(application), "reviewer": reviewer.email},
+    )
+    add_outbox_event(
+        session,
+        "assigned",
+        {
+            "application": application.reference,
+            "to": [reviewer.email],
+            "subject": f"[{application.reference}] Assigned to you: {application.title}",
+            "body": f"{admin.email} assigned {application.reference} to you. Your lease runs "
+            f"until {application.lease_expires_at:%Y-%m-%d %H:%M} UTC; renew it from the "
+            "application page if you need longer.",
+        },
+    )
+
+
+def current_claims(session: Session) -> list[Application]:
+    """Every application someone holds (including expired leases the sweeper has not yet
+    returned), by reviewer then lease expiry."""
+    return list(
+        session.scalars(
+            select(Application)
+            .where(Application.claimed_by_id.is_not(None))
+            .options(joinedload(Application.claimed_by), joinedload(Application.organization))
+            .order_by(Application.claimed_by_id, Application.lease_expires_at)
+            .limit(1000)
+        )
+    )
 
 
 def first_approval(session: Session, application: Application) -> Decision | None:

@@ -424,6 +424,30 @@ MATRIX = [
         ),
     ),
     (
+        "GET",
+        "/admin/claims",
+        dict(
+            anonymous=302,
+            developer=403,
+            other_developer=403,
+            reviewer=403,
+            senior_reviewer=403,
+            admin=200,
+        ),
+    ),
+    (
+        "POST",
+        "/admin/claims/{ref}/reassign",
+        dict(
+            anonymous=302,
+            developer=403,
+            other_developer=403,
+            reviewer=403,
+            senior_reviewer=403,
+            admin=302,
+        ),
+    ),
+    (
         "POST",
         "/review/{ref}/decide",
         dict(
