@@ -156,7 +156,7 @@ def viewer_timezone() -> str:
     return zone or business_calendar().tz.key
 
 
-def _local_text(when: dt.datetime | None) -> str:
+def local_text(when: dt.datetime | None) -> str:
     """An instant in the viewer's time zone, e.g. "Tue 1 Dec 2026, 14:00 EST"."""
     from reviewapp.review.sla import local_time
 
@@ -169,7 +169,7 @@ def init_templates(app: Flask) -> None:
 
     app.jinja_env.filters["markdown"] = render_markdown
     app.jinja_env.filters["due"] = _due_text
-    app.jinja_env.filters["local"] = _local_text
+    app.jinja_env.filters["local"] = local_text
     app.jinja_env.filters["utc"] = lambda d: d.strftime("%Y-%m-%d %H:%M UTC") if d else ""
     app.jinja_env.globals["Permission"] = Permission
 

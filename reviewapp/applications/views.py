@@ -81,6 +81,8 @@ def _save_and_maybe_submit(form: ApplicationForm, application: Application) -> A
 def _saved_message(application: Application) -> str:
     if application.status == Status.draft:
         return f"Draft {application.reference} saved."
+    if application.status == Status.mitigations_requested:
+        return f"Changes to {application.reference} saved. Answer each requested safety requirement and resubmit when ready."
     return f"{application.reference} submitted: triaged as {application.risk_tier} risk and placed in the {application.queue} queue."
 
 

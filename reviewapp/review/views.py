@@ -56,6 +56,7 @@ from reviewapp.triage.services import latest_triage_result
 from reviewapp.web import (
     act,
     is_safe_next,
+    local_text,
     page_arg,
     permission_required,
     save_form,
@@ -174,7 +175,7 @@ def claim_next_view() -> Any:
         return redirect(url_for(".queue"))
     db.commit()
     flash(
-        f"You claimed {application.reference}. Your lease runs until {application.lease_expires_at:%H:%M} UTC.",
+        f"You claimed {application.reference}. Your lease runs until {local_text(application.lease_expires_at)}.",
         "success",
     )
     return redirect(url_for(".application", reference=application.reference))
@@ -347,7 +348,7 @@ def renew_view(reference: str) -> Any:
     app_row = get_application(db.session, current_user, reference)
     act(
         lambda: renew_lease(db.session, current_user, app_row),
-        lambda until: f"Lease renewed until {until:%H:%M} UTC.",
+        lambda until: f"Lease renewed until {local_text(until)}.",
         "info",
     )
     return redirect(url_for(".application", reference=reference))
