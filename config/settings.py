@@ -35,6 +35,7 @@ class Default:
     BUSINESS_HOURS_FILE: str | None = None  # None -> <SEED_DIR>/business_hours.yaml
     PAGE_SIZE = 50
     API_MAX_PER_PAGE = 100
+    IDEMPOTENCY_TTL_SECONDS = 24 * 3600  # how long an Idempotency-Key is remembered
     MAIL_BACKEND = "console"  # console | file | smtp
     MAIL_FILE_DIR: str | None = None  # for the file backend; default <instance>/mail
     MAIL_FROM = "reviewapp@localhost"
@@ -42,6 +43,27 @@ class Default:
     SMTP_PORT = 25
     BASE_URL = "http://localhost:5000"
     BOOTSTRAP_SERVE_LOCAL = True
+    # Webhooks (reviewapp/webhooks): per-attempt socket timeout, retry window after an event,
+    # exponential backoff (base doubles per failed attempt, capped), and how long a delivery may
+    # stay "sending" before the sweeper decides its worker died (must exceed one attempt)
+    WEBHOOK_TIMEOUT_SECONDS = 10
+    WEBHOOK_RETRY_WINDOW_SECONDS = 24 * 3600
+    WEBHOOK_BACKOFF_BASE_SECONDS = 30
+    WEBHOOK_BACKOFF_MAX_SECONDS = 3600
+    WEBHOOK_SENDING_LEASE_SECONDS = 120
+    # endpoints must be https:// on public addresses; True also allows http:// to localhost /
+    # 127.0.0.1 / [::1] (local test receivers only, never in production)
+    WEBHOOK_ALLOW_HTTP_LOCALHOST = False
+    # Rate limits (reviewapp.ratelimit). Values are Flask-Limiter strings, "<count> per <second|
+    # minute|hour|day>", read on every request. Counts live in RATELIMIT_STORAGE_URI, else in
+    # REDIS_URL (one count shared by every web process), else in process memory (embedded default).
+    RATELIMIT_ENABLED = True
+    RATELIMIT_STORAGE_URI: str | None = None  # None -> REDIS_URL -> memory://
+    RATELIMIT_KEY_PREFIX = "reviewapp-ratelimit"  # namespace of the counters in Redis
+    RATELIMIT_API = "300 per minute"  # API requests per token (per client address without one)
+    RATELIMIT_API_IP = "600 per minute"  # API requests per client address, whatever the token
+    RATELIMIT_LOGIN = "10 per minute"  # log-in attempts (POST) per client address
+    RATELIMIT_LOGIN_ACCOUNT = "20 per hour"  # log-in attempts (POST) per submitted email
     # Tests (and the import command) replace these paths.
     SEED_DIR: str | None = None  # None -> <repo>/config
 
@@ -61,6 +83,10 @@ class Testing(Default):
     WTF_CSRF_ENABLED = True
     # Flask-Login's test client cannot forge the "strong" session identifier
     SESSION_PROTECTION = "basic"
+    # Rate limits stay on with the default numbers; tests of the limits build their own app with
+    # small ones. Counters kept in Redis go under their own prefix (tests add a unique suffix).
+    RATELIMIT_KEY_PREFIX = "reviewapp-test-ratelimit"
+    WEBHOOK_ALLOW_HTTP_LOCALHOST = True  # tests run their webhook receivers on 127.0.0.1
 
 
 class Production(Default):

@@ -144,6 +144,7 @@ def configure_templates(app: Flask) -> None:
 def configure_blueprints(app: Flask) -> None:
     """Register the browser areas and the JSON API."""
     from reviewapp.admin.views import bp as admin_bp
+    from reviewapp.api.openapi import bp as api_docs_bp
     from reviewapp.api.views import bp as api_bp
     from reviewapp.applications.views import bp as applications_bp
     from reviewapp.auth.views import bp as auth_bp
@@ -161,6 +162,7 @@ def configure_blueprints(app: Flask) -> None:
         admin_bp,
         rules_bp,
         api_bp,
+        api_docs_bp,
     ):
         app.register_blueprint(blueprint)
 

@@ -55,3 +55,10 @@ class NotFound(DomainError):
 
     code = "not_found"
     status = 404
+
+
+class PreconditionFailed(DomainError):
+    """An ``If-Match`` header named a version that is no longer current."""
+
+    code = "precondition_failed"
+    status = 412

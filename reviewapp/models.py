@@ -1,5 +1,6 @@
 """Imports every domain's models so ``Base.metadata`` knows all tables (Alembic, tests)."""
 
+from reviewapp.api.idempotency import IdempotencyRecord
 from reviewapp.applications.models import Application, Revision
 from reviewapp.audit.models import AuditEvent, OutboxEvent
 from reviewapp.auth.models import ApiToken, Organization, User
@@ -32,6 +33,7 @@ __all__ = [
     "Base",
     "Citation",
     "Decision",
+    "IdempotencyRecord",
     "Note",
     "Organization",
     "OutboxEvent",

@@ -1,4 +1,9 @@
-"""JSON API ``/api/v1`` (personal API tokens; the same services as the browser)."""
+"""JSON API ``/api/v1`` (personal API tokens; the same services as the browser).
+
+Every operation is described in the OpenAPI 3.1 document at ``/api/v1/openapi.json``, which
+apispec builds from the YAML block at the end of each view's docstring and the marshmallow
+schemas in reviewapp/api/schemas.py.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +11,50 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request, url_for
+from marshmallow import Schema
+from marshmallow import ValidationError as MarshmallowValidationError
 from sqlalchemy import func, or_, select
 
-from reviewapp.applications.models import Application, Status
+from reviewapp.api import schemas
+from reviewapp.api.idempotency import begin, check_key, request_fingerprint
+from reviewapp.applications.diff import diff_contents
+from reviewapp.applications.models import OPEN_FOR_REVIEW, Application, Status
 from reviewapp.applications.schema import load_vocabularies
-from reviewapp.applications.services import create_application, get_application, submit_application
+from reviewapp.applications.services import (
+    create_application,
+    get_application,
+    submit_application,
+    update_draft,
+    withdraw_application,
+)
 from reviewapp.auth.models import Permission, User
 from reviewapp.auth.services import user_for_token
-from reviewapp.errors import BadRequest, DomainError, PermissionDenied, ValidationFailed
+from reviewapp.errors import (
+    BadRequest,
+    DomainError,
+    InvalidTransition,
+    NotFound,
+    PermissionDenied,
+    PreconditionFailed,
+    ValidationFailed,
+)
 from reviewapp.extensions import csrf, db
+from reviewapp.policies.models import PolicySection
+from reviewapp.policies.services import sections_in_order
+from reviewapp.review.mitigations import AnswerInput, RequirementInput, answer_requirements
 from reviewapp.review.models import Decision
-from reviewapp.review.services import tier_labels
+from reviewapp.review.services import (
+    QUEUE_VIEWS,
+    DecisionInput,
+    QueueFilters,
+    claim_next,
+    decide,
+    file_appeal,
+    list_queue,
+    release,
+    tier_labels,
+)
 from reviewapp.triage.services import latest_triage_result
 from reviewapp.web import json_error
 
@@ -94,6 +131,8 @@ def serialize_application(application: Application) -> dict[str, Any]:
     return {
         **serialize_summary(application),
         "content": content,
+        "queue_position": queue_position(application),
+        "version": application.version,
         "draft": application.draft
         if application.status in (Status.draft, Status.mitigations_requested)
         else None,
@@ -156,7 +195,15 @@ def serialize_application(application: Application) -> dict[str, Any]:
 
 @bp.route("/vocabularies")
 def vocabularies() -> Any:
-    """Allowed values of category, end_users, domains, modalities, and the tiers in order."""
+    """Allowed values of category, end_users, domains, modalities, and the tiers in order.
+    ---
+    get:
+      summary: Allowed values of the content fields
+      tags: [Applications]
+      security: []
+      responses:
+        200: {description: Vocabularies, content: {application/json: {schema: Vocabularies}}}
+    """
     vocab = load_vocabularies()
     return jsonify(
         {
@@ -188,42 +235,668 @@ def _json_body() -> dict[str, Any]:
     return body
 
 
+def queue_position(application: Application) -> int | None:
+    """1-based place of a waiting application in its queue (by SLA due time, then id); None
+    when it is not waiting for a reviewer."""
+    if application.status != Status.queued or application.sla_due_at is None:
+        return None
+    ahead = db.session.scalar(
+        select(func.count())
+        .select_from(Application)
+        .where(
+            Application.queue == application.queue,
+            Application.status.in_(OPEN_FOR_REVIEW),
+            or_(
+                Application.sla_due_at < application.sla_due_at,
+                (Application.sla_due_at == application.sla_due_at)
+                & (Application.id < application.id),
+            ),
+        )
+    )
+    return int(ahead or 0) + 1
+
+
+def etag_of(application: Application) -> str:
+    """The application's entity tag: its reference and version counter."""
+    return f"{application.reference}-v{application.version}"
+
+
+def _check_if_match(application: Application) -> None:
+    """Refuse an update whose ``If-Match`` names an older version (412)."""
+    if request.if_match and not request.if_match.contains(etag_of(application)):
+        raise PreconditionFailed(
+            f"{application.reference} changed since you read it (its ETag is now "
+            f'"{etag_of(application)}"); read it again and retry.'
+        )
+
+
+def _application_response(application: Application, status: int = 200) -> Any:
+    response = jsonify(serialize_application(application))
+    response.status_code = status
+    response.set_etag(etag_of(application))
+    return response
+
+
+def _load(schema: Schema, body: dict[str, Any]) -> dict[str, Any]:
+    """Validate ``body`` with a marshmallow schema. Raises ValidationFailed (422) naming
+    each bad field."""
+    try:
+        return dict(schema.load(body))
+    except MarshmallowValidationError as exc:
+        messages = exc.normalized_messages()
+        raise ValidationFailed(
+            "Some fields are invalid.",
+            fields={
+                str(k): " ".join(map(str, v)) if isinstance(v, list) else str(v)
+                for k, v in messages.items()
+            },
+        ) from None
+
+
+def _idempotent(run: Callable[[], tuple[dict[str, Any], int, str | None]]) -> Any:
+    """Run a creating action at most once per ``Idempotency-Key`` (see api/idempotency.py).
+
+    ``run`` returns (JSON body, status, Location or None); the caller commits nothing.
+    """
+    key = request.headers.get("Idempotency-Key")
+    record = None
+    if key is not None:
+        fingerprint = request_fingerprint(
+            request.method, request.path, request.get_json(silent=True)
+        )
+        record = begin(
+            db.session,
+            _user().id,
+            check_key(key),
+            fingerprint,
+            int(current_app.config["IDEMPOTENCY_TTL_SECONDS"]),
+        )
+        if record.status_code is not None:
+            db.commit()
+            response = jsonify(record.response_body)
+            response.status_code = record.status_code
+            response.headers["Idempotent-Replayed"] = "true"
+            if record.location:
+                response.headers["Location"] = record.location
+            return response
+    try:
+        body, status, location = run()
+        if record is not None:
+            record.status_code, record.response_body, record.location = status, body, location
+        db.commit()
+    except DomainError:
+        db.rollback()
+        raise
+    response = jsonify(body)
+    response.status_code = status
+    if location:
+        response.headers["Location"] = location
+    if "version" in body and "reference" in body:
+        response.set_etag(f"{body['reference']}-v{body['version']}")
+    return response
+
+
+def _act(reference: str, action: Callable[[Application], Any], *, if_match: bool = True) -> Any:
+    """Load the application, check If-Match, run a service, commit, return the application."""
+    application = get_application(db.session, _user(), reference)
+    if if_match:
+        _check_if_match(application)
+    try:
+        action(application)
+        db.commit()
+    except DomainError:
+        db.rollback()
+        raise
+    db.session.refresh(application)
+    return _application_response(application)
+
+
 @bp.route("/applications", methods=["POST"])
 @token_required("write")
 def create() -> Any:
-    """Create a draft from the JSON body; ``"submit": true`` submits it at once (201)."""
+    """Create a draft; ``"submit": true`` submits it at once. Idempotency-Key supported.
+    ---
+    post:
+      summary: Create an application (and optionally submit it)
+      tags: [Applications]
+      parameters: [IdempotencyKey]
+      requestBody:
+        required: true
+        content: {application/json: {schema: CreateApplication}}
+      responses:
+        201: {description: Created, content: {application/json: {schema: ApplicationOut}}}
+        400: Error
+        401: Error
+        403: Error
+        422: Error
+    """
     body = _json_body()
     submit = body.pop("submit", False)
     if not isinstance(submit, bool):
         raise ValidationFailed(
             "'submit' must be true or false.", fields={"submit": "must be a boolean"}
         )
-    try:
+
+    def run() -> tuple[dict[str, Any], int, str | None]:
         application = create_application(db.session, _user(), body)
         if submit:
             submit_application(db.session, _user(), application)
-    except DomainError:
-        db.rollback()
-        raise
-    db.commit()
-    response = jsonify(serialize_application(application))
-    response.status_code = 201
-    response.headers["Location"] = f"/api/v1/applications/{application.reference}"
-    return response
+        db.session.flush()
+        return (
+            serialize_application(application),
+            201,
+            f"/api/v1/applications/{application.reference}",
+        )
+
+    return _idempotent(run)
 
 
 @bp.route("/applications/<reference>")
 @token_required("read")
 def read(reference: str) -> Any:
-    """One application the token's user may see (404 otherwise)."""
-    return jsonify(serialize_application(get_application(db.session, _user(), reference)))
+    """One application the token's user may see (404 otherwise), with its ETag.
+    ---
+    get:
+      summary: Read an application (status, tier, queue position, SLA estimate, decision)
+      tags: [Applications]
+      parameters: [Reference]
+      responses:
+        200:
+          description: The application; the ETag header is its version
+          content: {application/json: {schema: ApplicationOut}}
+        401: Error
+        403: Error
+        404: Error
+    """
+    return _application_response(get_application(db.session, _user(), reference))
 
 
-@bp.route("/applications")
+@bp.route("/applications/<reference>", methods=["PATCH"])
+@token_required("write")
+def patch(reference: str) -> Any:
+    """Edit the draft (partial content) and/or answer the requested safety requirements.
+    ---
+    patch:
+      summary: Edit a draft, or answer a mitigation request
+      tags: [Applications]
+      parameters:
+        - Reference
+        - IfMatch
+      requestBody:
+        required: true
+        content: {application/json: {schema: PatchApplication}}
+      responses:
+        200: {description: Updated, content: {application/json: {schema: ApplicationOut}}}
+        400: Error
+        401: Error
+        403: Error
+        404: Error
+        409: Error
+        412: Error
+        422: Error
+    """
+    body = _json_body()
+    answers = body.pop("answers", None)
+    if answers is not None and not isinstance(answers, dict):
+        raise ValidationFailed("'answers' must be an object.", fields={"answers": "object"})
+
+    def run(application: Application) -> None:
+        if body:
+            update_draft(db.session, _user(), application, body, partial=True)
+        if answers is not None:
+            given = {}
+            for key, raw in answers.items():
+                if not isinstance(raw, dict):
+                    raise ValidationFailed(
+                        f"The answer to {key!r} must be an object.",
+                        fields={f"answers.{key}": "object"},
+                    )
+                attested = raw.get("attested")
+                if not isinstance(attested, bool):
+                    raise ValidationFailed(
+                        f"answers.{key}.attested must be true or false.",
+                        fields={f"answers.{key}.attested": "boolean"},
+                    )
+                details, link = raw.get("details", ""), raw.get("link", "")
+                if not isinstance(details, str) or not isinstance(link, str):
+                    raise ValidationFailed(
+                        f"answers.{key}.details and .link must be text.",
+                        fields={f"answers.{key}": "text"},
+                    )
+                given[str(key)] = AnswerInput(attested=attested, details=details, link=link)
+            answer_requirements(db.session, _user(), application, given)
+        if not body and answers is None:
+            raise ValidationFailed("Nothing to change: send content fields or answers.")
+
+    return _act(reference, run)
+
+
+@bp.route("/applications/<reference>/submit", methods=["POST"])
+@token_required("write")
+def submit(reference: str) -> Any:
+    """Submit a draft for review (triage and queue). Idempotency-Key supported.
+    ---
+    post:
+      summary: Submit a draft
+      tags: [Applications]
+      parameters:
+        - Reference
+        - IfMatch
+        - IdempotencyKey
+      responses:
+        200: {description: Submitted, content: {application/json: {schema: ApplicationOut}}}
+        401: Error
+        403: Error
+        404: Error
+        409: Error
+        412: Error
+        422: Error
+    """
+    return _transition(reference, Status.draft, "submit")
+
+
+@bp.route("/applications/<reference>/resubmit", methods=["POST"])
+@token_required("write")
+def resubmit(reference: str) -> Any:
+    """Resubmit after answering every requested safety requirement (a new revision).
+    ---
+    post:
+      summary: Resubmit after mitigations
+      tags: [Applications]
+      parameters:
+        - Reference
+        - IfMatch
+        - IdempotencyKey
+      responses:
+        200: {description: Resubmitted, content: {application/json: {schema: ApplicationOut}}}
+        401: Error
+        403: Error
+        404: Error
+        409: Error
+        412: Error
+        422: Error
+    """
+    return _transition(reference, Status.mitigations_requested, "resubmit")
+
+
+def _transition(reference: str, expected: Status, verb: str) -> Any:
+    application = get_application(db.session, _user(), reference)
+    _check_if_match(application)
+
+    def run() -> tuple[dict[str, Any], int, str | None]:
+        if application.status != expected:
+            raise InvalidTransition(
+                f"Only an application that is {expected.label.lower()} can be {verb}ted; "
+                f"{application.reference} is {Status(application.status).label.lower()}."
+            )
+        submit_application(db.session, _user(), application)
+        db.session.flush()
+        return serialize_application(application), 200, None
+
+    return _idempotent(run)
+
+
+@bp.route("/applications/<reference>/withdraw", methods=["POST"])
+@token_required("write")
+def withdraw(reference: str) -> Any:
+    """Withdraw an open application.
+    ---
+    post:
+      summary: Withdraw
+      tags: [Applications]
+      parameters:
+        - Reference
+        - IfMatch
+      responses:
+        200: {description: Withdrawn, content: {application/json: {schema: ApplicationOut}}}
+        401: Error
+        403: Error
+        404: Error
+        409: Error
+        412: Error
+    """
+    return _act(reference, lambda a: withdraw_application(db.session, _user(), a))
+
+
+@bp.route("/applications/<reference>/appeal", methods=["POST"])
+@token_required("write")
+def appeal(reference: str) -> Any:
+    """Appeal a rejection, once per revision, with a statement.
+    ---
+    post:
+      summary: Appeal a rejection
+      tags: [Applications]
+      parameters:
+        - Reference
+        - IfMatch
+      requestBody:
+        required: true
+        content: {application/json: {schema: AppealIn}}
+      responses:
+        200: {description: Appealed, content: {application/json: {schema: ApplicationOut}}}
+        400: Error
+        401: Error
+        403: Error
+        404: Error
+        409: Error
+        412: Error
+        422: Error
+    """
+    data = _load(schemas.AppealIn(), _json_body())
+    return _act(reference, lambda a: file_appeal(db.session, _user(), a, data["statement"]))
+
+
+@bp.route("/applications/<reference>/revisions")
 @token_required("read")
-def index() -> Any:
-    """Applications the user may see: reviewers all, developers their organization's."""
-    user = _user()
+def revisions(reference: str) -> Any:
+    """Every submitted revision, oldest first.
+    ---
+    get:
+      summary: List revisions
+      tags: [Applications]
+      parameters: [Reference]
+      responses:
+        200: {description: Revisions, content: {application/json: {schema: RevisionList}}}
+        401: Error
+        403: Error
+        404: Error
+    """
+    application = get_application(db.session, _user(), reference)
+    return jsonify(
+        {
+            "items": [
+                {
+                    "number": r.number,
+                    "submitted_at": r.submitted_at.isoformat(),
+                    "content": r.content,
+                }
+                for r in application.revisions
+            ]
+        }
+    )
+
+
+@bp.route("/applications/<reference>/revisions/<int:number>/diff")
+@token_required("read")
+def revision_diff(reference: str, number: int) -> Any:
+    """Field-by-field changes of revision ``number`` against ``against`` (default: previous).
+    ---
+    get:
+      summary: Diff two revisions
+      tags: [Applications]
+      parameters:
+        - Reference
+        - {in: path, name: number, required: true, schema: {type: integer, minimum: 1}}
+        - {in: query, name: against, schema: {type: integer, minimum: 1}, description: "Default: number - 1."}
+      responses:
+        200: {description: Changes, content: {application/json: {schema: DiffOut}}}
+        401: Error
+        403: Error
+        404: Error
+        422: Error
+    """
+    application = get_application(db.session, _user(), reference)
+    raw = request.args.get("against")
+    try:
+        against = int(raw) if raw is not None else number - 1
+    except ValueError:
+        raise ValidationFailed(
+            "'against' must be a revision number.", fields={"against": "integer"}
+        ) from None
+    by_number = {r.number: r for r in application.revisions}
+    if number not in by_number or against not in by_number:
+        raise NotFound(
+            f"{application.reference} has no revision {number if number not in by_number else against}."
+        )
+    changes = diff_contents(by_number[against].content, by_number[number].content)
+    return jsonify(
+        {
+            "revision": number,
+            "against": against,
+            "changes": [
+                {
+                    "field": c.name,
+                    "label": c.label,
+                    "kind": c.kind,
+                    "before": c.before,
+                    "after": c.after,
+                    "added": c.added,
+                    "removed": c.removed,
+                    "segments": [list(s) for s in c.segments],
+                }
+                for c in changes
+            ],
+        }
+    )
+
+
+@bp.route("/queue")
+@token_required("review")
+def queue() -> Any:
+    """The reviewer's queue in queue order (SLA due, tier, age), filtered like the browser's.
+    ---
+    get:
+      summary: List the review queue
+      tags: [Review]
+      parameters:
+        - Page
+        - PerPage
+        - {in: query, name: queue, schema: {type: string}}
+        - {in: query, name: tier, schema: {type: string}}
+        - {in: query, name: view, schema: {type: string, enum: [due_soon, overdue, unclaimed, mine]}}
+      responses:
+        200: {description: One page, content: {application/json: {schema: ApplicationPage}}}
+        401: Error
+        403: Error
+        422: Error
+    """
+    page, per_page = _paging()
+    view = request.args.get("view") or None
+    if view is not None and view not in (*QUEUE_VIEWS, "mine"):
+        raise ValidationFailed(f"Unknown view {view!r}.", fields={"view": "unknown value"})
+    filters = QueueFilters(
+        queue=request.args.get("queue") or None,
+        tier=request.args.get("tier") or None,
+        view=view if view != "mine" else None,
+        mine=view == "mine",
+    )
+    items, total = list_queue(db.session, _user(), filters, page=page, per_page=per_page)
+    return jsonify(
+        {
+            "items": [serialize_summary(a) for a in items],
+            "page": page,
+            "per_page": per_page,
+            "total": total,
+        }
+    )
+
+
+@bp.route("/queue/claim-next", methods=["POST"])
+@token_required("review")
+def claim_next_api() -> Any:
+    """Claim the next application in queue order; 204 when nothing is claimable.
+    ---
+    post:
+      summary: Claim the next application
+      tags: [Review]
+      parameters: [{in: query, name: queue, schema: {type: string}}]
+      responses:
+        200: {description: Claimed, content: {application/json: {schema: ApplicationOut}}}
+        204: {description: Nothing to claim}
+        401: Error
+        403: Error
+    """
+    application = claim_next(db.session, _user(), queue=request.args.get("queue") or None)
+    if application is None:
+        db.rollback()
+        return "", 204
+    db.commit()
+    return _application_response(application)
+
+
+@bp.route("/applications/<reference>/release", methods=["POST"])
+@token_required("review")
+def release_api(reference: str) -> Any:
+    """Give a claimed application back to its queue.
+    ---
+    post:
+      summary: Release a claim
+      tags: [Review]
+      parameters: [Reference]
+      responses:
+        200: {description: Released, content: {application/json: {schema: ApplicationOut}}}
+        401: Error
+        403: Error
+        404: Error
+        409: Error
+    """
+    return _act(reference, lambda a: release(db.session, _user(), a), if_match=False)
+
+
+@bp.route("/applications/<reference>/decisions", methods=["POST"])
+@token_required("review")
+def decide_api(reference: str) -> Any:
+    """Decide the claimed application: approve, request mitigations or reject.
+    ---
+    post:
+      summary: Record a decision
+      tags: [Review]
+      parameters:
+        - Reference
+        - IfMatch
+      requestBody:
+        required: true
+        content: {application/json: {schema: DecisionIn}}
+      responses:
+        201: {description: Decided, content: {application/json: {schema: DecisionCreated}}}
+        400: Error
+        401: Error
+        403: Error
+        404: Error
+        409: Error
+        412: Error
+        422: Error
+    """
+    data = _load(schemas.DecisionIn(), _json_body())
+    application = get_application(db.session, _user(), reference)
+    _check_if_match(application)
+    keys: list[str] = []
+    details: dict[str, RequirementInput] = {}
+    for item in data.get("safety_requirements") or []:
+        if isinstance(item, str):
+            keys.append(item)
+        elif isinstance(item, dict) and isinstance(item.get("id"), str):
+            keys.append(item["id"])
+            params = item.get("parameters") or {}
+            reason = item.get("reason") or ""
+            if not isinstance(params, dict) or not isinstance(reason, str):
+                raise ValidationFailed(
+                    "A safety requirement is an id or {id, reason, parameters}.",
+                    fields={"safety_requirements": "bad item"},
+                )
+            details[item["id"]] = RequirementInput(reason=reason, parameters=dict(params))
+        else:
+            raise ValidationFailed(
+                "A safety requirement is an id or {id, reason, parameters}.",
+                fields={"safety_requirements": "bad item"},
+            )
+    decision_input = DecisionInput(
+        outcome=data["outcome"],
+        citations=list(data.get("citations") or []),
+        template_key=data["template"],
+        safety_requirements=keys,
+        reviewer_note=data.get("message", ""),
+        rationale=data.get("rationale", ""),
+        expected_version=data.get("version"),
+        requirements=details,
+    )
+    try:
+        decision = decide(db.session, _user(), application, decision_input)
+        db.commit()
+    except DomainError:
+        db.rollback()
+        raise
+    db.session.refresh(application)
+    response = jsonify(
+        {
+            "id": decision.id,
+            "outcome": decision.outcome,
+            "final": decision.final,
+            "application": serialize_application(application),
+        }
+    )
+    response.status_code = 201
+    return response
+
+
+@bp.route("/policies")
+def policies() -> Any:
+    """Published policy sections by number (public).
+    ---
+    get:
+      summary: List policy sections
+      tags: [Policies]
+      security: []
+      responses:
+        200: {description: Sections, content: {application/json: {schema: PolicyList}}}
+    """
+    return jsonify(
+        {"items": [_policy_summary(s) for s in sections_in_order(db.session) if s.versions]}
+    )
+
+
+@bp.route("/policies/<key>")
+def policy(key: str) -> Any:
+    """One policy section with every version (public).
+    ---
+    get:
+      summary: Read a policy section and its versions
+      tags: [Policies]
+      security: []
+      parameters: [{in: path, name: key, required: true, schema: {type: string}}]
+      responses:
+        200: {description: Section, content: {application/json: {schema: PolicyOut}}}
+        404: Error
+    """
+    section = db.session.scalars(select(PolicySection).where(PolicySection.key == key)).first()
+    if section is None or not section.versions:
+        raise NotFound(f"No policy section {key!r}.")
+    return jsonify(
+        {
+            **_policy_summary(section),
+            "versions": [
+                {
+                    "version": v.version,
+                    "effective_date": v.effective_date.isoformat(),
+                    "change_summary": v.change_summary,
+                    "text": v.text,
+                    "url": url_for(
+                        "policies.section_version",
+                        key=section.key,
+                        version=v.version,
+                        _external=True,
+                    ),
+                }
+                for v in section.versions
+            ],
+        }
+    )
+
+
+def _policy_summary(section: PolicySection) -> dict[str, Any]:
+    current = section.current
+    return {
+        "id": section.key,
+        "number": section.number,
+        "title": section.title,
+        "source": section.source,
+        "current_version": current.version,
+        "effective_date": current.effective_date.isoformat(),
+    }
+
+
+def _paging() -> tuple[int, int]:
+    """``page`` and ``per_page`` query arguments. Raises ValidationFailed (422)."""
     try:
         page = int(request.args.get("page", 1))
         per_page = int(request.args.get("per_page", 25))
@@ -235,9 +908,33 @@ def index() -> Any:
     max_per_page = current_app.config["API_MAX_PER_PAGE"]
     if not 1 <= page <= 100_000 or not 1 <= per_page <= max_per_page:
         raise ValidationFailed(
-            f"page must be ≥ 1 and per_page between 1 and {max_per_page}.",
+            f"page must be between 1 and 100000 and per_page between 1 and {max_per_page}.",
             fields={"per_page": f"between 1 and {max_per_page}"},
         )
+    return page, per_page
+
+
+@bp.route("/applications")
+@token_required("read")
+def index() -> Any:
+    """Applications the user may see: reviewers all, developers their organization's.
+    ---
+    get:
+      summary: List applications
+      tags: [Applications]
+      parameters:
+        - Page
+        - PerPage
+        - {in: query, name: status, schema: {type: string}}
+        - {in: query, name: tier, schema: {type: string}}
+      responses:
+        200: {description: One page, content: {application/json: {schema: ApplicationPage}}}
+        401: Error
+        403: Error
+        422: Error
+    """
+    user = _user()
+    page, per_page = _paging()
     stmt = select(Application)
     if user.can(Permission.view_all_applications):
         # the review team sees submitted applications; drafts stay with their organization

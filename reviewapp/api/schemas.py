@@ -1,0 +1,254 @@
+"""Marshmallow schemas of the JSON API: they document every request and response in the
+OpenAPI document (reviewapp/api/openapi.py) and validate the request bodies that are not
+application content (application content is validated by applications.schema.clean_content,
+the same rules as the browser form)."""
+
+from __future__ import annotations
+
+from marshmallow import EXCLUDE, Schema, fields, validate
+
+from reviewapp.applications.schema import TEXT_LIMITS
+
+
+class ErrorDetail(Schema):
+    code = fields.String(required=True, metadata={"description": "Machine-readable code."})
+    message = fields.String(required=True)
+    field_problems = fields.Dict(
+        data_key="fields",
+        keys=fields.String(),
+        values=fields.String(),
+        required=True,
+        metadata={"description": "Field name -> problem, for validation errors."},
+    )
+
+
+class Error(Schema):
+    """Every error: ``{"error": {"code", "message", "fields"}}``."""
+
+    error = fields.Nested(ErrorDetail, required=True)
+
+
+class Content(Schema):
+    """Application content (the go-live form). Drafts may leave fields empty; submitting
+    needs every field the form marks as required. Allowed values: GET /vocabularies."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    title = fields.String(validate=validate.Length(max=TEXT_LIMITS["title"]))
+    category = fields.String(allow_none=True)
+    description = fields.String(validate=validate.Length(max=TEXT_LIMITS["description"]))
+    benefits = fields.String(validate=validate.Length(max=TEXT_LIMITS["benefits"]))
+    end_users = fields.List(fields.String())
+    domains = fields.List(fields.String())
+    modalities = fields.List(fields.String())
+    monthly_requests = fields.Integer(allow_none=True)
+    human_review_of_outputs = fields.Boolean(allow_none=True)
+    safety_measures = fields.String()
+    product_url = fields.String()
+
+
+class CreateApplication(Content):
+    submit = fields.Boolean(metadata={"description": "Submit the draft at once."})
+
+
+class Answer(Schema):
+    attested = fields.Boolean(required=True)
+    details = fields.String(required=True, metadata={"description": "20–5000 characters."})
+    link = fields.String(metadata={"description": "Optional http(s) address of evidence."})
+
+
+class PatchApplication(Content):
+    """Partial content of a draft (or of an application awaiting mitigations), and/or the
+    answers to the requested safety requirements (requirement id -> answer)."""
+
+    answers = fields.Dict(keys=fields.String(), values=fields.Nested(Answer))
+
+
+class FiredRule(Schema):
+    key = fields.String(required=True)
+    name = fields.String(required=True)
+    actions = fields.List(fields.Dict(), required=True)
+    explanation = fields.String(required=True)
+
+
+class Triage(Schema):
+    ruleset_version = fields.Integer(required=True)
+    tier = fields.String(required=True)
+    queue = fields.String(required=True)
+    fired_rules = fields.List(fields.Nested(FiredRule), required=True)
+    flags = fields.List(fields.String(), required=True)
+    errors = fields.List(fields.Dict(), required=True)
+
+
+class CitationOut(Schema):
+    id = fields.String(required=True, metadata={"description": "Policy section id."})
+    number = fields.String(required=True)
+    title = fields.String(required=True)
+    version = fields.Integer(required=True, metadata={"description": "The version cited."})
+
+
+class RequirementOut(Schema):
+    id = fields.String(required=True)
+    title = fields.String(required=True)
+    reason = fields.String(required=True)
+    parameters = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
+    attested = fields.Boolean(required=True)
+
+
+class DecisionOut(Schema):
+    outcome = fields.String(
+        required=True, validate=validate.OneOf(["approve", "request_mitigations", "reject"])
+    )
+    message = fields.String(required=True)
+    decided_at = fields.DateTime(required=True)
+    revision = fields.Integer(required=True, allow_none=True)
+    citations = fields.List(fields.Nested(CitationOut), required=True)
+    safety_requirements = fields.List(
+        fields.Nested(RequirementOut),
+        required=True,
+        metadata={
+            "description": "request_mitigations: what to meet and answer; approve: the "
+            "conditions of the approval, with their parameters."
+        },
+    )
+    conditional = fields.Boolean(required=True)
+
+
+class ApplicationSummary(Schema):
+    reference = fields.String(required=True, metadata={"example": "APP-000123"})
+    external_ref = fields.String(required=True, allow_none=True)
+    title = fields.String(required=True)
+    organization = fields.String(required=True)
+    status = fields.String(required=True)
+    risk_tier = fields.String(required=True, allow_none=True)
+    queue = fields.String(required=True, allow_none=True)
+    submitted_at = fields.DateTime(required=True, allow_none=True)
+
+
+class ApplicationOut(ApplicationSummary):
+    content = fields.Dict(required=True)
+    draft = fields.Dict(required=True, allow_none=True)
+    revision = fields.Integer(required=True, allow_none=True)
+    flags = fields.List(fields.String(), required=True)
+    sla_due_at = fields.DateTime(
+        required=True,
+        allow_none=True,
+        metadata={"description": "SLA estimate: when review is due (UTC); null when paused."},
+    )
+    queue_position = fields.Integer(
+        required=True,
+        allow_none=True,
+        metadata={"description": "1 = next in its queue; null when not waiting in a queue."},
+    )
+    version = fields.Integer(required=True, metadata={"description": "Also the ETag."})
+    created_at = fields.DateTime(required=True)
+    triage = fields.Nested(Triage, required=True, allow_none=True)
+    decision = fields.Nested(DecisionOut, required=True, allow_none=True)
+
+
+class Page(Schema):
+    page = fields.Integer(required=True)
+    per_page = fields.Integer(required=True)
+    total = fields.Integer(required=True)
+
+
+class ApplicationPage(Page):
+    items = fields.List(fields.Nested(ApplicationSummary), required=True)
+
+
+class RevisionOut(Schema):
+    number = fields.Integer(required=True)
+    submitted_at = fields.DateTime(required=True)
+    content = fields.Dict(required=True)
+
+
+class RevisionList(Schema):
+    items = fields.List(fields.Nested(RevisionOut), required=True)
+
+
+class FieldChangeOut(Schema):
+    field = fields.String(required=True)
+    label = fields.String(required=True)
+    kind = fields.String(required=True, validate=validate.OneOf(["text", "list", "value"]))
+    before = fields.Raw(required=True, allow_none=True)
+    after = fields.Raw(required=True, allow_none=True)
+    added = fields.List(fields.String(), required=True)
+    removed = fields.List(fields.String(), required=True)
+    segments = fields.List(
+        fields.List(fields.String()),
+        required=True,
+        metadata={"description": "[op, text] pairs; op is equal, insert or delete."},
+    )
+
+
+class DiffOut(Schema):
+    revision = fields.Integer(required=True)
+    against = fields.Integer(required=True)
+    changes = fields.List(fields.Nested(FieldChangeOut), required=True)
+
+
+class AppealIn(Schema):
+    statement = fields.String(required=True, metadata={"description": "20–5000 characters."})
+
+
+class RequirementIn(Schema):
+    id = fields.String(required=True)
+    reason = fields.String()
+    parameters = fields.Dict(keys=fields.String(), values=fields.Integer())
+
+
+class DecisionIn(Schema):
+    outcome = fields.String(
+        required=True, validate=validate.OneOf(["approve", "request_mitigations", "reject"])
+    )
+    citations = fields.List(fields.String(), metadata={"description": "Policy section ids."})
+    safety_requirements = fields.List(
+        fields.Raw(),
+        metadata={"description": "Safety requirement ids, or objects {id, reason, parameters}."},
+    )
+    template = fields.String(required=True, metadata={"description": "Response template key."})
+    message = fields.String(metadata={"description": "Note inserted into the template."})
+    rationale = fields.String(metadata={"description": "Internal; never sent."})
+    version = fields.Integer(metadata={"description": "The application version you judged."})
+
+
+class DecisionCreated(Schema):
+    id = fields.Integer(required=True)
+    outcome = fields.String(required=True)
+    final = fields.Boolean(required=True)
+    application = fields.Nested(ApplicationOut, required=True)
+
+
+class PolicyVersionOut(Schema):
+    version = fields.Integer(required=True)
+    effective_date = fields.Date(required=True)
+    change_summary = fields.String(required=True)
+    text = fields.String(required=True, metadata={"description": "Markdown."})
+    url = fields.String(required=True)
+
+
+class PolicySummary(Schema):
+    id = fields.String(required=True)
+    number = fields.String(required=True)
+    title = fields.String(required=True)
+    source = fields.String(required=True)
+    current_version = fields.Integer(required=True)
+    effective_date = fields.Date(required=True)
+
+
+class PolicyList(Schema):
+    items = fields.List(fields.Nested(PolicySummary), required=True)
+
+
+class PolicyOut(PolicySummary):
+    versions = fields.List(fields.Nested(PolicyVersionOut), required=True)
+
+
+class Vocabularies(Schema):
+    category = fields.List(fields.String(), required=True)
+    end_users = fields.List(fields.String(), required=True)
+    domains = fields.List(fields.String(), required=True)
+    modalities = fields.List(fields.String(), required=True)
+    tiers = fields.List(fields.String(), required=True)
+    labels = fields.Dict(required=True)

@@ -1,0 +1,204 @@
+"""The whole workflow through the JSON API: create (idempotent), ETag/If-Match, submit, queue
+position and SLA estimate, claim-next (200/204), request mitigations with parameters, answers,
+resubmission, revisions and diff, approval with conditions, appeals, policies, OpenAPI."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from reviewapp.applications.models import Application
+from reviewapp.auth.services import issue_token
+from tests.factories import ApplicationFactory, OrganizationFactory, UserFactory, content
+
+DETAILS = "Sign-up checks an ID document; under-16 accounts are refused."
+
+
+def bearer(db, user, scopes: str = "read write") -> dict[str, str]:  # noqa: ANN001
+    return {"Authorization": f"Bearer {issue_token(db, user, scopes=scopes)}"}
+
+
+def test_developer_and_reviewer_work_a_case_through_the_api(client, db) -> None:
+    dev = bearer(db, UserFactory())
+    reviewer = bearer(
+        db, UserFactory(reviewer=True, organization=OrganizationFactory()), "read write review"
+    )
+    body = content(title="Homework helper")
+
+    # create twice with one idempotency key -> one application, the same answer replayed
+    first = client.post(
+        "/api/v1/applications", json=body, headers={**dev, "Idempotency-Key": "create-1"}
+    )
+    again = client.post(
+        "/api/v1/applications", json=body, headers={**dev, "Idempotency-Key": "create-1"}
+    )
+    assert first.status_code == again.status_code == 201
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert first.json["reference"] == again.json["reference"]
+    assert db.scalar(select(func.count()).select_from(Application)) == 1
+    reused = client.post(
+        "/api/v1/applications",
+        json={**body, "title": "Another"},
+        headers={**dev, "Idempotency-Key": "create-1"},
+    )
+    assert reused.status_code == 422 and reused.json["error"]["fields"]["Idempotency-Key"]
+    ref = first.json["reference"]
+    etag = first.headers["ETag"]
+
+    # a stale If-Match is refused with 412; the current one works
+    edited = client.patch(
+        f"/api/v1/applications/{ref}",
+        json={"benefits": "Saves teachers time."},
+        headers={**dev, "If-Match": etag},
+    )
+    assert (
+        edited.status_code == 200 and edited.json["content"]["benefits"] == "Saves teachers time."
+    )
+    stale = client.post(f"/api/v1/applications/{ref}/submit", headers={**dev, "If-Match": etag})
+    assert stale.status_code == 412 and stale.json["error"]["code"] == "precondition_failed"
+    submitted = client.post(
+        f"/api/v1/applications/{ref}/submit",
+        headers={**dev, "If-Match": edited.headers["ETag"], "Idempotency-Key": "submit-1"},
+    )
+    assert submitted.status_code == 200 and submitted.json["status"] == "queued"
+    assert submitted.json["queue_position"] == 1 and submitted.json["sla_due_at"]
+    twice = client.post(
+        f"/api/v1/applications/{ref}/submit", headers={**dev, "Idempotency-Key": "submit-1"}
+    )
+    assert twice.status_code == 200 and twice.headers["Idempotent-Replayed"] == "true"
+    assert len(client.get(f"/api/v1/applications/{ref}/revisions", headers=dev).json["items"]) == 1
+
+    # reviewer: the queue, claim-next, request mitigations with a reason and a parameter
+    assert ref in {
+        i["reference"] for i in client.get("/api/v1/queue", headers=reviewer).json["items"]
+    }
+    assert client.get("/api/v1/queue", headers=dev).status_code == 403  # no review scope
+    claimed = client.post("/api/v1/queue/claim-next", headers=reviewer)
+    assert claimed.status_code == 200 and claimed.json["reference"] == ref
+    assert client.post("/api/v1/queue/claim-next", headers=reviewer).status_code == 204
+    decided = client.post(
+        f"/api/v1/applications/{ref}/decisions",
+        json={
+            "outcome": "request_mitigations",
+            "citations": ["usage-2.1"],
+            "template": "mitigations-standard",
+            "safety_requirements": [
+                {
+                    "id": "age-assurance",
+                    "reason": "Open to teenagers.",
+                    "parameters": {"minimum_user_age": 16},
+                }
+            ],
+        },
+        headers=reviewer,
+    )
+    assert decided.status_code == 201 and decided.json["final"] is True
+    read = client.get(f"/api/v1/applications/{ref}", headers=dev).json
+    assert read["status"] == "mitigations_requested" and read["sla_due_at"] is None
+    requirement = read["decision"]["safety_requirements"][0]
+    assert requirement["parameters"] == {"minimum_user_age": 16}
+    assert requirement["reason"] == "Open to teenagers." and requirement["attested"] is False
+
+    # developer: resubmitting before answering is refused; answer, edit, resubmit
+    early = client.post(f"/api/v1/applications/{ref}/resubmit", headers=dev)
+    assert early.status_code == 422 and "Age assurance" in early.json["error"]["message"]
+    answered = client.patch(
+        f"/api/v1/applications/{ref}",
+        json={
+            "description": read["content"]["description"] + " Under-16s are refused.",
+            "answers": {"age-assurance": {"attested": True, "details": DETAILS}},
+        },
+        headers=dev,
+    )
+    assert answered.status_code == 200
+    bad = client.patch(
+        f"/api/v1/applications/{ref}",
+        json={"answers": {"age-assurance": {"attested": "yes", "details": DETAILS}}},
+        headers=dev,
+    )
+    assert bad.status_code == 422
+    resubmitted = client.post(f"/api/v1/applications/{ref}/resubmit", headers=dev)
+    assert resubmitted.status_code == 200 and resubmitted.json["revision"] == 2
+    diff = client.get(f"/api/v1/applications/{ref}/revisions/2/diff", headers=dev).json
+    assert [c["field"] for c in diff["changes"]] == ["description"]
+    assert ["insert", " Under-16s are refused."] in diff["changes"][0]["segments"]
+    assert (
+        client.get(f"/api/v1/applications/{ref}/revisions/5/diff", headers=dev).status_code == 404
+    )
+
+    # reviewer approves: the attested requirement becomes a condition with its parameter
+    assert client.post("/api/v1/queue/claim-next", headers=reviewer).json["reference"] == ref
+    approved = client.post(
+        f"/api/v1/applications/{ref}/decisions",
+        json={
+            "outcome": "approve",
+            "citations": ["usage-2.1"],
+            "template": "approve-with-conditions",
+        },
+        headers=reviewer,
+    )
+    assert approved.status_code == 201
+    final = client.get(f"/api/v1/applications/{ref}", headers=dev).json
+    assert final["status"] == "approved" and final["decision"]["conditional"] is True
+    assert final["decision"]["safety_requirements"][0]["parameters"] == {"minimum_user_age": 16}
+    assert final["decision"]["safety_requirements"][0]["attested"] is True
+
+
+def test_appeal_withdraw_release_and_errors(client, db) -> None:
+    application = ApplicationFactory(submitted=True)
+    dev = bearer(db, application.submitter)
+    staff = OrganizationFactory()
+    first = bearer(db, UserFactory(senior=True, organization=staff), "read review")
+    ref = application.reference
+    assert client.post("/api/v1/queue/claim-next", headers=first).json["reference"] == ref
+    released = client.post(f"/api/v1/applications/{ref}/release", headers=first)
+    assert released.status_code == 200 and released.json["status"] == "queued"
+    client.post("/api/v1/queue/claim-next", headers=first)
+    missing_citation = client.post(
+        f"/api/v1/applications/{ref}/decisions",
+        json={"outcome": "reject", "template": "reject-prohibited"},
+        headers=first,
+    )
+    assert (
+        missing_citation.status_code == 422
+        and "citations" in missing_citation.json["error"]["fields"]
+    )
+    rejected = client.post(
+        f"/api/v1/applications/{ref}/decisions",
+        json={"outcome": "reject", "template": "reject-prohibited", "citations": ["usage-1.5"]},
+        headers=first,
+    )
+    assert rejected.status_code == 201
+    short = client.post(f"/api/v1/applications/{ref}/appeal", json={"statement": "no"}, headers=dev)
+    assert short.status_code == 422
+    appealed = client.post(
+        f"/api/v1/applications/{ref}/appeal",
+        json={"statement": "We never process payments; 'card' meant flash cards."},
+        headers=dev,
+    )
+    assert appealed.status_code == 200 and appealed.json["status"] == "appealed"
+    assert client.post(f"/api/v1/applications/{ref}/withdraw", headers=dev).status_code == 409
+    assert (
+        client.post(f"/api/v1/applications/{ref}/appeal", json=[], headers=dev).status_code == 400
+    )
+    other = bearer(db, UserFactory())
+    assert client.get(f"/api/v1/applications/{ref}/revisions", headers=other).status_code == 404
+    assert client.post(f"/api/v1/applications/{ref}/withdraw", headers=other).status_code == 404
+
+
+def test_policies_and_openapi_are_public(client, db) -> None:
+    listing = client.get("/api/v1/policies")
+    assert listing.status_code == 200
+    first = listing.json["items"][0]
+    detail = client.get(f"/api/v1/policies/{first['id']}").json
+    assert detail["versions"][-1]["version"] == first["current_version"]
+    assert detail["versions"][0]["url"].endswith(f"/policies/{first['id']}/v1")
+    assert client.get("/api/v1/policies/nope").status_code == 404
+    spec = client.get("/api/v1/openapi.json").json
+    assert spec["openapi"] == "3.1.0"
+    assert {"/api/v1/queue/claim-next", "/api/v1/applications/{reference}/decisions"} <= set(
+        spec["paths"]
+    )
+    assert "patch" in spec["paths"]["/api/v1/applications/{reference}"]
+    page = client.get("/api/v1/docs").get_data(as_text=True)
+    assert "/api/v1/applications/{reference}/revisions/{number}/diff" in page
+    assert "ApplicationOut" in page
