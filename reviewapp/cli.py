@@ -260,7 +260,9 @@ def import_inventory(
                     application.reference_tier = record.reference_tier
                     application.source_metadata = record.source_metadata
                     _fill_for_submit(application)
-                    submit_application(session, user, application, require_complete=False)
+                    submit_application(
+                        session, user, application, require_complete=False, notify=False
+                    )
                 existing.add(record.external_ref)
                 created += 1
             except (ValueError, DomainError) as exc:
@@ -480,16 +482,19 @@ def worker(burst: bool) -> None:
 @click.command("sweep")
 @with_appcontext
 def sweep() -> None:
-    """Housekeeping to run every minute or so (cron, or an RQ scheduler): end expired leases
-    and deliver notifications left pending."""
+    """Housekeeping to run every minute or so (cron, or an RQ scheduler): end expired leases,
+    report newly missed SLAs to the review leads, deliver notifications left pending."""
     from reviewapp.extensions import db
     from reviewapp.notifications.jobs import dispatch_pending
-    from reviewapp.review.services import expire_leases
+    from reviewapp.review.services import expire_leases, notify_sla_breaches
 
     ended = expire_leases(db.session)
     db.commit()
+    breached = notify_sla_breaches(db.session)
+    db.commit()
     click.echo(
-        f"{ended} expired leases returned to their queues; {dispatch_pending()} pending notifications handled"
+        f"{ended} expired leases returned to their queues; {breached} newly overdue "
+        f"applications reported to the review leads; {dispatch_pending()} pending notifications handled"
     )
 
 

@@ -119,6 +119,8 @@ class Application(Base):
     sla_target_seconds: Mapped[int | None]
     sla_consumed_seconds: Mapped[int] = mapped_column(default=0)
     sla_running_since: Mapped[dt.datetime | None]
+    # when the review leads were told that the SLA was missed (once per running period)
+    sla_breach_notified_at: Mapped[dt.datetime | None]
     # a resubmission goes preferably to the reviewer who asked for the mitigations
     preferred_reviewer_id: Mapped[int | None] = mapped_column(
         ForeignKey("user_account.id", ondelete="SET NULL")

@@ -132,12 +132,18 @@ def update_draft(
 
 
 def submit_application(
-    session: Session, actor: User, application: Application, *, require_complete: bool = True
+    session: Session,
+    actor: User,
+    application: Application,
+    *,
+    require_complete: bool = True,
+    notify: bool = True,
 ) -> Revision:
     """Submit (or resubmit) the draft: snapshot a revision, triage it and queue it.
 
     ``require_complete=False`` is for imports of records that do not state every field (the
     inventory has no request volumes); missing answers stay null and rules treat them as unknown.
+    ``notify=False`` (imports) sends no "submitted" confirmation to the organization.
 
     Raises:
         PermissionDenied, InvalidTransition, ValidationFailed (incomplete content).
@@ -193,8 +199,39 @@ def submit_application(
         _tell_preferred_reviewer(session, application, number)
     from reviewapp.review.fast_track import fast_track
 
-    fast_track(session, application)
+    if fast_track(session, application) is None and notify:
+        _confirm_submission(session, application, number)
     return revision
+
+
+def _confirm_submission(session: Session, application: Application, number: int) -> None:
+    """Email the applying organization's developers that the revision is in the queue."""
+    from reviewapp.audit.services import add_outbox_event
+    from reviewapp.auth.models import Role
+
+    recipients = sorted(
+        {u.email for u in application.organization.users if u.active and u.role == Role.developer}
+    )
+    due = (
+        f" The review is due by {application.sla_due_at:%Y-%m-%d %H:%M} UTC."
+        if application.sla_due_at
+        else ""
+    )
+    add_outbox_event(
+        session,
+        "submitted",
+        {
+            "application": application.reference,
+            "to": recipients,
+            "subject": f"[{application.reference}] Received (revision {number}): {application.title}",
+            "body": (
+                f"We received revision {number} of {application.reference}, "
+                f'"{application.title}". Our triage placed it in the {application.risk_tier} '
+                f"risk tier and the {application.queue} queue.{due} You will hear from us when "
+                "a reviewer decides."
+            ),
+        },
+    )
 
 
 def _tell_preferred_reviewer(session: Session, application: Application, number: int) -> None:

@@ -62,6 +62,8 @@ def clock_of(application: Application) -> SlaClock | None:
 
 
 def _store(application: Application, clock: SlaClock, cal: BusinessCalendar) -> None:
+    if clock.due_at(cal) != application.sla_due_at:
+        application.sla_breach_notified_at = None  # a new due time can be missed anew
     application.sla_target_seconds = clock.target_seconds
     application.sla_consumed_seconds = clock.consumed_seconds
     application.sla_running_since = clock.running_since

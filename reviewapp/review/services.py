@@ -457,6 +457,64 @@ def expire_leases(session: Session, *, now: dt.datetime | None = None, limit: in
     return len(expired)
 
 
+def notify_sla_breaches(
+    session: Session, *, now: dt.datetime | None = None, limit: int = 200
+) -> int:
+    """Tell the review leads (active senior reviewers and admins) in one digest email about
+    applications waiting in a queue past their SLA due time. Each missed due time is reported
+    once (``sla_breach_notified_at``); a new due time (resubmission, re-triage) can be reported
+    again. Returns how many applications the digest lists (0: nothing sent)."""
+    now = now or utcnow()
+    overdue = session.scalars(
+        select(Application)
+        .where(
+            Application.status.in_(OPEN_FOR_REVIEW),
+            Application.sla_due_at < now,
+            Application.sla_breach_notified_at.is_(None),
+        )
+        .order_by(Application.sla_due_at)
+        .limit(limit)
+    ).all()
+    if not overdue:
+        return 0
+    leads = sorted(
+        session.scalars(
+            select(User.email).where(
+                User.active.is_(True), User.role.in_([Role.senior_reviewer, Role.admin])
+            )
+        )
+    )
+    lines = [
+        f"- {a.reference} ({a.risk_tier}, {a.queue} queue): due {a.sla_due_at:%Y-%m-%d %H:%M} UTC, "
+        f"{'claimed by ' + a.claimed_by.email if a.claimed_by_id and a.claimed_by else 'unclaimed'}"
+        for a in overdue
+        if a.sla_due_at is not None
+    ]
+    for application in overdue:
+        application.sla_breach_notified_at = now
+    session.flush()
+    if leads:
+        add_outbox_event(
+            session,
+            "sla_breach",
+            {
+                "to": leads,
+                "subject": f"SLA missed: {len(overdue)} application(s) overdue",
+                "body": "These applications are waiting past their review target:\n\n"
+                + "\n".join(lines),
+            },
+        )
+    record_event(
+        session,
+        actor=None,
+        action="sla.breach_notified",
+        subject_type="application",
+        subject_id=f"{len(overdue)} overdue",
+        after={"applications": [a.reference for a in overdue], "leads": len(leads)},
+    )
+    return len(overdue)
+
+
 def release(session: Session, user: User, application: Application) -> None:
     """Give a claimed application back to its queue.
 
