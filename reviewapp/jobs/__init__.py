@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask, current_app, has_app_context
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +57,13 @@ def enqueue_after_commit(func: Callable[..., Any], *args: Any, queue: str = DEFA
     With Redis, the job is put on the RQ queue; if Redis cannot be reached the failure is logged
     and the work is not lost: jobs that deliver outbox rows are re-found by the outbox dispatcher.
     Without Redis the function runs inline right after the commit, in the same app context.
+    Outside an app context (a plain script using the services) nothing is scheduled: outbox
+    rows stay pending for ``flask dispatch-outbox`` / ``flask sweep``.
     """
     from reviewapp.extensions import db
 
+    if not has_app_context():
+        return
     app = current_app._get_current_object()  # type: ignore[attr-defined]
 
     def _run() -> None:
