@@ -2,6 +2,7 @@
 
 PostgreSQL: a GIN expression index on the English tsvector of a revision's free text (title,
 description, benefits, safety measures); reviewapp.review.precedents queries that same expression.
+Building it parses every revision once (~0.2 ms each) and blocks writes to revision meanwhile.
 
 SQLite: an FTS5 table ``revision_fts`` (rowid = revision.id), backfilled here and kept in step by
 triggers on ``revision``. A later batch (table-recreating) migration of ``revision`` on SQLite
@@ -72,6 +73,9 @@ def upgrade() -> None:
         op.create_index(
             'ix_revision_search', 'revision', [sa.text(PG_VECTOR)], postgresql_using='gin'
         )
+        # the search reads how common each lexeme is from these statistics (until the first
+        # ANALYZE it has none); on an existing table, autovacuum may not analyze it for long
+        op.execute('ANALYZE revision')
     elif dialect == 'sqlite':
         for statement in SQLITE_UPGRADE:
             op.execute(statement)

@@ -20,54 +20,48 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+# Plain ADD COLUMN (no batch table rebuild): on SQLite a rebuild would drop the functional
+# unique index on lower(email) and the partial queue indexes. Server defaults stay in place
+# (they only fill rows that existed before this migration).
+
+
 def upgrade() -> None:
-    with op.batch_alter_table('application', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('sla_target_seconds', sa.Integer(), nullable=True))
-        batch_op.add_column(sa.Column('sla_consumed_seconds', sa.Integer(), nullable=False, server_default='0'))
-        batch_op.add_column(sa.Column('sla_running_since', sa.DateTime(timezone=True), nullable=True))
-        batch_op.add_column(sa.Column('preferred_reviewer_id', sa.Integer(), nullable=True))
-        batch_op.create_foreign_key(batch_op.f('fk_application_preferred_reviewer_id_user_account'), 'user_account', ['preferred_reviewer_id'], ['id'], ondelete='SET NULL')
-    with op.batch_alter_table('application', schema=None) as batch_op:
-        batch_op.alter_column('sla_consumed_seconds', server_default=None)
+    op.add_column('application', sa.Column('sla_target_seconds', sa.Integer(), nullable=True))
+    op.add_column('application', sa.Column('sla_consumed_seconds', sa.Integer(), nullable=False, server_default='0'))
+    op.add_column('application', sa.Column('sla_running_since', sa.DateTime(timezone=True), nullable=True))
+    op.add_column('application', sa.Column('preferred_reviewer_id', sa.Integer(), nullable=True))
+    if op.get_bind().dialect.name != 'sqlite':
+        # SQLite cannot add a constraint to an existing table without a rebuild (see above);
+        # users are deactivated, never deleted, so the missing ON DELETE SET NULL is harmless
+        op.create_foreign_key(op.f('fk_application_preferred_reviewer_id_user_account'),
+                              'application', 'user_account', ['preferred_reviewer_id'], ['id'],
+                              ondelete='SET NULL')
     # running clocks of applications already in a queue: from when they entered it
     op.execute("UPDATE application SET sla_running_since = queued_at "
                "WHERE status IN ('queued', 'in_review', 'awaiting_second_approval', 'appealed')")
-
-    with op.batch_alter_table('user_account', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('timezone', sa.String(length=64), nullable=False, server_default=''))
-    with op.batch_alter_table('user_account', schema=None) as batch_op:
-        batch_op.alter_column('timezone', server_default=None)
-
-    with op.batch_alter_table('safety_requirement', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('parameters', sa.JSON(), nullable=False, server_default='[]'))
-    with op.batch_alter_table('safety_requirement', schema=None) as batch_op:
-        batch_op.alter_column('parameters', server_default=None)
-
-    with op.batch_alter_table('risk_tier', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('auto_approve', sa.Boolean(), nullable=False, server_default=sa.false()))
-        batch_op.add_column(sa.Column('qa_sample_rate', sa.Float(), nullable=False, server_default='0'))
-    with op.batch_alter_table('risk_tier', schema=None) as batch_op:
-        batch_op.alter_column('auto_approve', server_default=None)
-        batch_op.alter_column('qa_sample_rate', server_default=None)
-
+    op.add_column('user_account', sa.Column('timezone', sa.String(length=64), nullable=False, server_default=''))
+    op.add_column('safety_requirement', sa.Column('parameters', sa.JSON(), nullable=False, server_default='[]'))
+    op.add_column('risk_tier', sa.Column('auto_approve', sa.Boolean(), nullable=False, server_default=sa.false()))
+    op.add_column('risk_tier', sa.Column('qa_sample_rate', sa.Float(), nullable=False, server_default='0'))
+    # decision has only plain indexes, so a batch rebuild on SQLite keeps them
     with op.batch_alter_table('decision', schema=None) as batch_op:
         batch_op.alter_column('reviewer_id', existing_type=sa.Integer(), nullable=True)
 
 
 def downgrade() -> None:
+    # automatic decisions have no reviewer; they cannot be kept under the old NOT NULL rule
+    op.execute("UPDATE application SET last_decision_id = NULL WHERE last_decision_id IN "
+               "(SELECT id FROM decision WHERE reviewer_id IS NULL)")
     op.execute("DELETE FROM decision WHERE reviewer_id IS NULL")
     with op.batch_alter_table('decision', schema=None) as batch_op:
         batch_op.alter_column('reviewer_id', existing_type=sa.Integer(), nullable=False)
-    with op.batch_alter_table('risk_tier', schema=None) as batch_op:
-        batch_op.drop_column('qa_sample_rate')
-        batch_op.drop_column('auto_approve')
-    with op.batch_alter_table('safety_requirement', schema=None) as batch_op:
-        batch_op.drop_column('parameters')
-    with op.batch_alter_table('user_account', schema=None) as batch_op:
-        batch_op.drop_column('timezone')
-    with op.batch_alter_table('application', schema=None) as batch_op:
-        batch_op.drop_constraint(batch_op.f('fk_application_preferred_reviewer_id_user_account'), type_='foreignkey')
-        batch_op.drop_column('preferred_reviewer_id')
-        batch_op.drop_column('sla_running_since')
-        batch_op.drop_column('sla_consumed_seconds')
-        batch_op.drop_column('sla_target_seconds')
+    op.drop_column('risk_tier', 'qa_sample_rate')
+    op.drop_column('risk_tier', 'auto_approve')
+    op.drop_column('safety_requirement', 'parameters')
+    op.drop_column('user_account', 'timezone')
+    if op.get_bind().dialect.name != 'sqlite':
+        op.drop_constraint(op.f('fk_application_preferred_reviewer_id_user_account'), 'application', type_='foreignkey')
+    op.drop_column('application', 'preferred_reviewer_id')
+    op.drop_column('application', 'sla_running_since')
+    op.drop_column('application', 'sla_consumed_seconds')
+    op.drop_column('application', 'sla_target_seconds')

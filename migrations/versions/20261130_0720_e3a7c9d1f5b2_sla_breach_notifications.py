@@ -20,10 +20,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('application', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('sla_breach_notified_at', sa.DateTime(timezone=True), nullable=True))
+    op.add_column('application', sa.Column('sla_breach_notified_at', sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('application', schema=None) as batch_op:
-        batch_op.drop_column('sla_breach_notified_at')
+    op.drop_column('application', 'sla_breach_notified_at')

@@ -34,6 +34,7 @@ from reviewapp.review.mitigations import (
     reason_field,
 )
 from reviewapp.review.models import Decision
+from reviewapp.review.precedents import find_precedents
 from reviewapp.review.services import (
     QUEUE_VIEWS,
     DecisionInput,
@@ -298,6 +299,7 @@ def _render_review(
         if judged is not None and application.current_revision is not None
         else [],
         answered_request=answered_request,
+        precedents=find_precedents(db.session, current_user, application),
     ), status
 
 

@@ -3,12 +3,13 @@ SQLite (FTS5), never from the reviewer's own organization."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from flask import Flask
+from flask import Flask, render_template
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
@@ -17,9 +18,11 @@ from reviewapp.applications.models import Application, Status
 from reviewapp.auth.models import Organization, User
 from reviewapp.cli import alembic_config, seed_reference_data, upgrade_database
 from reviewapp.extensions import db as database
+from reviewapp.review import precedents
 from reviewapp.review.models import Decision
 from reviewapp.review.precedents import (
     PG_VECTOR,
+    Precedent,
     find_precedents,
     fts5_literal,
     tsquery_literal,
@@ -122,8 +125,11 @@ def _refs(precedents: list[Any]) -> list[str]:
 
 
 @pytest.fixture()
-def reviewer(db: Session) -> User:
-    return UserFactory(reviewer=True, organization=OrganizationFactory(name="Trust team"))
+def reviewer(app: Flask, db: Session) -> Iterator[User]:
+    """A reviewer of the platform's own team; the test runs in an app context (submitting an
+    application writes an outbox event, whose webhook deliveries read the app's settings)."""
+    with app.app_context():
+        yield UserFactory(reviewer=True, organization=OrganizationFactory(name="Trust team"))
 
 
 def test_similar_decided_applications_rank_first(app: Flask, db: Session, reviewer: User) -> None:
@@ -132,8 +138,7 @@ def test_similar_decided_applications_rank_first(app: Flask, db: Session, review
     similar = _case(db, OrganizationFactory(), SIMILAR, outcome="reject")
     loose = _case(db, OrganizationFactory(), LOOSELY_SIMILAR, outcome="approve")
     unrelated = _case(db, OrganizationFactory(), UNRELATED, outcome="approve")
-    with app.app_context():
-        found = find_precedents(db, reviewer, source)
+    found = find_precedents(db, reviewer, source)
     refs = _refs(found)
     assert refs[:2] == [similar.reference, loose.reference]
     assert unrelated.reference not in refs  # shares no term
@@ -142,8 +147,7 @@ def test_similar_decided_applications_rank_first(app: Flask, db: Session, review
     assert top.outcome_label == "Rejected" and top.status == "rejected"
     assert top.risk_tier == similar.risk_tier and top.decided_at is not None
     assert found[0].score > found[1].score > 0
-    with app.app_context():
-        assert _refs(find_precedents(db, reviewer, source, limit=1)) == [similar.reference]
+    assert _refs(find_precedents(db, reviewer, source, limit=1)) == [similar.reference]
 
 
 def test_only_decided_cases_of_other_organizations(app: Flask, db: Session, reviewer: User) -> None:
@@ -152,8 +156,7 @@ def test_only_decided_cases_of_other_organizations(app: Flask, db: Session, revi
     undecided = _case(db, OrganizationFactory(), SYMPTOMS, outcome=None)
     draft = _case(db, OrganizationFactory(), SYMPTOMS, outcome=None, submitted=False)
     own_org = _case(db, reviewer.organization, SYMPTOMS, outcome="reject")
-    with app.app_context():
-        found = find_precedents(db, reviewer, source, limit=10)
+    found = find_precedents(db, reviewer, source, limit=10)
     refs = _refs(found)
     assert expected.reference in refs
     for hidden in (source, undecided, draft, own_org):
@@ -161,14 +164,13 @@ def test_only_decided_cases_of_other_organizations(app: Flask, db: Session, revi
     assert found[0].outcome_label == "Mitigations requested"
     # the applicant's own organization's past cases are fair precedents for another reviewer
     colleague = UserFactory(reviewer=True, organization=expected.organization)
-    with app.app_context():
-        assert expected.reference not in _refs(find_precedents(db, colleague, source, limit=10))
-        # developers see no other organization's applications, so no precedents either
-        assert find_precedents(db, source.submitter, source) == []
-        # a draft has no revision to compare
-        assert find_precedents(db, reviewer, draft) == []
-        with pytest.raises(ValueError):
-            find_precedents(db, reviewer, source, limit=0)
+    assert expected.reference not in _refs(find_precedents(db, colleague, source, limit=10))
+    # developers see no other organization's applications, so no precedents either
+    assert find_precedents(db, source.submitter, source) == []
+    # a draft has no revision to compare
+    assert find_precedents(db, reviewer, draft) == []
+    with pytest.raises(ValueError):
+        find_precedents(db, reviewer, source, limit=0)
 
 
 @pytest.mark.parametrize("nasty", NASTY)
@@ -178,8 +180,7 @@ def test_user_text_with_query_syntax_is_taken_literally(
     source = _case(db, OrganizationFactory(), {**SYMPTOMS, "title": nasty}, outcome=None)
     similar = _case(db, OrganizationFactory(), SIMILAR)
     odd = _case(db, OrganizationFactory(), {**UNRELATED, "title": nasty})
-    with app.app_context():
-        refs = _refs(find_precedents(db, reviewer, source, limit=10))
+    refs = _refs(find_precedents(db, reviewer, source, limit=10))
     assert similar.reference in refs and odd.reference in refs
     assert db.scalar(select(func.count()).select_from(Application)) > 0  # nothing dropped
 
@@ -195,8 +196,7 @@ def test_text_without_searchable_words_finds_nothing(
         "safety_measures": "",
     }
     source = _case(db, OrganizationFactory(), bare, outcome=None)
-    with app.app_context():
-        assert find_precedents(db, reviewer, source) == []
+    assert find_precedents(db, reviewer, source) == []
 
 
 def test_quoting_helpers() -> None:
@@ -218,6 +218,74 @@ def test_postgres_query_can_use_the_gin_index(db: Session, is_postgres: bool) ->
     assert "ix_revision_search" in plan
 
 
+def test_postgres_weighs_rare_shared_words_and_skips_common_ones(
+    app: Flask, db: Session, reviewer: User, is_postgres: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not is_postgres:
+        pytest.skip("PostgreSQL only")
+    generic = {
+        "description": "The platform uses data and models to help staff with their data work.",
+        "benefits": "Better use of data on the platform.",
+        "safety_measures": "Staff check the platform output.",
+    }
+    for n in range(30):
+        _case(db, OrganizationFactory(), {"title": f"Data platform {n}", **generic})
+    rare = _case(
+        db,
+        OrganizationFactory(),
+        {
+            "title": "Smoke plume alerts",
+            "description": "Satellite imagery of wildfire smoke plumes drives county alerts.",
+            "benefits": "Earlier alerts.",
+            "safety_measures": "A forecaster signs off.",
+        },
+    )
+    source = _case(
+        db,
+        OrganizationFactory(),
+        {
+            "title": "Wildfire smoke forecaster",
+            "description": "Forecasts wildfire smoke plumes from satellite imagery; the platform "
+            "uses data and models to help staff with data.",
+            "benefits": "Better use of data on the platform.",
+            "safety_measures": "Staff check the platform output.",
+        },
+        outcome=None,
+    )
+    db.execute(text("ANALYZE revision"))  # sees this transaction's rows; rolled back with it
+    stats = precedents._lexeme_stats(db)
+    assert stats.shares["platform"] > stats.shares.get("wildfir", stats.floor)
+    assert stats.idf("wildfir") > stats.idf("platform")
+    found = find_precedents(db, reviewer, source, limit=3)
+    assert found[0].reference == rare.reference  # rare shared words beat many common ones
+    # with a small look-up budget, the common lexemes are left out of the query
+    monkeypatch.setattr(precedents, "MAX_INDEX_HITS", 10)
+    title, body = precedents._source_text(source.current_revision.content)
+    chosen = [lexeme for lexeme, _ in precedents._postgres_terms(db, title, body)]
+    assert "wildfir" in chosen and "platform" not in chosen and "data" not in chosen
+    assert _refs(find_precedents(db, reviewer, source)) == [rare.reference]
+
+
+def test_card_lists_precedents_and_says_when_there_are_none(app: Flask) -> None:
+    precedent = Precedent(
+        reference="APP-000123",
+        title="Symptom <checker>",
+        risk_tier="high",
+        status="queued",
+        outcome="reject",
+        decided_at=dt.datetime(2026, 1, 2, 3, 4, tzinfo=dt.UTC),
+        score=0.5,
+    )
+    with app.test_request_context():
+        page = render_template("review/_precedents.html", precedents=[precedent])
+        empty = render_template("review/_precedents.html", precedents=[])
+    assert "Similar past applications" in page
+    assert 'href="/review/APP-000123"' in page and "Symptom &lt;checker&gt;" in page
+    assert "Rejected" in page and ">high<" in page and "2026-01-02 03:04 UTC" in page
+    assert "queued" in page  # moved on since the decision (a resubmission)
+    assert "No decided application from another organization resembles this one yet." in empty
+
+
 # --- SQLite (the embedded default) --------------------------------------------------------------
 
 
@@ -227,6 +295,7 @@ def sqlite_app(tmp_path: Path) -> Iterator[Flask]:
     url = f"sqlite:///{tmp_path / 'reviewapp.sqlite3'}"
     upgrade_database(url)
     application = create_app("testing", DATABASE_URL=url, REDIS_URL=None)
+    previous = ApplicationFactory._meta.sqlalchemy_session
     with application.app_context():
         seed_reference_data(database.session, Path(application.config["SEED_DIR"]))
         database.commit()
@@ -236,6 +305,10 @@ def sqlite_app(tmp_path: Path) -> Iterator[Flask]:
         finally:
             database.rollback()
             database.engine.dispose()
+            # give the factories back to the PostgreSQL tests' session, as the db fixture left
+            # them (dropping that reference lets the session app's engine be collected early,
+            # with its pooled connection still open: an unraisable ResourceWarning)
+            bind_factories(previous)
 
 
 def _fts_rowids(session: Session) -> set[int]:

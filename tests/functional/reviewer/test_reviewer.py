@@ -92,7 +92,7 @@ def test_claim_next_reject_with_citation_and_developer_sees_message(login, db) -
         )
         == 1
     )
-    outbox = db.scalars(select(OutboxEvent)).one()
+    outbox = db.scalars(select(OutboxEvent).where(OutboxEvent.kind == "decision")).one()
     assert outbox.delivered_at is not None  # inline job delivered it after commit
     assert [m["To"] for m in OUTBOX_MEMORY] == [application.submitter.email]
 
