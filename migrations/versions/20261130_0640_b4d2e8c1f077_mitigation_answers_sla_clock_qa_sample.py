@@ -49,10 +49,14 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    # automatic decisions have no reviewer; they cannot be kept under the old NOT NULL rule
-    op.execute("UPDATE application SET last_decision_id = NULL WHERE last_decision_id IN "
-               "(SELECT id FROM decision WHERE reviewer_id IS NULL)")
-    op.execute("DELETE FROM decision WHERE reviewer_id IS NULL")
+    # automatic decisions have no reviewer and cannot be kept under the old NOT NULL rule;
+    # dropping them would leave approved applications without their decision, so refuse
+    automatic = op.get_bind().execute(
+        sa.text("SELECT count(*) FROM decision WHERE reviewer_id IS NULL")).scalar()
+    if automatic:
+        raise RuntimeError(
+            f"{automatic} automatic (fast-track) decisions exist; the schema before this "
+            "migration cannot store them. Downgrading would lose them: refused.")
     with op.batch_alter_table('decision', schema=None) as batch_op:
         batch_op.alter_column('reviewer_id', existing_type=sa.Integer(), nullable=False)
     op.drop_column('risk_tier', 'qa_sample_rate')

@@ -84,6 +84,7 @@ def _decide(session: Session, application: Application, outcome: str = "reject")
         revision_id=application.current_revision_id,
         outcome=outcome,
         message="Decided.",
+        reviewer_id=UserFactory(reviewer=True).id,
     )
     session.add(decision)
     session.flush()
