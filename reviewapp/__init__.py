@@ -35,6 +35,7 @@ def create_app(config: str | None = None, **overrides: Any) -> Flask:
     configure_request_ids(app)
     configure_templates(app)
     configure_blueprints(app)
+    configure_rate_limits(app)
     configure_errors(app)
     configure_cli(app)
     return app
@@ -147,6 +148,7 @@ def configure_blueprints(app: Flask) -> None:
     from reviewapp.api.openapi import bp as api_docs_bp
     from reviewapp.api.views import bp as api_bp
     from reviewapp.applications.views import bp as applications_bp
+    from reviewapp.auth.tokens import bp as tokens_bp
     from reviewapp.auth.views import bp as auth_bp
     from reviewapp.policies.views import bp as policies_bp
     from reviewapp.review.views import bp as review_bp
@@ -156,6 +158,7 @@ def configure_blueprints(app: Flask) -> None:
     for blueprint in (
         web_bp,
         auth_bp,
+        tokens_bp,
         applications_bp,
         review_bp,
         policies_bp,
@@ -165,6 +168,13 @@ def configure_blueprints(app: Flask) -> None:
         api_docs_bp,
     ):
         app.register_blueprint(blueprint)
+
+
+def configure_rate_limits(app: Flask) -> None:
+    """Rate limits on the API and on log-in (after the blueprints: it wraps the log-in view)."""
+    from reviewapp.ratelimit import init_rate_limits
+
+    init_rate_limits(app)
 
 
 def configure_errors(app: Flask) -> None:

@@ -107,6 +107,10 @@ def build_spec() -> dict[str, Any]:
         spec.path(view=view, app=current_app)
     document = spec.to_dict()
     document["security"] = [{"bearer": []}]
+    for item in document["paths"].values():  # every operation is rate limited (429)
+        for operation in item.values():
+            if isinstance(operation, dict) and "responses" in operation:
+                operation["responses"].setdefault("429", {"$ref": "#/components/responses/Error"})
     current_app.extensions["reviewapp.openapi"] = document
     return document
 

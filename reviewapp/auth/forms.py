@@ -1,10 +1,14 @@
-"""Login and registration forms."""
+"""Login, registration, account settings and API token forms."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField
-from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional
+from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional, StopValidation
+
+from reviewapp.applications.forms import MultiCheckboxField
 
 
 class LoginForm(FlaskForm):
@@ -46,4 +50,29 @@ class AccountForm(FlaskForm):
         "Your time zone",
         description="Due times and deadlines are shown in this zone. "
         "Leave it on the team's zone if you work its hours.",
+    )
+
+
+def _at_least_one(form: Any, field: Any) -> None:
+    # not DataRequired: it would mark every checkbox ``required`` (each one must be ticked)
+    if not field.data:
+        raise StopValidation("Choose at least one scope.")
+
+
+class TokenForm(FlaskForm):
+    """A new personal API token. ``scopes.choices`` are set per request from the user's role."""
+
+    name = StringField(
+        "Name",
+        validators=[
+            DataRequired(message="Give the token a name, e.g. the script or machine using it."),
+            Length(max=100, message="Use at most 100 characters."),
+        ],
+        filters=[lambda value: value.strip() if isinstance(value, str) else value],
+        description="Where you will use it, e.g. “CI deploy check” (1–100 characters).",
+    )
+    scopes = MultiCheckboxField(
+        "Scopes",
+        validators=[_at_least_one],
+        description="Give the token only what the script needs.",
     )

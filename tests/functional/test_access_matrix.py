@@ -448,6 +448,42 @@ MATRIX = [
         ),
     ),
     (
+        "GET",
+        "/account/tokens",
+        dict(
+            anonymous=302,
+            developer=200,
+            other_developer=200,
+            reviewer=200,
+            senior_reviewer=200,
+            admin=200,
+        ),
+    ),
+    (
+        "POST",
+        "/account/tokens",  # CSRF only: no name, no scope
+        dict(
+            anonymous=302,
+            developer=422,
+            other_developer=422,
+            reviewer=422,
+            senior_reviewer=422,
+            admin=422,
+        ),
+    ),
+    (
+        "POST",
+        "/account/tokens/999999/revoke",
+        dict(
+            anonymous=302,
+            developer=404,
+            other_developer=404,
+            reviewer=404,
+            senior_reviewer=404,
+            admin=404,
+        ),
+    ),
+    (
         "POST",
         "/review/{ref}/decide",
         dict(
@@ -792,6 +828,7 @@ def test_every_route_is_in_the_matrix(app) -> None:
             .replace("/keyword-lists/weapons_cbrn", "/keyword-lists/<name>")
             .replace("/backtests/999", "/backtests/<int:backtest_id>")
             .replace("/revisions/1/diff?against=1", "/revisions/<int:number>/diff")
+            .replace("/account/tokens/999999/", "/account/tokens/<int:token_id>/")
         )
 
     covered = {(m, normalise(p)) for m, p, _ in MATRIX}

@@ -27,7 +27,11 @@ CHECKS = [
 
 
 @pytest.fixture()
-def api_schema(app):  # noqa: ANN001, ANN201
+def api_schema(app, monkeypatch):  # noqa: ANN001, ANN201
+    # hundreds of generated requests in a few seconds: lift the per-token and per-address
+    # limits for this test (tests/functional/test_rate_limits.py covers the limits)
+    monkeypatch.setitem(app.config, "RATELIMIT_API", "100000 per minute")
+    monkeypatch.setitem(app.config, "RATELIMIT_API_IP", "100000 per minute")
     return schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
 
 

@@ -1,0 +1,216 @@
+"""Rate limits on the JSON API (per token and per client address) and on log-in (per client
+address and per account), with Flask-Limiter.
+
+Where the counts live: ``RATELIMIT_STORAGE_URI`` when set, else ``REDIS_URL`` (production and
+CI: every web process shares one count), else process memory (the embedded default, one process).
+The limits are config keys read on every request (``RATELIMIT_API``, ``RATELIMIT_API_IP``,
+``RATELIMIT_LOGIN``, ``RATELIMIT_LOGIN_ACCOUNT``, see ``config/settings.py``), so a test may change
+them on a running app. ``RATELIMIT_ENABLED = False`` turns every limit off.
+
+A request over a limit gets 429 with a ``Retry-After`` header (whole seconds): the API's JSON error
+``{"error": {"code": "rate_limited", "message", "fields": {}}}`` under /api/, the HTML error page
+elsewhere, whose message says when to try again.
+
+The client address is ``request.remote_addr``. Behind a reverse proxy the app must be wrapped in
+``werkzeug.middleware.proxy_fix.ProxyFix`` (trusting exactly the proxies in front of it), or every
+client shares the proxy's address and its limits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import re
+import time
+from collections.abc import Callable
+from typing import Any, cast
+
+from flask import Flask, Response, current_app, make_response, request
+from flask_limiter import Limiter, RateLimitExceeded
+from flask_login import current_user
+from werkzeug.local import LocalProxy
+
+log = logging.getLogger(__name__)
+
+EXTENSION_KEY = "reviewapp_limiter"
+LOGIN_ENDPOINT = "auth.login"
+# ``Authorization: Bearer ra_<prefix>_<secret>``; the prefix is the token's public id (hex)
+_BEARER_TOKEN = re.compile(r"Bearer ra_([0-9a-f]{1,16})_")
+# Redis client options: a slow or absent Redis must not hang requests (seconds)
+_REDIS_OPTIONS: dict[str, str | int] = {"socket_connect_timeout": 2, "socket_timeout": 2}
+
+
+def current_limiter() -> Limiter:
+    """The current app's limiter (see :func:`init_rate_limits`).
+
+    Raises:
+        KeyError: the app was built without :func:`init_rate_limits`.
+    """
+    return cast(Limiter, current_app.extensions[EXTENSION_KEY])
+
+
+# Flask-Limiter keeps its storage on the Limiter object, not per app, so each app gets its own
+# Limiter (several apps coexist in tests and workers); ``limiter`` is the current app's one, e.g.
+# ``limiter.reset()`` inside an app context clears its counts.
+limiter: Limiter = cast(Limiter, LocalProxy(current_limiter))
+
+
+def client_ip() -> str:
+    """The client address, the key of the per-address limits (``"unknown"`` when absent)."""
+    return request.remote_addr or "unknown"
+
+
+def api_client_key() -> str:
+    """Key of the per-token API limit: ``token:<prefix>`` when the request carries a
+    ``Bearer ra_<prefix>_…`` token (valid or not: a guessed prefix is counted too; the
+    per-address limit bounds anyone who rotates them), else ``ip:<client address>``."""
+    match = _BEARER_TOKEN.match(request.headers.get("Authorization", ""))
+    return f"token:{match.group(1)}" if match else f"ip:{client_ip()}"
+
+
+def login_account_key() -> str:
+    """Key of the per-account log-in limit: a SHA-256 digest (32 hex digits) of the submitted
+    email, lower-cased and trimmed as log-in compares it, so the counter store holds no address."""
+    email = request.form.get("email", "").strip().lower()
+    return "account:" + hashlib.sha256(email.encode()).hexdigest()[:32]
+
+
+def _signed_in() -> bool:
+    # a signed-in user's POST /login is only redirected: it checks no password
+    return bool(current_user.is_authenticated)
+
+
+def _signed_in_or_no_email() -> bool:
+    return _signed_in() or not request.form.get("email", "").strip()
+
+
+def _api_client_message() -> str:
+    if _BEARER_TOKEN.match(request.headers.get("Authorization", "")):
+        return "Too many API requests with this token."
+    return "Too many API requests from your address."
+
+
+def _setting(key: str) -> Callable[[], str]:
+    """A limit read from the current app's config on every request."""
+    return lambda: str(current_app.config[key])
+
+
+def storage_uri(app: Flask) -> str:
+    """Where ``app`` counts requests: RATELIMIT_STORAGE_URI, else REDIS_URL, else ``memory://``."""
+    return str(
+        app.config.get("RATELIMIT_STORAGE_URI") or app.config.get("REDIS_URL") or "memory://"
+    )
+
+
+def init_rate_limits(app: Flask) -> Limiter:
+    """Give ``app`` its limiter, limit the ``api`` blueprint and the ``auth.login`` view, and
+    answer 429 with ``Retry-After``. Opens no connection (Redis is first used by a request).
+
+    Call it after the blueprints are registered (it wraps the registered log-in view).
+
+    Limits (config keys, Flask-Limiter strings):
+        RATELIMIT_API: every /api/v1 request, per token (per address without a token).
+        RATELIMIT_API_IP: every /api/v1 request, per client address.
+        RATELIMIT_LOGIN: POST /login, per client address (right or wrong password alike).
+        RATELIMIT_LOGIN_ACCOUNT: POST /login, per submitted email, from any address.
+
+    Returns:
+        the app's :class:`~flask_limiter.Limiter` (also ``app.extensions["reviewapp_limiter"]``).
+
+    Raises:
+        RuntimeError: the ``auth`` blueprint is not registered yet.
+    """
+    from reviewapp.api.views import bp as api_bp
+
+    login_view: Any = app.view_functions.get(LOGIN_ENDPOINT)
+    if login_view is None:
+        raise RuntimeError("init_rate_limits(app) must run after the blueprints are registered")
+
+    uri = storage_uri(app)
+    in_redis = not uri.startswith("memory://")
+    if not in_redis and app.config.get("FORCE_HTTPS"):
+        log.warning("rate limits are counted in process memory; set REDIS_URL in production")
+    prefix = str(app.config["RATELIMIT_KEY_PREFIX"])
+    app_limiter = Limiter(
+        key_func=client_ip,
+        storage_uri=uri,
+        # the storage prefix scopes ``reset()`` to this app's counters in a shared Redis
+        storage_options={"key_prefix": prefix, **_REDIS_OPTIONS} if in_redis else {},
+        key_prefix=prefix,
+        strategy="fixed-window",  # one atomic INCR per limit and request
+        headers_enabled=False,  # Retry-After is set on 429 responses only, below
+        # Redis down: keep limiting in process memory rather than failing every request
+        in_memory_fallback_enabled=in_redis,
+        enabled=bool(app.config.get("RATELIMIT_ENABLED", True)),
+    )
+    app_limiter.init_app(app)
+    app.extensions[EXTENSION_KEY] = app_limiter
+
+    # whole-API limits: shared scopes, so one count per key across every /api/v1 route
+    app_limiter.shared_limit(
+        _setting("RATELIMIT_API"),
+        scope="api-client",
+        key_func=api_client_key,
+        error_message=_api_client_message,
+    )(api_bp)
+    app_limiter.shared_limit(
+        _setting("RATELIMIT_API_IP"),
+        scope="api-address",
+        key_func=client_ip,
+        error_message="Too many API requests from your address.",
+    )(api_bp)
+
+    # log-in: wrap the registered view (this app's copy only), POST only
+    login_view = app_limiter.limit(
+        _setting("RATELIMIT_LOGIN"),
+        scope="address",
+        key_func=client_ip,
+        methods=["POST"],
+        exempt_when=_signed_in,
+        error_message="Too many log-in attempts from your address.",
+    )(login_view)
+    login_view = app_limiter.limit(
+        _setting("RATELIMIT_LOGIN_ACCOUNT"),
+        scope="account",
+        key_func=login_account_key,
+        methods=["POST"],
+        exempt_when=_signed_in_or_no_email,
+        error_message="Too many log-in attempts for this account.",
+    )(login_view)
+    app.view_functions[LOGIN_ENDPOINT] = login_view
+
+    app.register_error_handler(RateLimitExceeded, too_many_requests)
+    return app_limiter
+
+
+def retry_after_seconds(exc: RateLimitExceeded) -> int:
+    """Whole seconds (at least 1) until the breached limit's window resets; the limit's full
+    window when the counter store cannot say (e.g. it just became unreachable)."""
+    try:
+        breached = current_limiter().current_limit
+        if breached is not None and breached.breached:
+            # window[0]: when the window resets (epoch seconds, float; ``reset_at`` rounds up)
+            return max(1, math.ceil(breached.window[0] - time.time()))
+    except Exception:  # noqa: BLE001  (never turn a 429 into a 500)
+        log.warning("could not read the rate-limit window", exc_info=True)
+    return max(1, int(exc.limit.limit.get_expiry()))
+
+
+def wait_text(seconds: int) -> str:
+    """``"12 seconds"``, ``"1 second"``, or whole minutes (rounded up) from 2 minutes on."""
+    if seconds < 120:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    return f"{math.ceil(seconds / 60)} minutes"
+
+
+def too_many_requests(exc: RateLimitExceeded) -> Response:
+    """429 for a breached limit: JSON under /api/, the HTML error page elsewhere, both saying
+    when to retry, with ``Retry-After: <seconds>``."""
+    from reviewapp.web import error_response
+
+    seconds = retry_after_seconds(exc)
+    message = f"{exc.description} Try again in {wait_text(seconds)}."
+    response: Any = make_response(error_response(429, "rate_limited", message))
+    response.headers["Retry-After"] = str(seconds)
+    return cast(Response, response)
