@@ -168,6 +168,9 @@ def configure_blueprints(app: Flask) -> None:
         api_docs_bp,
     ):
         app.register_blueprint(blueprint)
+    from reviewapp.webhooks import init_app as init_webhooks
+
+    init_webhooks(app)  # blueprint "webhooks" and `flask webhooks dispatch|sweep`
 
 
 def configure_rate_limits(app: Flask) -> None:

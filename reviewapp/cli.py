@@ -483,7 +483,8 @@ def worker(burst: bool) -> None:
 @with_appcontext
 def sweep() -> None:
     """Housekeeping to run every minute or so (cron, or an RQ scheduler): end expired leases,
-    report newly missed SLAs to the review leads, deliver notifications left pending."""
+    report newly missed SLAs to the review leads, deliver notifications left pending, recover
+    interrupted webhook deliveries and send the due retries."""
     from reviewapp.extensions import db
     from reviewapp.notifications.jobs import dispatch_pending
     from reviewapp.review.services import expire_leases, notify_sla_breaches
@@ -492,9 +493,16 @@ def sweep() -> None:
     db.commit()
     breached = notify_sla_breaches(db.session)
     db.commit()
+    from reviewapp.webhooks.jobs import dispatch_due_deliveries
+    from reviewapp.webhooks.services import recover_stuck_deliveries
+
+    requeued, failed = recover_stuck_deliveries(db.session)
+    db.commit()
     click.echo(
         f"{ended} expired leases returned to their queues; {breached} newly overdue "
-        f"applications reported to the review leads; {dispatch_pending()} pending notifications handled"
+        f"applications reported to the review leads; {dispatch_pending()} pending notifications handled; "
+        f"webhooks: {requeued} interrupted deliveries requeued, {failed} failed, "
+        f"{dispatch_due_deliveries()} due deliveries handled"
     )
 
 

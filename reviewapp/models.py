@@ -22,6 +22,7 @@ from reviewapp.review.models import (
     RiskTier,
 )
 from reviewapp.triage.models import Backtest, BacktestItem, Rule, RulesetVersion, TriageResult
+from reviewapp.webhooks.models import WebhookDelivery, WebhookEndpoint  # noqa: F401
 
 __all__ = [
     "ApiToken",

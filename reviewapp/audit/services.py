@@ -53,12 +53,20 @@ def add_outbox_event(session: Session, kind: str, payload: dict[str, Any]) -> Ou
 
     Delivery runs after commit (inline, or as an RQ job). If enqueueing fails, the row stays
     pending and ``flask dispatch-outbox`` delivers it later: nothing is lost.
+
+    In the same transaction, one webhook delivery row is written per active endpoint of the
+    application's organization (found from ``payload["application"]``) that subscribes to
+    ``kind``; each is sent after commit, and ``flask webhooks sweep`` finds any left pending.
     """
     from reviewapp.jobs import enqueue_after_commit
     from reviewapp.notifications.jobs import deliver_outbox_event
+    from reviewapp.webhooks.jobs import deliver_webhook
+    from reviewapp.webhooks.services import create_deliveries_for_event
 
     event = OutboxEvent(kind=kind, payload=payload)
     session.add(event)
     session.flush()
     enqueue_after_commit(deliver_outbox_event, event.id)
+    for delivery_id in create_deliveries_for_event(session, event):
+        enqueue_after_commit(deliver_webhook, delivery_id)
     return event

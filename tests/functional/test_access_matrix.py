@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import pytest
 
+from reviewapp.db import utcnow
+from reviewapp.webhooks.models import WebhookDelivery, WebhookEndpoint
 from tests.conftest import csrf_token
 from tests.factories import ApplicationFactory, OrganizationFactory, UserFactory
 
@@ -484,6 +486,150 @@ MATRIX = [
         ),
     ),
     (
+        "GET",
+        "/webhooks",
+        dict(
+            anonymous=302,
+            developer=200,
+            other_developer=200,
+            reviewer=403,
+            senior_reviewer=403,
+            admin=403,
+        ),
+    ),
+    (
+        "GET",
+        "/webhooks/new",
+        dict(
+            anonymous=302,
+            developer=200,
+            other_developer=200,
+            reviewer=403,
+            senior_reviewer=403,
+            admin=403,
+        ),
+    ),
+    (
+        "POST",
+        "/webhooks/new",
+        dict(
+            anonymous=302,
+            developer=200,
+            other_developer=200,
+            reviewer=403,
+            senior_reviewer=403,
+            admin=403,
+        ),
+    ),
+    (
+        "GET",
+        "/webhooks/{endpoint}",
+        dict(
+            anonymous=302,
+            developer=200,
+            other_developer=404,
+            reviewer=403,
+            senior_reviewer=403,
+            admin=403,
+        ),
+    ),
+    (
+        "POST",
+        "/webhooks/{endpoint}/rotate",
+        dict(
+            anonymous=302,
+            developer=200,
+            other_developer=404,
+            reviewer=403,
+            senior_reviewer=403,
+            admin=403,
+        ),
+    ),
+    (
+        "POST",
+        "/webhooks/{endpoint}/deactivate",
+        dict(
+            anonymous=302,
+            developer=302,
+            other_developer=404,
+            reviewer=403,
+            senior_reviewer=403,
+            admin=403,
+        ),
+    ),
+    (
+        "POST",
+        "/webhooks/{endpoint}/activate",
+        dict(
+            anonymous=302,
+            developer=302,
+            other_developer=404,
+            reviewer=403,
+            senior_reviewer=403,
+            admin=403,
+        ),
+    ),
+    (
+        "POST",
+        "/webhooks/{endpoint}/delete",
+        dict(
+            anonymous=302,
+            developer=302,
+            other_developer=404,
+            reviewer=403,
+            senior_reviewer=403,
+            admin=403,
+        ),
+    ),
+    (
+        "POST",
+        "/webhooks/deliveries/{delivery}/redeliver",
+        dict(
+            anonymous=302,
+            developer=302,
+            other_developer=404,
+            reviewer=403,
+            senior_reviewer=403,
+            admin=403,
+        ),
+    ),
+    (
+        "GET",
+        "/webhooks/999999",
+        dict(
+            anonymous=302,
+            developer=404,
+            other_developer=404,
+            reviewer=403,
+            senior_reviewer=403,
+            admin=403,
+        ),
+    ),
+    (
+        "POST",
+        "/webhooks/999999/rotate",
+        dict(
+            anonymous=302,
+            developer=404,
+            other_developer=404,
+            reviewer=403,
+            senior_reviewer=403,
+            admin=403,
+        ),
+    ),
+    (
+        "POST",
+        "/webhooks/deliveries/999999/redeliver",
+        dict(
+            anonymous=302,
+            developer=404,
+            other_developer=404,
+            reviewer=403,
+            senior_reviewer=403,
+            admin=403,
+        ),
+    ),
+    (
         "POST",
         "/review/{ref}/decide",
         dict(
@@ -794,7 +940,31 @@ def test_access(
         "admin": UserFactory(admin=True, organization=staff),
     }
     client = app.test_client() if role == "anonymous" else login(users[role])
-    url = path.format(ref=application.reference, draft=draft.reference)
+    endpoint = WebhookEndpoint(
+        organization_id=applicant_org.id,
+        url="http://127.0.0.1:9/hook",  # a closed port: redeliver fails fast
+        secret="whsec_matrix",
+        event_types=["*"],
+        created_by_id=developer.id,
+    )
+    db.add(endpoint)
+    db.flush()
+    delivery = WebhookDelivery(
+        endpoint_id=endpoint.id,
+        event_id="evt-1",
+        event_type="decision",
+        payload={"id": "evt-1"},
+        status="failed",
+        retry_until=utcnow(),
+    )
+    db.add(delivery)
+    db.flush()
+    url = path.format(
+        ref=application.reference,
+        draft=draft.reference,
+        endpoint=endpoint.id,
+        delivery=delivery.id,
+    )
     if method == "GET":
         response = client.get(url)
     else:
@@ -829,6 +999,10 @@ def test_every_route_is_in_the_matrix(app) -> None:
             .replace("/backtests/999", "/backtests/<int:backtest_id>")
             .replace("/revisions/1/diff?against=1", "/revisions/<int:number>/diff")
             .replace("/account/tokens/999999/", "/account/tokens/<int:token_id>/")
+            .replace("{endpoint}", "<int:endpoint_id>")
+            .replace("{delivery}", "<int:delivery_id>")
+            .replace("/webhooks/999999", "/webhooks/<int:endpoint_id>")
+            .replace("/deliveries/999999/", "/deliveries/<int:delivery_id>/")
         )
 
     covered = {(m, normalise(p)) for m, p, _ in MATRIX}
