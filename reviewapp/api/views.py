@@ -316,6 +316,9 @@ def _idempotent(run: Callable[[], tuple[dict[str, Any], int, str | None]]) -> An
             response = jsonify(record.response_body)
             response.status_code = record.status_code
             response.headers["Idempotent-Replayed"] = "true"
+            body = record.response_body or {}
+            if "version" in body and "reference" in body:
+                response.set_etag(f"{body['reference']}-v{body['version']}")
             if record.location:
                 response.headers["Location"] = record.location
             return response

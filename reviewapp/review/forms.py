@@ -24,10 +24,13 @@ from reviewapp.review.models import Outcome
 class DecisionForm(FlaskForm):
     """Approve / request mitigations / reject, with citations and a response template."""
 
+    # outcome and template are checked by review.services.decide, together with every other
+    # rule, so that one submission shows every problem at once
     outcome = RadioField(
         "Outcome",
         choices=choices((o.value, o.label) for o in Outcome),
-        validators=[DataRequired(message="Choose a decision.")],
+        validators=[Optional()],
+        validate_choice=False,
     )
     citations = MultiCheckboxField(
         "Policy citations",
@@ -37,9 +40,7 @@ class DecisionForm(FlaskForm):
         "Safety requirements the developer must meet",
         description="Asked for with “request mitigations” (and listed as conditions of an approval); ignored on reject.",
     )
-    template = SelectField(
-        "Response template", validators=[DataRequired(message="Choose a response template.")]
-    )
+    template = SelectField("Response template", validators=[Optional()], validate_choice=False)
     reviewer_note = TextAreaField(
         "Note to the developer",
         validators=[Optional(), Length(max=5000)],
@@ -119,7 +120,7 @@ class QueueFilterForm(FlaskForm):
         validators=[Optional()],
         choices=choices(
             [
-                ("", "Open (queued or in review)"),
+                ("", "Open (queued, in review, awaiting approval, appealed)"),
                 ("queued", "Queued"),
                 ("in_review", "In review"),
                 ("awaiting_second_approval", "Awaiting second approval"),

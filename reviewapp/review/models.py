@@ -59,6 +59,15 @@ class Outcome(enum.StrEnum):
             "reject": "Reject",
         }[self.value]
 
+    @property
+    def past_label(self) -> str:
+        """How the outcome reads once decided (e-mail subjects, confirmations)."""
+        return {
+            "approve": "Approved",
+            "request_mitigations": "Mitigations requested",
+            "reject": "Rejected",
+        }[self.value]
+
 
 class Decision(Base):
     """A reviewer's decision on one revision, with citations and the message sent."""

@@ -67,6 +67,9 @@ TITLE_BOOST = 2.0
 MAX_INDEX_HITS = 10_000
 #: PostgreSQL: this many best candidates (by shared rare lexemes) are ranked with ts_rank
 CANDIDATES = 30
+#: a precedent shares at least this many of the searched words (fewer when the source text has
+#: fewer): one common word in common is not similarity
+MIN_SHARED_TERMS = 2
 #: PostgreSQL: the best CANDIDATES * this many matching revisions are checked for being a
 #: current revision of another organization's decided application
 HITS_PER_CANDIDATE = 20
@@ -353,6 +356,7 @@ def _search_postgres(
         .select_from(term_rows)
         .join(matches, true())
         .group_by(matches.c.id, matches.c.application_id)
+        .having(func.count() >= min(MIN_SHARED_TERMS, len(terms)))
         # only the best revisions go on to the (primary key) look-ups of their applications;
         # plenty are left after the filters below unless most such cases are undecided
         .order_by(weight.desc(), matches.c.id.desc())
@@ -442,6 +446,7 @@ def _search_sqlite(
             Decision.outcome,
             Decision.decided_at,
             (-bm25).label("score"),
+            Revision.content,
         )
         .select_from(fts_table)
         .join(Revision, Revision.id == fts_table.c.rowid)
@@ -455,6 +460,12 @@ def _search_sqlite(
             *conditions,
         )
         .order_by(bm25, Decision.decided_at.desc(), Application.id.desc())
-        .limit(limit)
+        .limit(max(CANDIDATES, limit))
     )
-    return session.execute(stmt).all()
+    wanted, needed = set(terms), min(MIN_SHARED_TERMS, len(terms))
+
+    def shared(content: dict[str, Any]) -> int:
+        cand_title, cand_body = _source_text(content)
+        return len(wanted & {w.lower() for w in _WORD_RE.findall(cand_title + " " + cand_body)})
+
+    return [row for row in session.execute(stmt).all() if shared(row.content) >= needed][:limit]

@@ -622,13 +622,12 @@ def decide(session: Session, user: User, application: Application, data: Decisio
         raise ConflictError(
             "This application changed since you opened it (someone else acted on it). Reload the page to see the current state."
         )
-    try:
-        outcome = Outcome(data.outcome)
-    except ValueError:
-        raise ValidationFailed(
-            "Choose approve, request mitigations or reject.", fields={"outcome": "unknown outcome"}
-        ) from None
     errors: dict[str, str] = {}
+    try:
+        outcome: Outcome | None = Outcome(data.outcome)
+    except ValueError:
+        outcome = None
+        errors["outcome"] = "Choose approve, request mitigations or reject."
     if outcome in (Outcome.reject, Outcome.request_mitigations) and not data.citations:
         errors["citations"] = "Cite at least one policy section for this outcome."
     elif outcome == Outcome.approve and not data.citations and _is_high_risk(session, application):
@@ -644,7 +643,7 @@ def decide(session: Session, user: User, application: Application, data: Decisio
     ).first()
     if template is None:
         errors["template"] = "Choose a response template."
-    elif template.outcome != outcome.value:
+    elif outcome is not None and template.outcome != outcome.value:
         errors["template"] = (
             f"Template {template.title!r} is for {template.outcome.replace('_', ' ')}, not {outcome.label.lower()}."
         )
@@ -662,11 +661,22 @@ def decide(session: Session, user: User, application: Application, data: Decisio
         reqs, data.requirements, reason_required=outcome == Outcome.request_mitigations
     )
     errors.update(req_errors)
+    carried = carried_conditions(session, application) if outcome == Outcome.approve else []
+    if (
+        template is not None
+        and "safety_requirements" in template.body
+        and not reqs
+        and not carried
+        and "safety_requirements" not in errors
+    ):
+        errors["safety_requirements"] = (
+            f"The template “{template.title}” lists safety requirements: choose at least one, "
+            "or pick a template without them."
+        )
     if errors:
         raise ValidationFailed("The decision is incomplete.", fields=errors)
-    assert template is not None
+    assert template is not None and outcome is not None
     versions = current_versions(session, data.citations)
-    carried = carried_conditions(session, application) if outcome == Outcome.approve else []
     chosen = {r.id for r in reqs}
     listed = [
         RequiredSafetyRequirement(
@@ -796,7 +806,7 @@ def notify_decision(
             "application": application.reference,
             "outcome": outcome.value,
             "to": recipients,
-            "subject": f"[{application.reference}] {outcome.label}: {application.title}",
+            "subject": f"[{application.reference}] {outcome.past_label}: {application.title}",
             "body": message,
         },
     )

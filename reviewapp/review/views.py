@@ -33,7 +33,7 @@ from reviewapp.review.mitigations import (
     parameter_field,
     reason_field,
 )
-from reviewapp.review.models import Decision
+from reviewapp.review.models import Decision, Outcome
 from reviewapp.review.precedents import find_precedents
 from reviewapp.review.services import (
     QUEUE_VIEWS,
@@ -366,7 +366,8 @@ def release_view(reference: str) -> Any:
         f"{reference} is back in the queue.",
         "info",
     )
-    return redirect(url_for(".queue"))
+    back = request.form.get("return_to") or ""
+    return redirect(back if is_safe_next(back) else url_for(".queue"))
 
 
 @bp.route("/review/<reference>/notes", methods=["POST"])
@@ -439,7 +440,7 @@ def decide_view(reference: str) -> Any:
             },
         )
     if decision.final:
-        message = f"Decision recorded: {decision.outcome.replace('_', ' ')} for {reference}. The developer has been notified."
+        message = f"Decision recorded for {reference}: {Outcome(decision.outcome).past_label.lower()}. The developer has been notified."
     else:
         message = f"First approval recorded for {reference}. A senior reviewer who is not you must give the second approval; the developer is told only then."
     flash(message, "success")

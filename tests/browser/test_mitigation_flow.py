@@ -103,7 +103,7 @@ def test_mitigations_resubmission_diff_and_conditional_approval(
     decision.get_by_role("group", name="Policy citations").get_by_role("checkbox").first.check()
     decision.get_by_label("Response template").select_option("approve-with-conditions")
     decision.get_by_role("button", name="Record decision").click()
-    expect(page.get_by_role("status").filter(has_text="Decision recorded: approve")).to_be_visible()
+    expect(page.get_by_role("status").filter(has_text="Decision recorded for")).to_be_visible()
     log_out(page)
 
     # --- developer: reads the conditions ---------------------------------------------------

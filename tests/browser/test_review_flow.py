@@ -131,7 +131,7 @@ def test_developer_submits_reviewer_rejects_developer_sees_decision(
     decision.get_by_role("button", name="Record decision").click()
 
     expect(
-        page.get_by_role("status").filter(has_text=f"Decision recorded: reject for {reference}")
+        page.get_by_role("status").filter(has_text=f"Decision recorded for {reference}: rejected")
     ).to_be_visible()
     expect(page.get_by_role("heading", name="Review queue")).to_be_visible()
     page.screenshot(path=screenshot_dir / "05-reviewer-after-decision.png", full_page=True)

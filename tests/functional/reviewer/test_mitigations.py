@@ -229,3 +229,38 @@ def test_answers_only_while_mitigations_are_requested(login, db) -> None:
     assert "No mitigations are requested" in response.get_data(as_text=True)
     outsider = login(UserFactory())
     assert answer(outsider, application).status_code == 404
+
+
+def test_decision_form_reports_every_problem_at_once(login, db) -> None:
+    application = ApplicationFactory(submitted=True)
+    client = login(UserFactory(reviewer=True, organization=OrganizationFactory()))
+    post_form(client, f"/review/{application.reference}/claim", token_from="/queue")
+    response = decide(
+        client,
+        application,
+        {"outcome": "request_mitigations", "safety_requirements": ["age-assurance"]},
+    )
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422
+    for problem in (
+        "Choose a response template.",
+        "Cite at least one policy section",
+        "Say why “Age assurance” is needed.",
+        "Set minimum user age",
+    ):
+        assert problem in page
+
+
+def test_a_conditions_template_needs_conditions(login, db) -> None:
+    application = ApplicationFactory(submitted=True)
+    client = login(UserFactory(reviewer=True, organization=OrganizationFactory()))
+    post_form(client, f"/review/{application.reference}/claim", token_from="/queue")
+    response = decide(
+        client,
+        application,
+        {"outcome": "approve", "template": "approve-with-conditions", "citations": ["usage-2.1"]},
+    )
+    assert response.status_code == 422
+    assert "lists safety requirements: choose at least one" in response.get_data(as_text=True)
+    db.expire_all()
+    assert application.last_decision_id is None

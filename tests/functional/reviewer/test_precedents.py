@@ -282,7 +282,7 @@ def test_card_lists_precedents_and_says_when_there_are_none(app: Flask) -> None:
         empty = render_template("review/_precedents.html", precedents=[])
     assert "Similar past applications" in page
     assert 'href="/review/APP-000123"' in page and "Symptom &lt;checker&gt;" in page
-    assert "Rejected" in page and ">high<" in page and "2026-01-02 03:04 UTC" in page
+    assert "Rejected" in page and ">high<" in page and "Thu 1 Jan 2026, 22:04 EST" in page
     assert "queued" in page  # moved on since the decision (a resubmission)
     assert "No decided application from another organization resembles this one yet." in empty
 
