@@ -631,14 +631,14 @@ MATRIX = [
     ),
     (
         "POST",
-        "/review/{ref}/decide",
+        "/review/{ref}/decide",  # reviewers: 409, they hold no claim on it
         dict(
             anonymous=302,
             developer=403,
             other_developer=403,
-            reviewer=422,
-            senior_reviewer=422,
-            admin=422,
+            reviewer=409,
+            senior_reviewer=409,
+            admin=409,
         ),
     ),
     (
