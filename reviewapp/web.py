@@ -17,6 +17,7 @@ from flask import (
     redirect,
     render_template,
     request,
+    session,
     url_for,
 )
 from flask_login import current_user, login_required
@@ -163,6 +164,36 @@ def local_text(when: dt.datetime | None) -> str:
     return local_time(when, viewer_timezone()) if when is not None else ""
 
 
+_ONCE_KEY = "form_once"
+
+
+def form_once(purpose: str) -> str:
+    """A one-shot token for a form whose success page shows a secret (new API token, webhook
+    secret): reloading that page re-sends the POST, which must not create a second one.
+    Kept in the session (at most 10 per purpose); see :func:`consume_form_once`."""
+    import secrets
+
+    value = secrets.token_urlsafe(16)
+    store = dict(session.get(_ONCE_KEY) or {})
+    store[purpose] = [*store.get(purpose, [])[-9:], value]
+    session[_ONCE_KEY] = store
+    return value
+
+
+def consume_form_once(purpose: str) -> bool:
+    """True (and the token is used up) when the posted ``once`` token was issued for this
+    purpose and not used yet; False for a replayed or forged form."""
+    value = request.form.get("once", "")
+    store = dict(session.get(_ONCE_KEY) or {})
+    issued = list(store.get(purpose, []))
+    if not value or value not in issued:
+        return False
+    issued.remove(value)
+    store[purpose] = issued
+    session[_ONCE_KEY] = store
+    return True
+
+
 def init_templates(app: Flask) -> None:
     """Register template filters and globals."""
     from reviewapp.policies.services import render_markdown
@@ -184,6 +215,7 @@ def init_templates(app: Flask) -> None:
         return str(getattr(load_vocabularies(), field, {}).get(value, value))
 
     app.jinja_env.globals["requirement_parameters"] = requirement_parameters
+    app.jinja_env.globals["form_once"] = form_once
     app.jinja_env.globals["vocab_label"] = vocab_label
 
     @app.context_processor

@@ -184,9 +184,22 @@ _CSRF_RE = re.compile(
 )
 
 
+_ONCE_RE = re.compile(r'name="once" value="([^"]+)"')
+
+
 def csrf_token(client: FlaskClient, path: str = "/policies") -> str:
     """Read a CSRF token from a rendered form (CSRF stays on in tests)."""
+    return _form_tokens(client, path)[0]
+
+
+def _form_tokens(client: FlaskClient, path: str) -> tuple[str, str | None]:
+    """The CSRF token and, when the page has one, the first one-shot ``once`` token."""
     page = client.get(path).get_data(as_text=True)
+    once = _ONCE_RE.search(page)
+    return _csrf_from(page, path), once.group(1) if once else None
+
+
+def _csrf_from(page: str, path: str) -> str:
     match = _CSRF_RE.search(page)
     if match is None:
         # pages without a form: the base layout's log-out form carries one for logged-in users
@@ -202,6 +215,8 @@ def post_form(
     token_from: str | None = None,
     **kwargs: Any,
 ) -> Any:
-    """POST a form with a valid CSRF token read from ``token_from`` (default: ``path`` if GET-able, else /policies)."""
-    token = csrf_token(client, token_from or "/policies")
-    return client.post(path, data={**(data or {}), "csrf_token": token}, **kwargs)
+    """POST a form with a valid CSRF token read from ``token_from`` (default: /policies), and
+    the page's one-shot ``once`` token when it has one (forms that show a secret)."""
+    token, once = _form_tokens(client, token_from or "/policies")
+    extra = {"once": once} if once is not None else {}
+    return client.post(path, data={**extra, **(data or {}), "csrf_token": token}, **kwargs)

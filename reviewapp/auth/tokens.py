@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, make_response, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, make_response, redirect, render_template, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -31,7 +31,7 @@ from reviewapp.errors import (
     ValidationFailed,
 )
 from reviewapp.extensions import db
-from reviewapp.web import act, show_form_errors
+from reviewapp.web import act, consume_form_once, show_form_errors
 
 bp = Blueprint("tokens", __name__, url_prefix="/account/tokens")
 
@@ -196,6 +196,12 @@ def create() -> Any:
     """Create a token; 201 with the clear token shown once, 422 (bad input), 403 (scope the
     role may not grant), 409 (too many active tokens) re-render the form with what was typed."""
     form = _form()
+    if form.validate_on_submit() and not consume_form_once("api-token"):
+        flash(
+            "That form was already sent (the page was reloaded): no second token was created.",
+            "warning",
+        )
+        return redirect(url_for(".index"), 303)
     if not form.validate_on_submit():
         return _page(form, 422)
     try:

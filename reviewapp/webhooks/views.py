@@ -13,7 +13,7 @@ from flask_login import current_user
 
 from reviewapp.auth.models import Permission
 from reviewapp.extensions import db
-from reviewapp.web import act, page_arg, permission_required, save_form
+from reviewapp.web import act, consume_form_once, page_arg, permission_required, save_form
 from reviewapp.webhooks.forms import EndpointForm
 from reviewapp.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from reviewapp.webhooks.services import (
@@ -58,6 +58,12 @@ def index() -> Any:
 def new() -> Any:
     """Register an endpoint; the response shows its signing secret, once."""
     form = EndpointForm()
+    if form.validate_on_submit() and not consume_form_once("webhook-endpoint"):
+        flash(
+            "That form was already sent (the page was reloaded): no second endpoint was created.",
+            "warning",
+        )
+        return redirect(url_for(".index"), 303)
     created = save_form(
         form,
         lambda: create_endpoint(
@@ -100,6 +106,12 @@ def rotate(endpoint_id: int) -> Any:
     found = get_endpoint(db.session, current_user, endpoint_id)
     if not ConfirmForm().validate_on_submit():
         abort(400)
+    if not consume_form_once("webhook-rotate"):
+        flash(
+            "That form was already sent (the page was reloaded): the secret was not rotated again.",
+            "warning",
+        )
+        return redirect(url_for(".endpoint", endpoint_id=found.id), 303)
     secret = rotate_secret(db.session, current_user, found)
     db.commit()
     return _secret_page(found, secret, created=False)

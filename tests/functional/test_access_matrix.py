@@ -511,11 +511,11 @@ MATRIX = [
     ),
     (
         "POST",
-        "/webhooks/new",
+        "/webhooks/new",  # developers: allowed; without the form's one-shot token, 303
         dict(
             anonymous=302,
-            developer=200,
-            other_developer=200,
+            developer=303,
+            other_developer=303,
             reviewer=403,
             senior_reviewer=403,
             admin=403,
@@ -535,10 +535,10 @@ MATRIX = [
     ),
     (
         "POST",
-        "/webhooks/{endpoint}/rotate",
+        "/webhooks/{endpoint}/rotate",  # developer: allowed; without the page's one-shot token, 303
         dict(
             anonymous=302,
-            developer=200,
+            developer=303,
             other_developer=404,
             reviewer=403,
             senior_reviewer=403,

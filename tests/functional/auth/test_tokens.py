@@ -227,3 +227,26 @@ def test_anonymous_users_are_sent_to_log_in(client) -> None:
 def test_the_settings_page_links_to_the_tokens(login, db) -> None:
     page = login(UserFactory()).get("/account").get_data(as_text=True)
     assert f'href="{PAGE}"' in page and "API tokens" in page
+
+
+def test_reloading_the_page_that_shows_a_token_creates_no_second_one(login, db) -> None:
+    import re
+
+    from sqlalchemy import func, select
+
+    from reviewapp.auth.models import ApiToken
+    from tests.conftest import post_form
+    from tests.factories import UserFactory
+
+    user = UserFactory()
+    client = login(user)
+    page = client.get("/account/tokens").get_data(as_text=True)
+    once = re.search(r'name="once" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    data = {"name": "release pipeline", "scopes": ["read"], "once": once}
+    assert (
+        post_form(client, "/account/tokens", data, token_from="/account/tokens").status_code == 201
+    )
+    again = post_form(client, "/account/tokens", data, token_from="/account/tokens")
+    assert again.status_code == 303
+    count = select(func.count()).where(ApiToken.user_id == user.id)
+    assert db.scalar(count) == 1

@@ -263,6 +263,17 @@ def test_developer_registers_endpoint_sees_secret_once_and_rotates_it(app, db, l
     assert response.status_code == 200, page[:2000]
     assert response.headers["Cache-Control"] == "no-store"
     secret = SECRET_RE.search(page).group(1)  # type: ignore[union-attr]
+    # reloading the secret page re-sends the form: no second endpoint
+    form_page = client.get("/webhooks/new").get_data(as_text=True)
+    once = re.search(r'name="once" value="([^"]+)"', form_page).group(1)  # type: ignore[union-attr]
+    data = {"url": "https://example.com/hooks/other", "event_types": ["decision"], "once": once}
+    assert post_form(client, "/webhooks/new", data, token_from="/webhooks").status_code == 200
+    assert post_form(client, "/webhooks/new", data, token_from="/webhooks").status_code == 303
+    extra = db.scalars(
+        select(WebhookEndpoint).where(WebhookEndpoint.url == "https://example.com/hooks/other")
+    ).one()
+    db.delete(extra)
+    db.flush()
     endpoint = db.scalars(select(WebhookEndpoint)).one()
     assert endpoint.secret == secret and endpoint.event_types == ["decision", "submitted"]
     assert endpoint.organization_id == developer.organization_id and endpoint.active
@@ -272,15 +283,27 @@ def test_developer_registers_endpoint_sees_secret_once_and_rotates_it(app, db, l
     assert "https://example.com/hooks/reviewapp" in listing and secret not in listing
     assert secret not in detail and "No deliveries yet" in detail
     audit = db.scalars(
-        select(AuditEvent).where(AuditEvent.subject_type == "webhook_endpoint")
+        select(AuditEvent).where(
+            AuditEvent.subject_type == "webhook_endpoint",
+            AuditEvent.subject_id == str(endpoint.id),
+        )
     ).all()
     assert [a.action for a in audit] == ["webhook_endpoint.create"]
     assert audit[0].actor_id == developer.id and secret not in json.dumps(audit[0].after)
 
-    response = post_form(client, f"/webhooks/{endpoint.id}/rotate", token_from="/webhooks")
+    detail_page = client.get(f"/webhooks/{endpoint.id}").get_data(as_text=True)
+    once = re.search(r'name="once" value="([^"]+)"', detail_page).group(1)  # type: ignore[union-attr]
+    response = post_form(
+        client, f"/webhooks/{endpoint.id}/rotate", {"once": once}, token_from="/webhooks"
+    )
     page = response.get_data(as_text=True)
     new_secret = SECRET_RE.search(page).group(1)  # type: ignore[union-attr]
     assert response.status_code == 200 and new_secret != secret
+    # reloading the page re-sends the same form: refused, the secret is not rotated again
+    reloaded = post_form(
+        client, f"/webhooks/{endpoint.id}/rotate", {"once": once}, token_from="/webhooks"
+    )
+    assert reloaded.status_code == 303
     db.expire_all()
     assert endpoint.secret == new_secret and endpoint.secret_rotated_at is not None
     rotated = db.scalars(
