@@ -53,14 +53,16 @@ class CreateApplication(Content):
 
 
 class Answer(Schema):
-    attested = fields.Boolean(required=True)
+    attested = fields.Boolean(required=True, truthy={True}, falsy={False})  # JSON booleans only
     details = fields.String(required=True, metadata={"description": "20–5000 characters."})
     link = fields.String(metadata={"description": "Optional http(s) address of evidence."})
 
 
 class PatchApplication(Content):
     """Partial content of a draft (or of an application awaiting mitigations), and/or the
-    answers to the requested safety requirements (requirement id -> answer)."""
+    answers to the requested safety requirements (requirement id -> answer). ``answers`` must
+    answer every requested requirement at once (each PATCH replaces the set); answers can be
+    changed until the application is resubmitted."""
 
     answers = fields.Dict(keys=fields.String(), values=fields.Nested(Answer))
 

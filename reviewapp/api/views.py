@@ -444,6 +444,10 @@ def patch(reference: str) -> Any:
         raise ValidationFailed("'answers' must be an object.", fields={"answers": "object"})
 
     def run(application: Application) -> None:
+        if "title" in body and not str(body.get("title") or "").strip():
+            raise ValidationFailed(
+                "An application needs a title.", fields={"title": "must not be empty"}
+            )
         if body:
             update_draft(db.session, _user(), application, body, partial=True)
         if answers is not None:
@@ -454,19 +458,23 @@ def patch(reference: str) -> Any:
                         f"The answer to {key!r} must be an object.",
                         fields={f"answers.{key}": "object"},
                     )
-                attested = raw.get("attested")
-                if not isinstance(attested, bool):
+                try:
+                    loaded = schemas.Answer().load(raw)
+                except MarshmallowValidationError as exc:
                     raise ValidationFailed(
-                        f"answers.{key}.attested must be true or false.",
-                        fields={f"answers.{key}.attested": "boolean"},
-                    )
-                details, link = raw.get("details", ""), raw.get("link", "")
-                if not isinstance(details, str) or not isinstance(link, str):
-                    raise ValidationFailed(
-                        f"answers.{key}.details and .link must be text.",
-                        fields={f"answers.{key}": "text"},
-                    )
-                given[str(key)] = AnswerInput(attested=attested, details=details, link=link)
+                        f"The answer to {key!r} is invalid.",
+                        fields={
+                            f"answers.{key}.{name}": " ".join(map(str, problems))
+                            if isinstance(problems, list)
+                            else str(problems)
+                            for name, problems in exc.normalized_messages().items()
+                        },
+                    ) from None
+                given[str(key)] = AnswerInput(
+                    attested=loaded["attested"],
+                    details=loaded["details"],
+                    link=loaded.get("link", ""),
+                )
             answer_requirements(db.session, _user(), application, given)
         if not body and answers is None:
             raise ValidationFailed("Nothing to change: send content fields or answers.")
@@ -524,9 +532,10 @@ def resubmit(reference: str) -> Any:
 
 def _transition(reference: str, expected: Status, verb: str) -> Any:
     application = get_application(db.session, _user(), reference)
-    _check_if_match(application)
 
     def run() -> tuple[dict[str, Any], int, str | None]:
+        # inside run: a retry with the same Idempotency-Key is replayed before this check
+        _check_if_match(application)
         if application.status != expected:
             raise InvalidTransition(
                 f"Only an application that is {expected.label.lower()} can be {verb}ted; "
@@ -909,10 +918,15 @@ def _paging() -> tuple[int, int]:
             fields={"page": "integer", "per_page": "integer"},
         ) from None
     max_per_page = current_app.config["API_MAX_PER_PAGE"]
-    if not 1 <= page <= 100_000 or not 1 <= per_page <= max_per_page:
+    problems = {}
+    if not 1 <= page <= 100_000:
+        problems["page"] = "between 1 and 100000"
+    if not 1 <= per_page <= max_per_page:
+        problems["per_page"] = f"between 1 and {max_per_page}"
+    if problems:
         raise ValidationFailed(
             f"page must be between 1 and 100000 and per_page between 1 and {max_per_page}.",
-            fields={"per_page": f"between 1 and {max_per_page}"},
+            fields=problems,
         )
     return page, per_page
 

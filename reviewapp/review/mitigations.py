@@ -160,6 +160,9 @@ def answer_requirements(
     if application.status != Status.mitigations_requested or decision is None:
         raise InvalidTransition("No mitigations are requested for this application.")
     errors: dict[str, str] = {}
+    requested = {row.safety_requirement.key for row in decision.required_safety_requirements}
+    for key in sorted(set(answers) - requested):
+        errors[f"answers.{key}"] = "This safety requirement was not requested."
     cleaned: dict[str, dict[str, Any]] = {}
     low, high = DETAILS_LIMITS
     for row in decision.required_safety_requirements:
@@ -187,6 +190,7 @@ def answer_requirements(
     if errors:
         raise ValidationFailed("Some answers are missing or incomplete.", fields=errors)
     now = utcnow().isoformat()
+    application.updated_at = utcnow()  # a new version (ETag): a stale If-Match is refused
     for row in decision.required_safety_requirements:
         row.answer = {
             **cleaned[row.safety_requirement.key],

@@ -202,3 +202,62 @@ def test_policies_and_openapi_are_public(client, db) -> None:
     page = client.get("/api/v1/docs").get_data(as_text=True)
     assert "/api/v1/applications/{reference}/revisions/{number}/diff" in page
     assert "ApplicationOut" in page
+
+
+def test_retries_stale_answers_and_field_names(client, db) -> None:
+    dev = bearer(db, UserFactory())
+    reviewer = bearer(
+        db, UserFactory(reviewer=True, organization=OrganizationFactory()), "read review"
+    )
+    created = client.post("/api/v1/applications", json=content(), headers=dev)
+    ref, etag = created.json["reference"], created.headers["ETag"]
+    # a retried submit that also sends If-Match is replayed, not refused as stale
+    headers = {**dev, "If-Match": etag, "Idempotency-Key": "submit-once"}
+    assert client.post(f"/api/v1/applications/{ref}/submit", headers=headers).status_code == 200
+    retry = client.post(f"/api/v1/applications/{ref}/submit", headers=headers)
+    assert retry.status_code == 200 and retry.headers["Idempotent-Replayed"] == "true"
+    # request mitigations, then two clients answer: the second, stale one gets 412
+    client.post("/api/v1/queue/claim-next", headers=reviewer)
+    client.post(
+        f"/api/v1/applications/{ref}/decisions",
+        json={
+            "outcome": "request_mitigations",
+            "citations": ["usage-2.1"],
+            "template": "mitigations-standard",
+            "safety_requirements": [{"id": "ai-disclosure", "reason": "Public chat."}],
+        },
+        headers=reviewer,
+    )
+    read = client.get(f"/api/v1/applications/{ref}", headers=dev)
+    answer = {"ai-disclosure": {"attested": True, "details": DETAILS}}
+    first = client.patch(
+        f"/api/v1/applications/{ref}",
+        json={"answers": answer},
+        headers={**dev, "If-Match": read.headers["ETag"]},
+    )
+    assert first.status_code == 200 and first.headers["ETag"] != read.headers["ETag"]
+    stale = client.patch(
+        f"/api/v1/applications/{ref}",
+        json={"answers": answer},
+        headers={**dev, "If-Match": read.headers["ETag"]},
+    )
+    assert stale.status_code == 412
+    extra = client.patch(
+        f"/api/v1/applications/{ref}",
+        json={"answers": {**answer, "age-assurance": {"attested": True, "details": DETAILS}}},
+        headers=dev,
+    )
+    assert extra.status_code == 422 and "answers.age-assurance" in extra.json["error"]["fields"]
+    unknown = client.patch(
+        f"/api/v1/applications/{ref}",
+        json={"answers": {"ai-disclosure": {**answer["ai-disclosure"], "foo": 1}}},
+        headers=dev,
+    )
+    assert (
+        unknown.status_code == 422
+        and "answers.ai-disclosure.foo" in unknown.json["error"]["fields"]
+    )
+    blank = client.patch(f"/api/v1/applications/{ref}", json={"title": "  "}, headers=dev)
+    assert blank.status_code == 422 and "title" in blank.json["error"]["fields"]
+    paging = client.get("/api/v1/applications?page=0", headers=dev).json["error"]["fields"]
+    assert paging == {"page": "between 1 and 100000"}
