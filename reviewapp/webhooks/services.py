@@ -200,6 +200,11 @@ def validate_url(url: str, *, allow_http_localhost: bool) -> str:
     if parts.scheme not in ("https", "http") or not host:
         raise bad("Use an https:// URL with a host name, e.g. https://example.com/hooks.")
     if parts.scheme == "http" and not (allow_http_localhost and is_local):
+        if is_local:
+            raise bad(
+                "Use https:// so events are encrypted in transit. For a test receiver on this "
+                "machine, the operator can set REVIEWAPP_WEBHOOK_ALLOW_HTTP_LOCALHOST=true."
+            )
         raise bad("Use https:// so events are encrypted in transit.")
     if parts.username is not None or parts.password is not None:
         raise bad("Remove the user name and password from the URL; verify the signature instead.")
