@@ -126,6 +126,11 @@ class ApplicationSummary(Schema):
     risk_tier = fields.String(required=True, allow_none=True)
     queue = fields.String(required=True, allow_none=True)
     submitted_at = fields.DateTime(required=True, allow_none=True)
+    sla_due_at = fields.DateTime(
+        required=True,
+        allow_none=True,
+        metadata={"description": "SLA estimate: when review is due (UTC); null when paused."},
+    )
 
 
 class ApplicationOut(ApplicationSummary):
@@ -133,11 +138,6 @@ class ApplicationOut(ApplicationSummary):
     draft = fields.Dict(required=True, allow_none=True)
     revision = fields.Integer(required=True, allow_none=True)
     flags = fields.List(fields.String(), required=True)
-    sla_due_at = fields.DateTime(
-        required=True,
-        allow_none=True,
-        metadata={"description": "SLA estimate: when review is due (UTC); null when paused."},
-    )
     queue_position = fields.Integer(
         required=True,
         allow_none=True,
@@ -207,7 +207,11 @@ class DecisionIn(Schema):
     citations = fields.List(fields.String(), metadata={"description": "Policy section ids."})
     safety_requirements = fields.List(
         fields.Raw(),
-        metadata={"description": "Safety requirement ids, or objects {id, reason, parameters}."},
+        metadata={
+            "description": "Safety requirement ids, or objects {id, reason, parameters}; "
+            "request_mitigations needs a reason for each, and every parameter the catalogue "
+            "defines for it (GET /catalogue lists ids and parameters)."
+        },
     )
     template = fields.String(required=True, metadata={"description": "Response template key."})
     message = fields.String(metadata={"description": "Note inserted into the template."})
@@ -254,3 +258,35 @@ class Vocabularies(Schema):
     modalities = fields.List(fields.String(), required=True)
     tiers = fields.List(fields.String(), required=True)
     labels = fields.Dict(required=True)
+
+
+class ParameterSpec(Schema):
+    name = fields.String(required=True)
+    label = fields.String(required=True)
+    unit = fields.String(required=True)
+    min = fields.Integer(required=True)
+    max = fields.Integer(required=True)
+
+
+class RequirementSpec(Schema):
+    id = fields.String(required=True)
+    title = fields.String(required=True)
+    description = fields.String(required=True)
+    parameters = fields.List(fields.Nested(ParameterSpec), required=True)
+
+
+class TemplateSpec(Schema):
+    key = fields.String(required=True)
+    title = fields.String(required=True)
+    outcome = fields.String(required=True)
+
+
+class Catalogue(Schema):
+    """What a decision may name: outcomes, response templates, safety requirements with their
+    parameters, application statuses and risk tiers."""
+
+    outcomes = fields.List(fields.String(), required=True)
+    statuses = fields.List(fields.String(), required=True)
+    tiers = fields.List(fields.String(), required=True)
+    response_templates = fields.List(fields.Nested(TemplateSpec), required=True)
+    safety_requirements = fields.List(fields.Nested(RequirementSpec), required=True)

@@ -68,19 +68,15 @@ def token_required(scope: str) -> Callable[[Callable[..., Any]], Callable[..., A
     def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            header = request.headers.get("Authorization", "")
-            if not header.startswith("Bearer "):
-                return json_error(
-                    401,
-                    "unauthorized",
-                    "Send a personal API token as 'Authorization: Bearer <token>'.",
+            scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not credentials.strip():  # RFC 7235: any case
+                return _unauthorized(
+                    "Send a personal API token as 'Authorization: Bearer <token>'."
                 )
-            found = user_for_token(db.session, header[7:])
+            found = user_for_token(db.session, credentials.strip())
             if found is None:
-                return json_error(
-                    401,
-                    "unauthorized",
-                    "The API token is invalid, revoked or belongs to a deactivated user.",
+                return _unauthorized(
+                    "The API token is invalid, revoked or belongs to a deactivated user."
                 )
             user, token = found
             if scope not in token.scopes.split():
@@ -94,6 +90,12 @@ def token_required(scope: str) -> Callable[[Callable[..., Any]], Callable[..., A
         return wrapper
 
     return decorator
+
+
+def _unauthorized(message: str) -> Any:
+    response = json_error(401, "unauthorized", message)
+    response.headers["WWW-Authenticate"] = 'Bearer realm="reviewapp"'
+    return response
 
 
 def _user() -> User:
@@ -111,6 +113,7 @@ def serialize_summary(application: Application) -> dict[str, Any]:
         "risk_tier": application.risk_tier,
         "queue": application.queue,
         "submitted_at": application.submitted_at.isoformat() if application.submitted_at else None,
+        "sla_due_at": application.sla_due_at.isoformat() if application.sla_due_at else None,
     }
 
 
@@ -283,14 +286,32 @@ def _load(schema: Schema, body: dict[str, Any]) -> dict[str, Any]:
     try:
         return dict(schema.load(body))
     except MarshmallowValidationError as exc:
-        messages = exc.normalized_messages()
         raise ValidationFailed(
-            "Some fields are invalid.",
-            fields={
-                str(k): " ".join(map(str, v)) if isinstance(v, list) else str(v)
-                for k, v in messages.items()
-            },
+            "Some fields are invalid.", fields=_flatten(exc.normalized_messages())
         ) from None
+
+
+def _flatten(messages: Any, prefix: str = "") -> dict[str, str]:
+    """Marshmallow's nested messages as ``{"a.0.b": "problem"}`` (JSON paths, dotted)."""
+    if isinstance(messages, dict):
+        out: dict[str, str] = {}
+        for key, value in messages.items():
+            out.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        return {prefix or "body": " ".join(messages)}
+    return {prefix or "body": str(messages)}
+
+
+def _form_field_to_json_path(name: str) -> str:
+    """``reason-<id>`` / ``param-<id>-<name>`` (form field names shared with the browser) as
+    the JSON paths of the decision body."""
+    if name.startswith("reason-"):
+        return f"safety_requirements.{name[len('reason-') :]}.reason"
+    if name.startswith("param-"):
+        key, _, param = name[len("param-") :].rpartition("-")
+        return f"safety_requirements.{key}.parameters.{param}"
+    return name
 
 
 def _idempotent(run: Callable[[], tuple[dict[str, Any], int, str | None]]) -> Any:
@@ -801,6 +822,13 @@ def decide_api(reference: str) -> Any:
             keys.append(item["id"])
             params = item.get("parameters") or {}
             reason = item.get("reason") or ""
+            if isinstance(params, dict) and any(
+                not isinstance(v, int) or isinstance(v, bool) for v in params.values()
+            ):
+                raise ValidationFailed(
+                    "Safety requirement parameters are whole numbers.",
+                    fields={f"safety_requirements.{item['id']}.parameters": "integers only"},
+                )
             if not isinstance(params, dict) or not isinstance(reason, str):
                 raise ValidationFailed(
                     "A safety requirement is an id or {id, reason, parameters}.",
@@ -825,6 +853,11 @@ def decide_api(reference: str) -> Any:
     try:
         decision = decide(db.session, _user(), application, decision_input)
         db.commit()
+    except ValidationFailed as exc:
+        db.rollback()
+        raise ValidationFailed(
+            exc.message, fields={_form_field_to_json_path(k): v for k, v in exc.fields.items()}
+        ) from None
     except DomainError:
         db.rollback()
         raise
@@ -839,6 +872,46 @@ def decide_api(reference: str) -> Any:
     )
     response.status_code = 201
     return response
+
+
+@bp.route("/catalogue")
+@token_required("read")
+def catalogue() -> Any:
+    """Outcomes, response templates, safety requirements (with parameters), statuses, tiers.
+    ---
+    get:
+      summary: What a decision may name
+      tags: [Review]
+      responses:
+        200: {description: The catalogue, content: {application/json: {schema: Catalogue}}}
+        401: Error
+    """
+    from reviewapp.policies.models import ResponseTemplate, SafetyRequirement
+    from reviewapp.review.models import Outcome
+
+    templates = db.session.scalars(
+        select(ResponseTemplate).order_by(ResponseTemplate.outcome, ResponseTemplate.key)
+    )
+    requirements = db.session.scalars(select(SafetyRequirement).order_by(SafetyRequirement.key))
+    return jsonify(
+        {
+            "outcomes": [o.value for o in Outcome],
+            "statuses": [s.value for s in Status],
+            "tiers": list(tier_labels(db.session)),
+            "response_templates": [
+                {"key": t.key, "title": t.title, "outcome": t.outcome} for t in templates
+            ],
+            "safety_requirements": [
+                {
+                    "id": r.key,
+                    "title": r.title,
+                    "description": r.description,
+                    "parameters": list(r.parameters or []),
+                }
+                for r in requirements
+            ],
+        }
+    )
 
 
 @bp.route("/policies")
@@ -957,7 +1030,7 @@ def index() -> Any:
         # the review team sees submitted applications; drafts stay with their organization
         stmt = stmt.where(
             or_(
-                Application.status != Status.draft,
+                (Application.status != Status.draft) & Application.current_revision_id.is_not(None),
                 Application.organization_id == user.organization_id,
             )
         )

@@ -35,8 +35,8 @@ def can_view(user: User, application: Application) -> bool:
         Permission.view_own_organization
     ):
         return True
-    if user.can(Permission.view_all_applications):
-        return application.status != Status.draft
+    if user.can(Permission.view_all_applications):  # only what was ever submitted
+        return application.status != Status.draft and application.current_revision_id is not None
     return (
         user.can(Permission.view_own_organization)
         and application.organization_id == user.organization_id

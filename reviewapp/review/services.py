@@ -521,6 +521,8 @@ def release(session: Session, user: User, application: Application) -> None:
     Raises:
         PermissionDenied (not the claimant), InvalidTransition.
     """
+    if application.claimed_by_id is None:
+        raise ConflictError(f"{application.reference} is not claimed by anyone.")
     if application.claimed_by_id != user.id and not user.is_admin:
         raise PermissionDenied("Only the reviewer holding the claim can release it.")
     unclaim(

@@ -176,6 +176,7 @@ def test_lists_are_scoped_and_paginated(client, db) -> None:
     }
     assert refs == {a.reference for a in mine}
     assert set(listing["items"][0]) == {
+        "sla_due_at",
         "reference",
         "external_ref",
         "title",

@@ -261,3 +261,59 @@ def test_retries_stale_answers_and_field_names(client, db) -> None:
     assert blank.status_code == 422 and "title" in blank.json["error"]["fields"]
     paging = client.get("/api/v1/applications?page=0", headers=dev).json["error"]["fields"]
     assert paging == {"page": "between 1 and 100000"}
+
+
+def test_catalogue_auth_header_and_visibility(client, db) -> None:
+    dev = bearer(db, UserFactory())
+    catalogue = client.get("/api/v1/catalogue", headers=dev).json
+    assert "approve-with-conditions" in {t["key"] for t in catalogue["response_templates"]}
+    age = next(r for r in catalogue["safety_requirements"] if r["id"] == "age-assurance")
+    assert age["parameters"][0]["name"] == "minimum_user_age"
+    assert "mitigations_requested" in catalogue["statuses"]
+    unauthenticated = client.get("/api/v1/catalogue")
+    assert unauthenticated.status_code == 401
+    assert unauthenticated.headers["WWW-Authenticate"].startswith("Bearer")
+    lower = {"Authorization": dev["Authorization"].replace("Bearer", "bearer")}
+    assert client.get("/api/v1/catalogue", headers=lower).status_code == 200
+    # a draft withdrawn before it was ever submitted stays private to its organization
+    draft = ApplicationFactory()
+    draft.status = "withdrawn"
+    db.flush()
+    reviewer = bearer(db, UserFactory(reviewer=True, organization=OrganizationFactory()))
+    assert (
+        client.get(f"/api/v1/applications/{draft.reference}", headers=reviewer).status_code == 404
+    )
+
+
+def test_decision_errors_use_json_paths(client, db) -> None:
+    application = ApplicationFactory(submitted=True)
+    reviewer = bearer(
+        db, UserFactory(reviewer=True, organization=OrganizationFactory()), "read review"
+    )
+    ref = application.reference
+    assert client.post(f"/api/v1/applications/{ref}/release", headers=reviewer).status_code == 409
+    client.post("/api/v1/queue/claim-next", headers=reviewer)
+    body = {
+        "outcome": "request_mitigations",
+        "citations": ["usage-2.1"],
+        "template": "mitigations-standard",
+        "safety_requirements": [{"id": "age-assurance", "parameters": {}}],
+    }
+    fields = client.post(f"/api/v1/applications/{ref}/decisions", json=body, headers=reviewer).json[
+        "error"
+    ]["fields"]
+    assert "safety_requirements.age-assurance.reason" in fields
+    assert "safety_requirements.age-assurance.parameters.minimum_user_age" in fields
+    text_age = {**body["safety_requirements"][0], "parameters": {"minimum_user_age": "18"}}
+    refused = client.post(
+        f"/api/v1/applications/{ref}/decisions",
+        json={**body, "safety_requirements": [text_age]},
+        headers=reviewer,
+    )
+    assert refused.status_code == 422
+    nested = client.post(
+        f"/api/v1/applications/{ref}/decisions",
+        json={**body, "citations": ["usage-2.1", None]},
+        headers=reviewer,
+    ).json["error"]["fields"]
+    assert "citations.1" in nested
