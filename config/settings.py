@@ -28,6 +28,7 @@ class Default:
     # Flask-Login: "strong" drops a session whose client address/user agent changed
     SESSION_PROTECTION = "strong"
     LEASE_SECONDS = 30 * 60  # claim lease length
+    MAX_CLAIMS_PER_REVIEWER = 20  # unexpired claims one reviewer may hold at once
     # a resubmission waits this long (wall-clock seconds after it is queued) for the reviewer
     # who asked for the mitigations before claim-next offers it to anyone else
     PREFERRED_REVIEWER_HOLD_SECONDS = 8 * 3600

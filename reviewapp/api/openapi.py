@@ -105,6 +105,17 @@ def build_spec() -> dict[str, Any]:
             continue
         view = current_app.view_functions[rule.endpoint]
         spec.path(view=view, app=current_app)
+        scope = getattr(view, "required_scope", None)
+        if scope is not None:
+            path = spec._paths[_openapi_path(rule.rule)]
+            for method in rule.methods or ():
+                operation = path.get(method.lower())
+                if isinstance(operation, dict):
+                    operation["x-scope"] = scope
+                    operation["description"] = (
+                        f"Needs a token with the `{scope}` scope. "
+                        + operation.get("description", "")
+                    ).strip()
     document = spec.to_dict()
     document["security"] = [{"bearer": []}]
     for item in document["paths"].values():  # every operation is rate limited (429)
@@ -113,6 +124,13 @@ def build_spec() -> dict[str, Any]:
                 operation["responses"].setdefault("429", {"$ref": "#/components/responses/Error"})
     current_app.extensions["reviewapp.openapi"] = document
     return document
+
+
+def _openapi_path(rule: str) -> str:
+    """A Flask rule as an OpenAPI path: ``/a/<int:n>`` -> ``/a/{n}``."""
+    import re
+
+    return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule)
 
 
 @bp.route("/openapi.json")

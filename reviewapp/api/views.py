@@ -87,6 +87,7 @@ def token_required(scope: str) -> Callable[[Callable[..., Any]], Callable[..., A
             db.commit()  # last_used_at
             return view(*args, **kwargs)
 
+        wrapper.required_scope = scope  # type: ignore[attr-defined]  # read by api/openapi.py
         return wrapper
 
     return decorator
@@ -758,6 +759,7 @@ def claim_next_api() -> Any:
         204: {description: Nothing to claim}
         401: Error
         403: Error
+        409: Error
     """
     application = claim_next(db.session, _user(), queue=request.args.get("queue") or None)
     if application is None:

@@ -156,6 +156,22 @@ def _check_reviewer(user: User, application: Application) -> None:
         raise PermissionDenied("You cannot review an application from your own organization.")
 
 
+def _check_claim_budget(session: Session, user: User, now: dt.datetime) -> None:
+    """Refuse a new claim when ``user`` already holds MAX_CLAIMS_PER_REVIEWER unexpired ones
+    (one reviewer cannot hoard the queue). Raises ConflictError."""
+    limit = int(current_app.config["MAX_CLAIMS_PER_REVIEWER"])
+    held = session.scalar(
+        select(func.count())
+        .select_from(Application)
+        .where(Application.claimed_by_id == user.id, Application.lease_expires_at > now)
+    )
+    if (held or 0) >= limit:
+        raise ConflictError(
+            f"You already hold {held} applications (the limit is {limit}); decide or release "
+            "some before claiming more."
+        )
+
+
 def _take(session: Session, user: User, application: Application, now: dt.datetime) -> None:
     before = snapshot(application)
     application.status = next_status(application.status, Action.claim, Actor.reviewer)
@@ -189,6 +205,7 @@ def claim_next(
     if not user.can(Permission.claim):
         raise PermissionDenied("Only reviewers claim applications.")
     now = now or utcnow()
+    _check_claim_budget(session, user, now)
     claimable = [
         Application.status == Status.queued,
         and_(Application.status == Status.in_review, Application.lease_expires_at < now),
@@ -292,6 +309,7 @@ def claim(
         raise ConflictError(
             f"{application.reference} is already claimed by {application.claimed_by.email if application.claimed_by else 'someone else'}."
         )
+    _check_claim_budget(session, user, now)
     _take(session, user, application, now)
 
 

@@ -169,7 +169,12 @@ def claim_next_view() -> Any:
     if not ConfirmForm().validate_on_submit():
         abort(400)
     queue_key = request.form.get("queue") or None
-    application = claim_next(db.session, current_user, queue=queue_key)
+    try:
+        application = claim_next(db.session, current_user, queue=queue_key)
+    except DomainError as exc:
+        db.rollback()
+        flash(exc.message, "warning")
+        return redirect(url_for(".queue"))
     if application is None:
         db.rollback()
         flash("Nothing to claim: the queue is empty or every application is claimed.", "info")

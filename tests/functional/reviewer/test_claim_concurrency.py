@@ -18,7 +18,10 @@ REVIEWERS = 6
 APPLICATIONS = 60
 
 
-def test_concurrent_claim_next_never_double_claims(app, committed_db, is_postgres) -> None:
+def test_concurrent_claim_next_never_double_claims(
+    app, committed_db, is_postgres, monkeypatch
+) -> None:
+    monkeypatch.setitem(app.config, "MAX_CLAIMS_PER_REVIEWER", APPLICATIONS)
     if not is_postgres:
         pytest.skip("SKIP LOCKED needs PostgreSQL (CI always has it)")
     staff = OrganizationFactory(name="T&S")

@@ -72,3 +72,17 @@ def test_sweeper_returns_expired_leases_and_keeps_notes(app, login, db) -> None:
     )
     again = app.test_cli_runner().invoke(args=["sweep"])
     assert "0 expired leases" in again.output
+
+
+def test_one_reviewer_cannot_hoard_the_queue(app, login, db, monkeypatch) -> None:
+    from tests.conftest import post_form
+    from tests.factories import ApplicationFactory, OrganizationFactory, UserFactory
+
+    monkeypatch.setitem(app.config, "MAX_CLAIMS_PER_REVIEWER", 2)
+    for _ in range(3):
+        ApplicationFactory(submitted=True)
+    client = login(UserFactory(reviewer=True, organization=OrganizationFactory()))
+    for _ in range(2):
+        assert post_form(client, "/queue/claim-next", token_from="/queue").status_code == 302
+    third = post_form(client, "/queue/claim-next", token_from="/queue", follow_redirects=True)
+    assert "You already hold 2 applications (the limit is 2)" in third.get_data(as_text=True)
