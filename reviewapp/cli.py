@@ -35,6 +35,7 @@ def register_cli(app: Flask) -> None:
         worker,
         dispatch_outbox,
         sweep,
+        audit_cli,
     ):
         app.cli.add_command(command)
 
@@ -513,3 +514,22 @@ def dispatch_outbox() -> None:
     from reviewapp.notifications.jobs import dispatch_pending
 
     click.echo(f"{dispatch_pending()} pending notifications handled")
+
+
+@click.group("audit")
+def audit_cli() -> None:
+    """The audit log."""
+
+
+@audit_cli.command("verify")
+@with_appcontext
+def audit_verify() -> None:
+    """Recompute the audit hash chain; name the first broken event (exit 1) or say it is intact."""
+    from reviewapp.audit.chain import verify_chain
+    from reviewapp.extensions import db
+
+    report = verify_chain(db.session)
+    if report.broken_event_id is not None:
+        click.echo(f"BROKEN after {report.checked} intact events: {report.problem}", err=True)
+        raise SystemExit(1)
+    click.echo(f"audit chain intact: {report.checked} events verified")

@@ -138,3 +138,72 @@ def reassign_view(reference: str) -> Any:
         )
     back = request.form.get("return_to") or ""
     return redirect(back if is_safe_next(back) else url_for(".claims"))
+
+
+@bp.route("/audit")
+@permission_required(Permission.admin_console)
+def audit() -> Any:
+    """The audit trail, newest first: filter by actor (email), application or other subject,
+    action (prefix) and date range (UTC days); each event shows before/after."""
+    import datetime as dt
+    import json
+
+    from reviewapp.web import page_arg
+
+    session = db.session
+    args = {
+        k: (request.args.get(k) or "").strip()
+        for k in ("actor", "subject", "action", "since", "until")
+    }
+    stmt = select(AuditEvent)
+    problems: dict[str, str] = {}
+    if args["actor"]:
+        ids = select(User.id).where(User.email.ilike(f"%{args['actor']}%"))
+        stmt = stmt.where(AuditEvent.actor_id.in_(ids))
+    if args["subject"]:
+        subject = args["subject"]
+        stmt = stmt.where(
+            AuditEvent.subject_id
+            == (subject.upper() if subject.upper().startswith("APP-") else subject)
+        )
+    if args["action"]:
+        stmt = stmt.where(AuditEvent.action.startswith(args["action"], autoescape=True))
+    for key, op in (("since", "ge"), ("until", "lt")):
+        if args[key]:
+            try:
+                day = dt.datetime.combine(dt.date.fromisoformat(args[key]), dt.time(), dt.UTC)
+            except ValueError:
+                problems[key] = "Use a date like 2026-11-30."
+                continue
+            if op == "ge":
+                stmt = stmt.where(AuditEvent.created_at >= day)
+            else:
+                stmt = stmt.where(AuditEvent.created_at < day + dt.timedelta(days=1))
+    page = page_arg()
+    per_page = 50
+    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    events = session.scalars(
+        stmt.order_by(AuditEvent.id.desc()).offset((page - 1) * per_page).limit(per_page)
+    ).all()
+    actors = {
+        u.id: u.email
+        for u in session.scalars(select(User).where(User.id.in_({e.actor_id for e in events})))
+    }
+
+    def pretty(value: Any) -> str:
+        return (
+            "" if value is None else json.dumps(value, indent=1, sort_keys=True, ensure_ascii=False)
+        )
+
+    return render_template(
+        "admin/audit.html",
+        events=events,
+        actors=actors,
+        args=args,
+        problems=problems,
+        page=page,
+        per_page=per_page,
+        total=total,
+        pretty=pretty,
+        link_args={k: v for k, v in args.items() if v},
+    )

@@ -28,6 +28,10 @@ class AuditEvent(Base):
     after: Mapped[dict[str, Any] | None]
     request_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    # tamper evidence (audit/chain.py): SHA-256 over this event's fields and the previous
+    # event's hash; `flask audit verify` recomputes the chain
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str | None] = mapped_column(String(64))
 
 
 class OutboxEvent(Base):

@@ -28,13 +28,16 @@ def record_event(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Append one audit event (flushed with the caller's change; never updated later).
+    """Append one audit event to the hash chain (audit/chain.py), in the caller's transaction.
 
     Args:
         actor: who did it; None for the system (jobs, imports).
         action: dotted verb, e.g. ``application.submit``.
         before/after: JSON-safe snapshots of the fields that changed.
     """
+    from reviewapp.audit.chain import link, lock_chain
+
+    lock_chain(session)
     event = AuditEvent(
         actor_id=actor.id if actor is not None else None,
         action=action,
@@ -45,6 +48,8 @@ def record_event(
         request_id=current_request_id(),
     )
     session.add(event)
+    session.flush()
+    link(session, event)
     return event
 
 

@@ -630,6 +630,18 @@ MATRIX = [
         ),
     ),
     (
+        "GET",
+        "/admin/audit",
+        dict(
+            anonymous=302,
+            developer=403,
+            other_developer=403,
+            reviewer=403,
+            senior_reviewer=403,
+            admin=200,
+        ),
+    ),
+    (
         "POST",
         "/review/{ref}/decide",  # reviewers: 409, they hold no claim on it
         dict(
