@@ -144,6 +144,7 @@ def configure_templates(app: Flask) -> None:
 
 def configure_blueprints(app: Flask) -> None:
     """Register the browser areas and the JSON API."""
+    from reviewapp.admin.users import bp as admin_users_bp
     from reviewapp.admin.views import bp as admin_bp
     from reviewapp.api.openapi import bp as api_docs_bp
     from reviewapp.api.views import bp as api_bp
@@ -163,6 +164,7 @@ def configure_blueprints(app: Flask) -> None:
         review_bp,
         policies_bp,
         admin_bp,
+        admin_users_bp,
         rules_bp,
         api_bp,
         api_docs_bp,

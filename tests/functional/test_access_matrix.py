@@ -642,6 +642,126 @@ MATRIX = [
         ),
     ),
     (
+        "GET",
+        "/admin/users",
+        dict(
+            anonymous=302,
+            developer=403,
+            other_developer=403,
+            reviewer=403,
+            senior_reviewer=403,
+            admin=200,
+        ),
+    ),
+    (
+        "GET",
+        "/admin/users/invite",
+        dict(
+            anonymous=302,
+            developer=403,
+            other_developer=403,
+            reviewer=403,
+            senior_reviewer=403,
+            admin=200,
+        ),
+    ),
+    (
+        "POST",
+        "/admin/users/invite",
+        dict(
+            anonymous=302,
+            developer=403,
+            other_developer=403,
+            reviewer=403,
+            senior_reviewer=403,
+            admin=422,
+        ),
+    ),
+    (
+        "GET",
+        "/admin/users/{user}",
+        dict(
+            anonymous=302,
+            developer=403,
+            other_developer=403,
+            reviewer=403,
+            senior_reviewer=403,
+            admin=200,
+        ),
+    ),
+    (
+        "POST",
+        "/admin/users/{user}/role",
+        dict(
+            anonymous=302,
+            developer=403,
+            other_developer=403,
+            reviewer=403,
+            senior_reviewer=403,
+            admin=422,
+        ),
+    ),
+    (
+        "POST",
+        "/admin/users/{user}/deactivate",
+        dict(
+            anonymous=302,
+            developer=403,
+            other_developer=403,
+            reviewer=403,
+            senior_reviewer=403,
+            admin=302,
+        ),
+    ),
+    (
+        "POST",
+        "/admin/users/{user}/reactivate",
+        dict(
+            anonymous=302,
+            developer=403,
+            other_developer=403,
+            reviewer=403,
+            senior_reviewer=403,
+            admin=302,
+        ),
+    ),
+    (
+        "POST",
+        "/admin/users/{user}/password-link",
+        dict(
+            anonymous=302,
+            developer=403,
+            other_developer=403,
+            reviewer=403,
+            senior_reviewer=403,
+            admin=200,
+        ),
+    ),
+    (
+        "GET",
+        "/invite/not-a-valid-token",
+        dict(
+            anonymous=404,
+            developer=404,
+            other_developer=404,
+            reviewer=404,
+            senior_reviewer=404,
+            admin=404,
+        ),
+    ),
+    (
+        "POST",
+        "/invite/not-a-valid-token",
+        dict(
+            anonymous=404,
+            developer=404,
+            other_developer=404,
+            reviewer=404,
+            senior_reviewer=404,
+            admin=404,
+        ),
+    ),
+    (
         "POST",
         "/review/{ref}/decide",  # reviewers: 409, they hold no claim on it
         dict(
@@ -972,6 +1092,7 @@ def test_access(
     db.add(delivery)
     db.flush()
     url = path.format(
+        user=developer.id,
         ref=application.reference,
         draft=draft.reference,
         endpoint=endpoint.id,
@@ -1011,6 +1132,8 @@ def test_every_route_is_in_the_matrix(app) -> None:
             .replace("/backtests/999", "/backtests/<int:backtest_id>")
             .replace("/revisions/1/diff?against=1", "/revisions/<int:number>/diff")
             .replace("/account/tokens/999999/", "/account/tokens/<int:token_id>/")
+            .replace("{user}", "<int:user_id>")
+            .replace("/invite/not-a-valid-token", "/invite/<token>")
             .replace("{endpoint}", "<int:endpoint_id>")
             .replace("{delivery}", "<int:delivery_id>")
             .replace("/webhooks/999999", "/webhooks/<int:endpoint_id>")

@@ -1,0 +1,392 @@
+"""Managing users as an admin: invite, set-password links, role changes, deactivation.
+
+Every change writes an audit event in the caller's transaction; services flush, never commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, joinedload
+
+from reviewapp.audit.services import record_event
+from reviewapp.auth.models import ApiToken, Organization, Permission, Role, User
+from reviewapp.auth.services import create_user, get_or_create_organization, normalise_name
+from reviewapp.db import is_postgres, utcnow
+from reviewapp.errors import ConflictError, NotFound, PermissionDenied, ValidationFailed
+
+INVITE_SALT = "reviewapp.invite"
+DEFAULT_INVITE_MAX_AGE = 7 * 24 * 3600  # seconds; setting INVITE_MAX_AGE_SECONDS overrides
+MIN_PASSWORD_LENGTH = 10
+
+
+# --- listing ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UserFilters:
+    """The user list's filters; empty values mean "any"."""
+
+    email: str = ""
+    role: str = ""
+    organization_id: int | None = None
+    active: bool | None = None
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def list_users(
+    session: Session, filters: UserFilters, *, page: int = 1, per_page: int = 50
+) -> tuple[list[User], int]:
+    """Users matching ``filters`` (email substring, case-insensitive), by email.
+
+    Returns:
+        (users on ``page`` with their organization loaded, total matching).
+    """
+    stmt = select(User)
+    if filters.email.strip():
+        pattern = f"%{_like_escape(filters.email.strip().lower())}%"
+        stmt = stmt.where(func.lower(User.email).like(pattern, escape="\\"))
+    if filters.role:
+        stmt = stmt.where(User.role == filters.role)
+    if filters.organization_id is not None:
+        stmt = stmt.where(User.organization_id == filters.organization_id)
+    if filters.active is not None:
+        stmt = stmt.where(User.active.is_(filters.active))
+    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    users = session.scalars(
+        stmt.options(joinedload(User.organization))
+        .order_by(User.email, User.id)
+        .offset((page - 1) * per_page)
+        .limit(per_page)
+    ).all()
+    return list(users), total
+
+
+# --- set-password links ----------------------------------------------------------------------
+
+
+def _serializer(secret_key: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(secret_key, salt=INVITE_SALT)
+
+
+def _hash_fingerprint(user: User) -> str:
+    # the token is signed, not encrypted: carry a digest of the password hash, never the hash
+    return hashlib.sha256(user.password_hash.encode()).hexdigest()[:32]
+
+
+def make_password_token(user: User, secret_key: str) -> str:
+    """A signed, URL-safe token that lets ``user`` choose a password once.
+
+    It names the user and a digest of their current password hash, so it stops working as soon
+    as the password changes (i.e. once used); its age is checked by :func:`user_for_password_token`.
+    """
+    return _serializer(secret_key).dumps({"u": user.id, "h": _hash_fingerprint(user)})
+
+
+class LinkExpired(ConflictError):
+    """A set-password link older than its maximum age."""
+
+    code = "link_expired"
+    status = 410
+
+
+def user_for_password_token(
+    session: Session, token: str, secret_key: str, *, max_age: int = DEFAULT_INVITE_MAX_AGE
+) -> User:
+    """The active user a set-password token was issued for.
+
+    Args:
+        max_age: seconds the link stays valid after it was issued.
+
+    Raises:
+        LinkExpired: the link is older than ``max_age`` (status 410).
+        NotFound: the token is forged or malformed, was already used (the password changed
+            since), or its user is gone or deactivated.
+    """
+    serializer = _serializer(secret_key)
+    try:
+        data: Any = serializer.loads(token, max_age=max_age)
+    except SignatureExpired:
+        raise LinkExpired(
+            "This set-password link has expired. Ask an admin for a new one."
+        ) from None
+    except BadSignature:
+        raise NotFound("This set-password link is not valid or was already used.") from None
+    user_id = data.get("u") if isinstance(data, dict) else None
+    user = session.get(User, user_id) if isinstance(user_id, int) else None
+    if user is None or not user.active or data.get("h") != _hash_fingerprint(user):
+        raise NotFound("This set-password link is not valid or was already used.")
+    return user
+
+
+def set_password_with_token(
+    session: Session,
+    token: str,
+    password: str,
+    secret_key: str,
+    *,
+    max_age: int = DEFAULT_INVITE_MAX_AGE,
+) -> User:
+    """Set the password of the token's user (Argon2id via :meth:`User.set_password`). The new
+    hash invalidates the token; the user's other sessions end (session epoch bumped).
+
+    Raises:
+        LinkExpired, NotFound: see :func:`user_for_password_token`.
+        ValidationFailed: the password is shorter than 10 characters (field ``password``).
+    """
+    user = user_for_password_token(session, token, secret_key, max_age=max_age)
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValidationFailed(
+            f"Passwords need at least {MIN_PASSWORD_LENGTH} characters.",
+            fields={"password": f"use at least {MIN_PASSWORD_LENGTH} characters"},
+        )
+    user.set_password(password)
+    user.session_epoch += 1
+    session.flush()
+    record_event(
+        session, actor=user, action="user.set_password", subject_type="user", subject_id=user.id
+    )
+    return user
+
+
+def issue_password_link(session: Session, actor: User, user: User, secret_key: str) -> str:
+    """A fresh set-password token for ``user`` (e.g. the invite link expired), audited.
+
+    Raises:
+        ConflictError: the user is deactivated.
+    """
+    if not user.active:
+        raise ConflictError(f"{user.email} is deactivated; reactivate the account first.")
+    record_event(
+        session,
+        actor=actor,
+        action="user.password_link",
+        subject_type="user",
+        subject_id=user.id,
+    )
+    return make_password_token(user, secret_key)
+
+
+# --- invitations -----------------------------------------------------------------------------
+
+
+def invite_user(
+    session: Session,
+    actor: User,
+    *,
+    email: str,
+    name: str,
+    role: Role,
+    organization_id: int | None,
+    new_organization: str = "",
+) -> User:
+    """Create an account with an unusable random password (the invitee sets one through the
+    link from :func:`make_password_token`). The organization is an existing one
+    (``organization_id``) or, when that is None, ``new_organization`` (found or created by name).
+
+    Raises:
+        ValidationFailed: bad email (field ``email``); no organization chosen or named
+            (``new_organization``); unknown ``organization_id`` (``organization``).
+        ConflictError: the email is already registered (field ``email``).
+    """
+    if organization_id is not None:
+        organization = session.get(Organization, organization_id)
+        if organization is None:
+            raise ValidationFailed(
+                "That organization does not exist.",
+                fields={"organization": "choose an organization from the list"},
+            )
+    else:
+        try:
+            normalise_name(new_organization)
+        except ValidationFailed:
+            raise ValidationFailed(
+                "Choose an organization or name a new one.",
+                fields={"new_organization": "name the new organization, or choose one above"},
+            ) from None
+        organization, created = get_or_create_organization(session, new_organization)
+        if created:
+            record_event(
+                session,
+                actor=actor,
+                action="organization.create",
+                subject_type="organization",
+                subject_id=organization.id,
+                after={"name": organization.name},
+            )
+    # nobody knows this password: the account is usable only after the link is followed
+    return create_user(
+        session,
+        email=email,
+        password=secrets.token_urlsafe(48),
+        role=role,
+        organization=organization,
+        name=name,
+        actor=actor,
+    )
+
+
+# --- role, deactivation ----------------------------------------------------------------------
+
+
+def _other_active_admins(session: Session, user: User) -> int:
+    """How many active admins besides ``user``; on PostgreSQL their rows are locked so two
+    admins demoting each other at once cannot leave nobody in charge."""
+    stmt = select(User.id).where(User.role == Role.admin, User.active.is_(True), User.id != user.id)
+    if is_postgres(session):
+        stmt = stmt.with_for_update()
+    return len(session.scalars(stmt).all())
+
+
+def _ensure_not_last_admin(session: Session, user: User, what: str) -> None:
+    if user.role == Role.admin and user.active and _other_active_admins(session, user) == 0:
+        raise ConflictError(
+            f"{user.email} is the last active admin; make someone else an admin before {what}.",
+            fields={"role": "the last active admin keeps this role"},
+        )
+
+
+def release_claims(session: Session, actor: User, user: User) -> list[str]:
+    """Give every application ``user`` holds back to its queue, one audit event each
+    (``application.release``). Returns the references released."""
+    from reviewapp.applications.lifecycle import Action, Actor
+    from reviewapp.applications.models import Application
+    from reviewapp.applications.services import unclaim
+
+    stmt = select(Application).where(Application.claimed_by_id == user.id).order_by(Application.id)
+    if is_postgres(session):
+        stmt = stmt.with_for_update()
+    released = []
+    for application in session.scalars(stmt).all():
+        unclaim(
+            session,
+            application,
+            Action.release,
+            Actor.reviewer,
+            actor=actor,
+            audit_action="application.release",
+        )
+        released.append(application.reference)
+    return released
+
+
+def change_role(session: Session, actor: User, user: User, role: Role) -> list[str]:
+    """Give ``user`` a new role, audited with before/after. A role that cannot claim releases
+    the user's claims. Returns the references released.
+
+    Raises:
+        PermissionDenied: ``actor`` is ``user`` (field ``role``).
+        ConflictError: ``user`` is the last active admin (field ``role``); the role is unchanged.
+    """
+    if actor.id == user.id:
+        raise PermissionDenied(
+            "You cannot change your own role; ask another admin.",
+            fields={"role": "ask another admin to change your role"},
+        )
+    before = Role(user.role)
+    if before == role:
+        raise ConflictError(
+            f"{user.email} is already {role.replace('_', ' ')}.",
+            fields={"role": "choose a different role"},
+        )
+    if before == Role.admin:
+        _ensure_not_last_admin(session, user, "changing this role")
+    user.role = role
+    session.flush()
+    record_event(
+        session,
+        actor=actor,
+        action="user.role",
+        subject_type="user",
+        subject_id=user.id,
+        before={"role": str(before)},
+        after={"role": str(role)},
+    )
+    if not user.can(Permission.claim):
+        return release_claims(session, actor, user)
+    return []
+
+
+@dataclass(frozen=True)
+class Deactivation:
+    """What deactivating a user undid."""
+
+    released: list[str]  # application references given back to their queues
+    tokens_revoked: int
+
+
+def deactivate_user(session: Session, actor: User, user: User) -> Deactivation:
+    """Deactivate ``user``: log-in refused, sessions ended (session epoch bumped), API tokens
+    revoked and every claim released, each audited.
+
+    Raises:
+        PermissionDenied: ``actor`` is ``user``.
+        ConflictError: already deactivated, or the last active admin.
+    """
+    if actor.id == user.id:
+        raise PermissionDenied("You cannot deactivate your own account; ask another admin.")
+    if not user.active:
+        raise ConflictError(f"{user.email} is already deactivated.")
+    _ensure_not_last_admin(session, user, "deactivating this account")
+    user.active = False
+    user.session_epoch += 1
+    now = utcnow()
+    tokens = session.scalars(
+        select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+    ).all()
+    for token in tokens:
+        token.revoked_at = now
+    session.flush()
+    for token in tokens:
+        record_event(
+            session,
+            actor=actor,
+            action="api_token.revoke",
+            subject_type="api_token",
+            subject_id=token.id,
+            after={"user": user.email, "reason": "user deactivated"},
+        )
+    released = release_claims(session, actor, user)
+    record_event(
+        session,
+        actor=actor,
+        action="user.deactivate",
+        subject_type="user",
+        subject_id=user.id,
+        before={"active": True},
+        after={"active": False, "tokens_revoked": len(tokens), "claims_released": released},
+    )
+    return Deactivation(released=released, tokens_revoked=len(tokens))
+
+
+def reactivate_user(session: Session, actor: User, user: User) -> User:
+    """Let a deactivated user log in again (revoked API tokens stay revoked), audited.
+
+    Raises:
+        PermissionDenied: ``actor`` is ``user``.
+        ConflictError: the user is already active.
+    """
+    if actor.id == user.id:
+        raise PermissionDenied("You cannot reactivate your own account.")
+    if user.active:
+        raise ConflictError(f"{user.email} is already active.")
+    user.active = True
+    session.flush()
+    record_event(
+        session,
+        actor=actor,
+        action="user.reactivate",
+        subject_type="user",
+        subject_id=user.id,
+        before={"active": False},
+        after={"active": True},
+    )
+    return user
