@@ -762,6 +762,90 @@ MATRIX = [
         ),
     ),
     (
+        "GET",
+        "/admin/catalogue",
+        dict(
+            anonymous=302,
+            developer=403,
+            other_developer=403,
+            reviewer=403,
+            senior_reviewer=403,
+            admin=200,
+        ),
+    ),
+    (
+        "GET",
+        "/admin/catalogue/templates/new",
+        dict(
+            anonymous=302,
+            developer=403,
+            other_developer=403,
+            reviewer=403,
+            senior_reviewer=403,
+            admin=200,
+        ),
+    ),
+    (
+        "POST",
+        "/admin/catalogue/templates/new",
+        dict(
+            anonymous=302,
+            developer=403,
+            other_developer=403,
+            reviewer=403,
+            senior_reviewer=403,
+            admin=422,
+        ),
+    ),
+    (
+        "GET",
+        "/admin/catalogue/templates/approve-standard",
+        dict(
+            anonymous=302,
+            developer=403,
+            other_developer=403,
+            reviewer=403,
+            senior_reviewer=403,
+            admin=200,
+        ),
+    ),
+    (
+        "POST",
+        "/admin/catalogue/templates/approve-standard",
+        dict(
+            anonymous=302,
+            developer=403,
+            other_developer=403,
+            reviewer=403,
+            senior_reviewer=403,
+            admin=422,
+        ),
+    ),
+    (
+        "GET",
+        "/admin/catalogue/requirements/age-assurance",
+        dict(
+            anonymous=302,
+            developer=403,
+            other_developer=403,
+            reviewer=403,
+            senior_reviewer=403,
+            admin=200,
+        ),
+    ),
+    (
+        "POST",
+        "/admin/catalogue/requirements/age-assurance",
+        dict(
+            anonymous=302,
+            developer=403,
+            other_developer=403,
+            reviewer=403,
+            senior_reviewer=403,
+            admin=422,
+        ),
+    ),
+    (
         "POST",
         "/review/{ref}/decide",  # reviewers: 409, they hold no claim on it
         dict(
@@ -1133,6 +1217,8 @@ def test_every_route_is_in_the_matrix(app) -> None:
             .replace("/revisions/1/diff?against=1", "/revisions/<int:number>/diff")
             .replace("/account/tokens/999999/", "/account/tokens/<int:token_id>/")
             .replace("{user}", "<int:user_id>")
+            .replace("/templates/approve-standard", "/templates/<key>")
+            .replace("/requirements/age-assurance", "/requirements/<key>")
             .replace("/invite/not-a-valid-token", "/invite/<token>")
             .replace("{endpoint}", "<int:endpoint_id>")
             .replace("{delivery}", "<int:delivery_id>")
