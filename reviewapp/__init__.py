@@ -144,6 +144,7 @@ def configure_templates(app: Flask) -> None:
 
 def configure_blueprints(app: Flask) -> None:
     """Register the browser areas and the JSON API."""
+    from reviewapp.admin.tiers import bp as admin_tiers_bp
     from reviewapp.admin.users import bp as admin_users_bp
     from reviewapp.admin.views import bp as admin_bp
     from reviewapp.api.openapi import bp as api_docs_bp
@@ -166,6 +167,7 @@ def configure_blueprints(app: Flask) -> None:
         policies_bp,
         admin_bp,
         admin_users_bp,
+        admin_tiers_bp,
         policy_admin_bp,
         rules_bp,
         api_bp,

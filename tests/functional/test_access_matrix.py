@@ -846,6 +846,42 @@ MATRIX = [
         ),
     ),
     (
+        "GET",
+        "/admin/tiers",
+        dict(
+            anonymous=302,
+            developer=403,
+            other_developer=403,
+            reviewer=403,
+            senior_reviewer=403,
+            admin=200,
+        ),
+    ),
+    (
+        "POST",
+        "/admin/tiers/low",
+        dict(
+            anonymous=302,
+            developer=403,
+            other_developer=403,
+            reviewer=403,
+            senior_reviewer=403,
+            admin=422,
+        ),
+    ),
+    (
+        "POST",
+        "/admin/tiers/queues/standard",
+        dict(
+            anonymous=302,
+            developer=403,
+            other_developer=403,
+            reviewer=403,
+            senior_reviewer=403,
+            admin=422,
+        ),
+    ),
+    (
         "POST",
         "/review/{ref}/decide",  # reviewers: 409, they hold no claim on it
         dict(
@@ -1217,6 +1253,8 @@ def test_every_route_is_in_the_matrix(app) -> None:
             .replace("/revisions/1/diff?against=1", "/revisions/<int:number>/diff")
             .replace("/account/tokens/999999/", "/account/tokens/<int:token_id>/")
             .replace("{user}", "<int:user_id>")
+            .replace("/admin/tiers/low", "/admin/tiers/<name>")
+            .replace("/admin/tiers/queues/standard", "/admin/tiers/queues/<key>")
             .replace("/templates/approve-standard", "/templates/<key>")
             .replace("/requirements/age-assurance", "/requirements/<key>")
             .replace("/invite/not-a-valid-token", "/invite/<token>")

@@ -1,0 +1,70 @@
+"""Admins edit risk tiers (SLA target, approvals, fast track, QA rate) and queues; audited."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from reviewapp.audit.models import AuditEvent
+from reviewapp.review.models import Queue, RiskTier
+from tests.conftest import post_form
+from tests.factories import ApplicationFactory, OrganizationFactory, UserFactory
+
+TIER = {
+    "tier-high-label": "High",
+    "tier-high-description": "High-stakes uses.",
+    "tier-high-sla_hours": "16",
+    "tier-high-approvals_required": "1",
+    "tier-high-default_queue": "high-risk",
+    "tier-high-qa_sample_rate": "0",
+}
+
+
+def test_admin_changes_a_tier_and_new_clocks_use_it(app, login, db) -> None:
+    client = login(UserFactory(admin=True, organization=OrganizationFactory()))
+    assert "SLA target (business hours)" in client.get("/admin/tiers").get_data(as_text=True)
+    bad = post_form(
+        client,
+        "/admin/tiers/high",
+        {**TIER, "tier-high-qa_sample_rate": "2", "tier-high-sla_hours": "0"},
+        token_from="/admin/tiers",
+    )
+    page = bad.get_data(as_text=True)
+    assert bad.status_code == 422
+    assert "A share from 0 to 1" in page and "From 1 to 2000 hours." in page
+    saved = post_form(client, "/admin/tiers/high", TIER, token_from="/admin/tiers")
+    assert saved.status_code == 302
+    db.expire_all()
+    tier = db.scalars(select(RiskTier).where(RiskTier.name == "high")).one()
+    assert (tier.sla_hours, tier.approvals_required) == (16, 1)
+    event = db.scalars(select(AuditEvent).where(AuditEvent.action == "risk_tier.update")).one()
+    assert {k: event.before[k] for k in ("sla_hours", "approvals_required")} == {
+        "sla_hours": 24,
+        "approvals_required": 2,
+    }
+    assert event.after["sla_hours"] == 16 and event.after["approvals_required"] == 1
+    assert "label" not in event.after  # unchanged fields are not recorded
+    with app.app_context():
+        application = ApplicationFactory(submitted=True, high_tier=True)
+    assert application.sla_target_seconds == 16 * 3600
+
+
+def test_a_queue_needs_a_role(login, db) -> None:
+    client = login(UserFactory(admin=True, organization=OrganizationFactory()))
+    form = {
+        "queue-standard-title": "Standard review",
+        "queue-standard-description": "",
+        "queue-standard-position": "0",
+    }
+    refused = post_form(client, "/admin/tiers/queues/standard", form, token_from="/admin/tiers")
+    assert refused.status_code == 422
+    assert "At least one role must be able to work the queue." in refused.get_data(as_text=True)
+    ok = post_form(
+        client,
+        "/admin/tiers/queues/standard",
+        {**form, "queue-standard-roles": ["senior_reviewer", "admin"]},
+        token_from="/admin/tiers",
+    )
+    assert ok.status_code == 302
+    db.expire_all()
+    queue = db.scalars(select(Queue).where(Queue.key == "standard")).one()
+    assert queue.roles == ["senior_reviewer", "admin"]
