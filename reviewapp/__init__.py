@@ -152,7 +152,10 @@ def configure_blueprints(app: Flask) -> None:
     from reviewapp.applications.views import bp as applications_bp
     from reviewapp.auth.tokens import bp as tokens_bp
     from reviewapp.auth.views import bp as auth_bp
+    from reviewapp.metrics.views import bp as metrics_bp
     from reviewapp.policies.admin import bp as policy_admin_bp
+    from reviewapp.policies.clarifications import bp as clarifications_bp
+    from reviewapp.policies.editor import bp as policy_editor_bp
     from reviewapp.policies.views import bp as policies_bp
     from reviewapp.review.views import bp as review_bp
     from reviewapp.triage.views import bp as rules_bp
@@ -167,8 +170,11 @@ def configure_blueprints(app: Flask) -> None:
         policies_bp,
         admin_bp,
         admin_users_bp,
+        metrics_bp,
         admin_tiers_bp,
         policy_admin_bp,
+        policy_editor_bp,
+        clarifications_bp,
         rules_bp,
         api_bp,
         api_docs_bp,

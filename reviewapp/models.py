@@ -5,6 +5,7 @@ from reviewapp.applications.models import Application, Revision
 from reviewapp.audit.models import AuditEvent, OutboxEvent
 from reviewapp.auth.models import ApiToken, Organization, User
 from reviewapp.db import Base
+from reviewapp.policies.clarifications import ClarificationRequest  # noqa: F401
 from reviewapp.policies.models import (
     PolicyFeedback,
     PolicySection,

@@ -7,8 +7,11 @@ reviewer, senior_reviewer, admin. 302 to the login page for anonymous users on p
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 
 from reviewapp.db import utcnow
+from reviewapp.policies.clarifications import ClarificationRequest
+from reviewapp.policies.models import PolicySection
 from reviewapp.webhooks.models import WebhookDelivery, WebhookEndpoint
 from tests.conftest import csrf_token
 from tests.factories import ApplicationFactory, OrganizationFactory, UserFactory
@@ -882,6 +885,186 @@ MATRIX = [
         ),
     ),
     (
+        "GET",
+        "/admin/policies",
+        dict(
+            anonymous=302,
+            developer=403,
+            other_developer=403,
+            reviewer=403,
+            senior_reviewer=403,
+            admin=200,
+        ),
+    ),
+    (
+        "GET",
+        "/admin/policies/new",
+        dict(
+            anonymous=302,
+            developer=403,
+            other_developer=403,
+            reviewer=403,
+            senior_reviewer=403,
+            admin=200,
+        ),
+    ),
+    (
+        "POST",
+        "/admin/policies/new",
+        dict(
+            anonymous=302,
+            developer=403,
+            other_developer=403,
+            reviewer=403,
+            senior_reviewer=403,
+            admin=422,
+        ),
+    ),
+    (
+        "GET",
+        "/admin/policies/sections/usage-1.1",
+        dict(
+            anonymous=302,
+            developer=403,
+            other_developer=403,
+            reviewer=403,
+            senior_reviewer=403,
+            admin=200,
+        ),
+    ),
+    (
+        "GET",
+        "/admin/policies/sections/usage-1.1/edit",
+        dict(
+            anonymous=302,
+            developer=403,
+            other_developer=403,
+            reviewer=403,
+            senior_reviewer=403,
+            admin=200,
+        ),
+    ),
+    (
+        "POST",
+        "/admin/policies/sections/usage-1.1/edit",
+        dict(
+            anonymous=302,
+            developer=403,
+            other_developer=403,
+            reviewer=403,
+            senior_reviewer=403,
+            admin=422,
+        ),
+    ),
+    (
+        "GET",
+        "/policies/usage-1.1/clarifications",
+        dict(
+            anonymous=302,
+            developer=200,
+            other_developer=200,
+            reviewer=403,
+            senior_reviewer=403,
+            admin=403,
+        ),
+    ),
+    (
+        "POST",
+        "/policies/usage-1.1/clarifications",
+        dict(
+            anonymous=302,
+            developer=422,
+            other_developer=422,
+            reviewer=403,
+            senior_reviewer=403,
+            admin=403,
+        ),
+    ),
+    (
+        "GET",
+        "/clarifications",
+        dict(
+            anonymous=302,
+            developer=200,
+            other_developer=200,
+            reviewer=200,
+            senior_reviewer=200,
+            admin=200,
+        ),
+    ),
+    (
+        "GET",
+        "/clarifications/{clarification}",
+        dict(
+            anonymous=302,
+            developer=200,
+            other_developer=404,
+            reviewer=404,
+            senior_reviewer=404,
+            admin=200,
+        ),
+    ),
+    (
+        "GET",
+        "/admin/policies/clarifications",
+        dict(
+            anonymous=302,
+            developer=403,
+            other_developer=403,
+            reviewer=403,
+            senior_reviewer=403,
+            admin=200,
+        ),
+    ),
+    (
+        "GET",
+        "/admin/policies/clarifications/{clarification}",
+        dict(
+            anonymous=302,
+            developer=403,
+            other_developer=403,
+            reviewer=403,
+            senior_reviewer=403,
+            admin=200,
+        ),
+    ),
+    (
+        "POST",
+        "/admin/policies/clarifications/{clarification}",
+        dict(
+            anonymous=302,
+            developer=403,
+            other_developer=403,
+            reviewer=403,
+            senior_reviewer=403,
+            admin=422,
+        ),
+    ),
+    (
+        "GET",
+        "/admin/metrics",
+        dict(
+            anonymous=302,
+            developer=403,
+            other_developer=403,
+            reviewer=403,
+            senior_reviewer=403,
+            admin=200,
+        ),
+    ),
+    (
+        "GET",
+        "/admin/metrics/sla.csv",
+        dict(
+            anonymous=302,
+            developer=403,
+            other_developer=403,
+            reviewer=403,
+            senior_reviewer=403,
+            admin=200,
+        ),
+    ),
+    (
         "POST",
         "/review/{ref}/decide",  # reviewers: 409, they hold no claim on it
         dict(
@@ -1211,7 +1394,20 @@ def test_access(
     )
     db.add(delivery)
     db.flush()
+    section = db.scalars(select(PolicySection).where(PolicySection.key == "usage-1.1")).one()
+    clarification = ClarificationRequest(
+        policy_section_id=section.id,
+        policy_section_version_id=section.current.id,
+        organization_id=application.organization_id,
+        requester_id=application.submitter_id,
+        kind="clarification",
+        message="What counts as a consenting adult here?",
+        status="open",
+    )
+    db.add(clarification)
+    db.flush()
     url = path.format(
+        clarification=clarification.id,
         user=developer.id,
         ref=application.reference,
         draft=draft.reference,
@@ -1253,6 +1449,9 @@ def test_every_route_is_in_the_matrix(app) -> None:
             .replace("/revisions/1/diff?against=1", "/revisions/<int:number>/diff")
             .replace("/account/tokens/999999/", "/account/tokens/<int:token_id>/")
             .replace("{user}", "<int:user_id>")
+            .replace("/metrics/sla.csv", "/metrics/<chart>.csv")
+            .replace("{clarification}", "<int:request_id>")
+            .replace("/sections/usage-1.1", "/sections/<key>")
             .replace("/admin/tiers/low", "/admin/tiers/<name>")
             .replace("/admin/tiers/queues/standard", "/admin/tiers/queues/<key>")
             .replace("/templates/approve-standard", "/templates/<key>")
