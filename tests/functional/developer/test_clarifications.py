@@ -137,3 +137,41 @@ def test_ask_include_renders_for_each_kind_of_visitor(app, login, db) -> None:
         login_user(UserFactory(reviewer=True))
         reviewer = render_template_string(source, section=section, version=section.current)
         assert "<form" not in reviewer
+
+
+def test_developer_asks_from_a_decision(login, db) -> None:
+    from sqlalchemy import select as _select
+
+    from reviewapp.policies.clarifications import ClarificationRequest as _Request
+    from tests.conftest import post_form as _post
+    from tests.factories import ApplicationFactory as _App
+    from tests.factories import OrganizationFactory as _Org
+    from tests.factories import UserFactory as _User
+
+    application = _App(submitted=True)
+    reviewer = login(_User(reviewer=True, organization=_Org()))
+    _post(reviewer, f"/review/{application.reference}/claim", token_from="/queue")
+    _post(
+        reviewer,
+        f"/review/{application.reference}/decide",
+        {"outcome": "reject", "template": "reject-prohibited", "citations": ["usage-1.5"]},
+        token_from="/queue",
+    )
+    dev = login(application.submitter)
+    page = dev.get(f"/applications/{application.reference}").get_data(as_text=True)
+    assert "Ask the policy team about a cited section" in page
+    assert f'name="application" value="{application.reference}"' in page
+    response = _post(
+        dev,
+        "/policies/usage-1.5/clarifications",
+        {
+            "kind": "clarification",
+            "message": "Does a flash-card app that never takes payments fall under this clause?",
+            "application": application.reference,
+            "version": "1",
+        },
+        token_from=f"/applications/{application.reference}",
+    )
+    assert response.status_code in (200, 302, 303)
+    request = db.scalars(_select(_Request)).one()
+    assert request.application_id == application.id
