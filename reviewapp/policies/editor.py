@@ -210,8 +210,9 @@ def publish_policy_version(
     if base_version is not None and base_version != current.version:
         raise ConflictError(
             f"Someone published version {current.version} while you were editing. "
-            "Your text is kept below; compare it with the current version and save again.",
-            fields={"text": "stale"},
+            "Your text is kept below; compare it with the current version (its page opens "
+            "from the section list) and publish again to replace it.",
+            fields={"text": f"Version {current.version} was published after you opened this form."},
         )
     if text.replace("\r\n", "\n").strip() == current.text.replace("\r\n", "\n").strip():
         raise ValidationFailed(
@@ -361,6 +362,11 @@ def edit(key: str) -> Any:
     except DomainError as exc:
         db.rollback()
         show_form_errors(form, exc, "Not saved: ")
+        if isinstance(exc, ConflictError):
+            # the author has now been told about the newer version: publishing again is an
+            # informed decision, so the form now builds on it
+            db.session.refresh(sec, ["versions"])
+            form.base_version.data = str(sec.current.version)
         return page(exc.status)
     flash(
         f"Version {version.version} of {sec.number} published, effective "

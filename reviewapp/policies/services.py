@@ -304,3 +304,8 @@ def render_template_text(body: str, context: dict[str, Any]) -> str:
             f"The template does something templates may not do: {exc}",
             fields={"template": "unsafe"},
         ) from None
+    except (OverflowError, RecursionError, MemoryError) as exc:  # e.g. range() past its cap
+        raise ValidationFailed(
+            f"The template does something templates may not do: {exc}",
+            fields={"template": "unsafe"},
+        ) from None

@@ -52,3 +52,8 @@ def test_markdown_is_sanitized() -> None:
     assert "<strong>bold</strong>" in html
     assert "<script" not in html and "<img" not in html and 'href="javascript' not in html
     assert "&lt;script&gt;" in html  # shown as text, not dropped silently
+
+
+def test_a_runaway_range_is_refused_not_a_server_error() -> None:
+    with pytest.raises(ValidationFailed, match="may not do"):
+        validate_template("{% for i in range(999999999) %}x{% endfor %}")

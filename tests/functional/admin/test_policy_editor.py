@@ -4,6 +4,7 @@ decisions keep citing the version they cited."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -119,6 +120,9 @@ def test_new_version_keeps_old_citations_and_is_audited(login, db) -> None:
         token_from=edit,
     )
     assert stale.status_code == 409 and b"Another text" in stale.data
+    # the refused form now builds on the newer version: publishing again is possible
+    rebased = re.search(rb'name="base_version" type="hidden" value="(\d+)"', stale.data)
+    assert rebased is not None and int(rebased.group(1)) == v1.version + 1
     event = db.scalars(
         select(AuditEvent).where(AuditEvent.action == "policy_section.new_version")
     ).one()
