@@ -60,6 +60,13 @@ def index() -> Any:
             select(RulesetVersion).order_by(RulesetVersion.number.desc())
         ).all(),
         events=events,
+        actor_emails={u.id: u.email for u in users}
+        | {
+            u.id: u.email
+            for u in session.scalars(
+                select(User).where(User.id.in_({e.actor_id for e in events if e.actor_id}))
+            )
+        },
         users=users,
         organizations=session.scalar(select(func.count()).select_from(Organization)),
         pending_outbox=session.scalar(
@@ -168,8 +175,11 @@ def audit() -> Any:
         )
     if args["action"]:
         stmt = stmt.where(AuditEvent.action.startswith(args["action"], autoescape=True))
+    reversed_range = bool(args["since"] and args["until"] and args["since"] > args["until"])
+    if reversed_range:  # ISO dates compare as text; a bad date is reported below anyway
+        problems["until"] = "This day is before the “from” day."
     for key, op in (("since", "ge"), ("until", "lt")):
-        if args[key]:
+        if args[key] and not (key == "until" and reversed_range):
             try:
                 day = dt.datetime.combine(dt.date.fromisoformat(args[key]), dt.time(), dt.UTC)
             except ValueError:
@@ -179,6 +189,7 @@ def audit() -> Any:
                 stmt = stmt.where(AuditEvent.created_at >= day)
             else:
                 stmt = stmt.where(AuditEvent.created_at < day + dt.timedelta(days=1))
+
     page = page_arg()
     per_page = 50
     total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0

@@ -75,3 +75,11 @@ def test_audit_page_filters_and_shows_before_after(app, login, db) -> None:
     assert "No event matches" in none
     bad = client.get("/admin/audit?since=yesterday").get_data(as_text=True)
     assert "Use a date like 2026-11-30." in bad
+
+
+def test_reversed_dates_are_explained(login, db) -> None:
+    from tests.factories import OrganizationFactory, UserFactory
+
+    client = login(UserFactory(admin=True, organization=OrganizationFactory()))
+    page = client.get("/admin/audit?since=2026-11-30&until=2026-11-01").get_data(as_text=True)
+    assert "before the “from” day" in page
