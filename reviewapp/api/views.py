@@ -485,12 +485,7 @@ def patch(reference: str) -> Any:
                 except MarshmallowValidationError as exc:
                     raise ValidationFailed(
                         f"The answer to {key!r} is invalid.",
-                        fields={
-                            f"answers.{key}.{name}": " ".join(map(str, problems))
-                            if isinstance(problems, list)
-                            else str(problems)
-                            for name, problems in exc.normalized_messages().items()
-                        },
+                        fields=_flatten(exc.normalized_messages(), f"answers.{key}"),
                     ) from None
                 given[str(key)] = AnswerInput(
                     attested=loaded["attested"],
