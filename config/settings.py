@@ -11,11 +11,31 @@ from __future__ import annotations
 class Default:
     """Embedded default: SQLite file in ``instance/``, jobs run inline, console email."""
 
-    SECRET_KEY: str | None = None  # generated per instance when unset (see reviewapp.configure_secret)
+    SECRET_KEY: str | None = (
+        None  # generated per instance when unset (see reviewapp.configure_secret)
+    )
     DATABASE_URL: str | None = None  # None -> sqlite:///<instance>/reviewapp.sqlite3
     REDIS_URL: str | None = None  # None -> jobs run inline after commit
     RQ_QUEUE_PREFIX = "reviewapp"
     SQL_ECHO = False
+    # SQLAlchemy connection pool of each process (PostgreSQL only). Every gunicorn worker and RQ
+    # worker holds up to DB_POOL_SIZE + DB_MAX_OVERFLOW connections: keep the sum over all
+    # processes below PostgreSQL's max_connections (docs/deploy.md).
+    DB_POOL_SIZE = 10
+    DB_MAX_OVERFLOW = 10
+    DB_CONNECT_TIMEOUT_SECONDS = 5  # a request fails after this when PostgreSQL is unreachable
+    # /readyz: each check (database SELECT 1, Redis PING) gives up after this many seconds
+    HEALTH_CHECK_TIMEOUT_SECONDS = 2
+    # Reverse proxies in front of the app that set X-Forwarded-For/-Proto/-Host/-Port (werkzeug
+    # ProxyFix trusts exactly this many hops). 0: headers are ignored (direct exposure, tests).
+    TRUSTED_PROXIES = 0
+    # Logs: "text" (plain lines, development) or "json" (one JSON object per line: the request
+    # log line carries request_id, method, path, status, duration_ms and user_id)
+    LOG_FORMAT = "text"
+    LOG_LEVEL = "INFO"
+    # `flask sweep` marks a running backtest failed when none of its chunk jobs reported progress
+    # for this long (its worker died). Must exceed the chunk job timeout (600 s).
+    BACKTEST_STALL_SECONDS = 15 * 60
     WTF_CSRF_ENABLED = True
     WTF_CSRF_TIME_LIMIT = 8 * 3600  # seconds
     MAX_CONTENT_LENGTH = 1 * 1024 * 1024  # bytes of request body
@@ -97,6 +117,7 @@ class Production(Default):
     REMEMBER_COOKIE_SECURE = True
     FORCE_HTTPS = True
     MAIL_BACKEND = "smtp"
+    LOG_FORMAT = "json"
 
 
 CONFIGS = {

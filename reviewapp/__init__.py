@@ -31,8 +31,10 @@ def create_app(config: str | None = None, **overrides: Any) -> Flask:
     """
     app = Flask(__name__, template_folder=str(TEMPLATE_DIR), instance_path=str(ROOT / "instance"))
     configure_settings(app, config, overrides)
+    configure_proxy(app)
     configure_extensions(app)
     configure_request_ids(app)
+    configure_logging(app)
     configure_templates(app)
     configure_blueprints(app)
     configure_rate_limits(app)
@@ -82,6 +84,21 @@ def _instance_secret(app: Flask) -> str:
         path.write_text(secrets.token_hex(32))
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+def configure_proxy(app: Flask) -> None:
+    """Behind ``TRUSTED_PROXIES`` reverse proxies (load balancer, nginx), take the client address,
+    scheme, host and port from their X-Forwarded-* headers (werkzeug's ProxyFix trusts exactly
+    that many hops; with 0 the headers are ignored, as a client could forge them)."""
+    hops = int(app.config.get("TRUSTED_PROXIES") or 0)
+    if hops < 0:
+        raise ValueError("TRUSTED_PROXIES must be 0 or a positive number of proxies")
+    if hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops
+        )
 
 
 def configure_extensions(app: Flask) -> None:
@@ -135,6 +152,13 @@ def configure_request_ids(app: Flask) -> None:
         return response
 
 
+def configure_logging(app: Flask) -> None:
+    """JSON log lines when LOG_FORMAT is "json", and one log line per request (reviewapp.logs)."""
+    from reviewapp.logs import configure_logging as _configure
+
+    _configure(app)
+
+
 def configure_templates(app: Flask) -> None:
     """Template globals and filters shared by every page."""
     from reviewapp import web
@@ -180,16 +204,20 @@ def configure_blueprints(app: Flask) -> None:
         api_docs_bp,
     ):
         app.register_blueprint(blueprint)
+    from reviewapp.health import init_health
     from reviewapp.webhooks import init_app as init_webhooks
+
+    init_health(app)  # /healthz and /readyz
 
     init_webhooks(app)  # blueprint "webhooks" and `flask webhooks dispatch|sweep`
 
 
 def configure_rate_limits(app: Flask) -> None:
     """Rate limits on the API and on log-in (after the blueprints: it wraps the log-in view)."""
+    from reviewapp.health import bp as health_bp
     from reviewapp.ratelimit import init_rate_limits
 
-    init_rate_limits(app)
+    init_rate_limits(app).exempt(health_bp)  # probes come every few seconds from every balancer
 
 
 def configure_errors(app: Flask) -> None:

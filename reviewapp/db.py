@@ -80,13 +80,27 @@ class Database:
     """Facade over the current app's engine and request-scoped session (see :meth:`init_app`)."""
 
     def init_app(self, app: Flask) -> None:
-        """Create the engine from ``app.config['DATABASE_URL']`` (no connection is opened)."""
+        """Create the engine from ``app.config['DATABASE_URL']`` (no connection is opened).
+
+        PostgreSQL pools hold DB_POOL_SIZE connections plus up to DB_MAX_OVERFLOW more per
+        process; DB_CONNECT_TIMEOUT_SECONDS bounds each connection attempt.
+        """
         url = app.config["DATABASE_URL"]
         kwargs: dict[str, Any] = {"echo": app.config.get("SQL_ECHO", False)}
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
-            kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=10)
+            # pre-ping replaces connections that died with a PostgreSQL restart; the connect
+            # timeout makes requests fail fast (503) while the database is unreachable
+            kwargs.update(
+                pool_pre_ping=True,
+                pool_size=int(app.config.get("DB_POOL_SIZE", 10)),
+                max_overflow=int(app.config.get("DB_MAX_OVERFLOW", 10)),
+            )
+            if url.startswith("postgresql"):
+                kwargs["connect_args"] = {
+                    "connect_timeout": int(app.config.get("DB_CONNECT_TIMEOUT_SECONDS", 5))
+                }
         engine = create_engine(url, **kwargs)
         if url.startswith("sqlite"):
             event.listen(engine, "connect", _sqlite_pragmas)

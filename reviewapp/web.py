@@ -22,6 +22,7 @@ from flask import (
 )
 from flask_login import current_user, login_required
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
 
@@ -256,6 +257,37 @@ _HTTP_MESSAGES = {
 }
 
 
+def database_unavailable(exc: Exception) -> Any:
+    """503 (HTML page or JSON error, with Retry-After) for a request that lost the database.
+
+    The session is rolled back so the next request starts clean (the pool's pre-ping replaces
+    dead connections), and the page is rendered for an anonymous visitor: loading the signed-in
+    user would need the database that just failed.
+    """
+    from flask import current_app, g
+
+    from reviewapp.extensions import db, login_manager
+
+    current_app.logger.warning("database unavailable: %s", type(exc).__name__)
+    try:
+        db.rollback()
+    except Exception:  # noqa: BLE001, S110 - the connection is gone; teardown closes the session
+        pass
+    if g.get("_login_user") is None:
+        g._login_user = login_manager.anonymous_user()
+    response = error_response(
+        503,
+        "database_unavailable",
+        "The service is briefly unavailable (database). Nothing was saved; please try again in a moment.",
+    )
+    if isinstance(response, tuple):
+        from flask import make_response
+
+        response = make_response(*response)
+    response.headers["Retry-After"] = "5"
+    return response
+
+
 def init_errors(app: Flask) -> None:
     """Error pages (HTML) and JSON errors under /api/."""
 
@@ -286,6 +318,11 @@ def init_errors(app: Flask) -> None:
         if code == 413:
             message = f"The request body is larger than the limit of {app.config['MAX_CONTENT_LENGTH']} bytes."
         return error_response(code, name, message)
+
+    # PostgreSQL restarting, failing over or unreachable: psycopg raises OperationalError (or
+    # InterfaceError on a closed connection); the client gets a clean 503, tests included
+    app.register_error_handler(OperationalError, database_unavailable)
+    app.register_error_handler(InterfaceError, database_unavailable)
 
     if app.testing:
         return  # let tests see the traceback

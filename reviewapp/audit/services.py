@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import g, has_request_context
 from sqlalchemy.orm import Session
 
 from reviewapp.audit.models import AuditEvent, OutboxEvent
@@ -12,10 +11,11 @@ from reviewapp.auth.models import User
 
 
 def current_request_id() -> str | None:
-    """The id of the HTTP request being served, if any (set by create_app's request hook)."""
-    if has_request_context():
-        return g.get("request_id")
-    return None
+    """The id of the HTTP request being served (set by create_app's request hook) or, in a
+    background job, of the request that enqueued it (see reviewapp.logs); else None."""
+    from reviewapp.logs import current_request_id as _current
+
+    return _current()
 
 
 def record_event(

@@ -61,15 +61,19 @@ def enqueue_after_commit(func: Callable[..., Any], *args: Any, queue: str = DEFA
     rows stay pending for ``flask dispatch-outbox`` / ``flask sweep``.
     """
     from reviewapp.extensions import db
+    from reviewapp.logs import current_request_id, job_request_id
 
     if not has_app_context():
         return
     app = current_app._get_current_object()  # type: ignore[attr-defined]
+    request_id = current_request_id()  # the job's log lines and audit events carry it
 
     def _run() -> None:
         if app.config.get("REDIS_URL"):
             try:
-                rq_queue(queue, app).enqueue(func, *args, job_timeout=600, result_ttl=3600)
+                rq_queue(queue, app).enqueue(
+                    func, *args, job_timeout=600, result_ttl=3600, meta=job_meta(request_id)
+                )
             except Exception:  # noqa: BLE001 - Redis down must not break the committed request
                 log.exception(
                     "could not enqueue %s%r; it will be retried by the dispatcher",
@@ -78,12 +82,22 @@ def enqueue_after_commit(func: Callable[..., Any], *args: Any, queue: str = DEFA
                 )
             return
         try:
-            func(*args)
+            with job_request_id(request_id):
+                func(*args)
         except Exception:  # noqa: BLE001 - inline job failure must not fail the request
             log.exception("inline job %s%r failed", func.__name__, args)
             db.rollback()
 
     db.after_commit(_run)
+
+
+def job_meta(request_id: str | None = None) -> dict[str, Any]:
+    """RQ job ``meta`` carrying ``request_id`` (default: the current request's or job's id), so
+    the job's log lines and audit events name the request that asked for it."""
+    from reviewapp.logs import current_request_id
+
+    rid = request_id if request_id is not None else current_request_id()
+    return {"request_id": rid} if rid else {}
 
 
 def job_app() -> Flask:
@@ -102,15 +116,30 @@ def job_app() -> Flask:
 
 def run_in_app_context(func: Callable[..., Any]) -> Callable[..., Any]:
     """Decorator for job functions: run inside an app context (reusing the current one)."""
+    import contextlib
     import functools
 
     from flask import has_app_context
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if has_app_context():
-            return func(*args, **kwargs)
-        with job_app().app_context():
-            return func(*args, **kwargs)
+        from rq import get_current_job
+
+        from reviewapp.logs import job_request_id
+
+        job = get_current_job()
+        if job is None:  # inline, or a direct call (the caller's request id applies)
+            if has_app_context():
+                return func(*args, **kwargs)
+            with job_app().app_context():
+                return func(*args, **kwargs)
+        # an RQ worker (``flask worker`` may already have pushed an app context)
+        request_id = (job.meta or {}).get("request_id")
+        ctx = contextlib.nullcontext() if has_app_context() else job_app().app_context()
+        with ctx, job_request_id(request_id):
+            log.info("job %s %s started", func.__name__, job.id, extra={"job_id": job.id})
+            result = func(*args, **kwargs)
+            log.info("job %s %s finished", func.__name__, job.id, extra={"job_id": job.id})
+            return result
 
     return wrapper

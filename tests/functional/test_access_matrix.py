@@ -1352,6 +1352,30 @@ MATRIX = [
             admin=200,
         ),
     ),
+    (
+        "GET",
+        "/healthz",
+        dict(
+            anonymous=200,
+            developer=200,
+            other_developer=200,
+            reviewer=200,
+            senior_reviewer=200,
+            admin=200,
+        ),
+    ),
+    (
+        "GET",
+        "/readyz",
+        dict(
+            anonymous=200,
+            developer=200,
+            other_developer=200,
+            reviewer=200,
+            senior_reviewer=200,
+            admin=200,
+        ),
+    ),
 ]
 
 
