@@ -485,7 +485,16 @@ def worker(burst: bool) -> None:
 def sweep() -> None:
     """Housekeeping to run every minute or so (cron, or an RQ scheduler): end expired leases,
     report newly missed SLAs to the review leads, deliver notifications left pending, recover
-    interrupted webhook deliveries and send the due retries."""
+    interrupted webhook deliveries and send the due retries, fail backtests whose worker died
+    (silent for BACKTEST_STALL_SECONDS) and resume a re-triage that a dead worker left unfinished.
+
+    Work a killed worker can leave behind, and who recovers it:
+      claims (in_review)           lease expiry (LEASE_SECONDS) returns them to the queue
+      outbox rows (pending)        the delivery transaction rolled back; re-dispatched here
+      webhook deliveries (sending) requeued after WEBHOOK_SENDING_LEASE_SECONDS
+      backtests (queued/running)   failed with a message after BACKTEST_STALL_SECONDS
+      re-triage after a publish    re-enqueued here; it resumes where it stopped
+    """
     from reviewapp.extensions import db
     from reviewapp.notifications.jobs import dispatch_pending
     from reviewapp.review.services import expire_leases, notify_sla_breaches
@@ -499,11 +508,26 @@ def sweep() -> None:
 
     requeued, failed = recover_stuck_deliveries(db.session)
     db.commit()
+    from reviewapp.triage.backtest import fail_stalled_backtests
+    from reviewapp.triage.retriage import resume_interrupted_retriage
+
+    stalled = fail_stalled_backtests(
+        db.session, float(current_app.config["BACKTEST_STALL_SECONDS"])
+    )
+    db.commit()
+    resumed = resume_interrupted_retriage(db.session)
+    db.commit()  # enqueues the re-triage job (or runs it inline without Redis)
     click.echo(
         f"{ended} expired leases returned to their queues; {breached} newly overdue "
         f"applications reported to the review leads; {dispatch_pending()} pending notifications handled; "
         f"webhooks: {requeued} interrupted deliveries requeued, {failed} failed, "
-        f"{dispatch_due_deliveries()} due deliveries handled"
+        f"{dispatch_due_deliveries()} due deliveries handled; "
+        f"backtests: {len(stalled)} stalled marked failed; "
+        + (
+            f"re-triage under ruleset v{resumed} resumed"
+            if resumed is not None
+            else "re-triage: nothing left over"
+        )
     )
 
 

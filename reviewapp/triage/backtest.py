@@ -28,6 +28,7 @@ inserted with ``ON CONFLICT DO NOTHING`` and only newly inserted rows are counte
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import math
 from collections import defaultdict
@@ -229,15 +230,22 @@ def _run_chunk(session: Session, backtest_id: int, revision_ids: list[int]) -> i
     if backtest is None or backtest.status in (BacktestStatus.failed, BacktestStatus.done):
         session.rollback()
         return 0
-    if backtest.status == BacktestStatus.queued:
-        session.execute(
-            update(table)
-            .where(table.c.id == backtest_id, table.c.status == BacktestStatus.queued.value)
-            .values(status=BacktestStatus.running.value, started_at=utcnow())
+    now = utcnow()
+    session.execute(
+        update(table)
+        .where(
+            table.c.id == backtest_id,
+            table.c.status.in_([BacktestStatus.queued.value, BacktestStatus.running.value]),
         )
-        # commit at once: holding this row lock for the whole chunk would make the other
-        # workers' first chunks wait for it
-        db.commit()
+        .values(
+            status=BacktestStatus.running.value,
+            started_at=func.coalesce(table.c.started_at, now),
+            heartbeat_at=now,  # a chunk is alive (see fail_stalled_backtests)
+        )
+    )
+    # commit at once: holding this row lock for the whole chunk would make the other
+    # workers' first chunks wait for it
+    db.commit()
     draft = session.get(RulesetVersion, backtest.ruleset_version_id, populate_existing=True)
     baseline = session.get(RulesetVersion, backtest.baseline_version_id)
     if draft is None or baseline is None:  # pragma: no cover - FKs cascade / restrict
@@ -313,6 +321,7 @@ def _run_chunk(session: Session, backtest_id: int, revision_ids: list[int]) -> i
             processed=table.c.processed + inserted,
             total=table.c.total - (vanished if not existing else 0),
             chunks_done=table.c.chunks_done + 1,
+            heartbeat_at=utcnow(),
         )
         .returning(table.c.chunks_done, table.c.chunks_total)
     ).one()
@@ -389,6 +398,50 @@ def _mark_failed(session: Session, backtest_id: int, exc: BaseException) -> None
             finished_at=utcnow(),
         )
     )
+
+
+def fail_stalled_backtests(
+    session: Session, stall_seconds: float, *, now: dt.datetime | None = None
+) -> list[int]:
+    """Mark failed every queued or running backtest with no sign of life for ``stall_seconds``:
+    its worker died (killed, out of memory, machine restart) or its chunks were never enqueued
+    (Redis down when it started). The page then shows the error and the admin starts it again.
+
+    "Sign of life" is ``heartbeat_at`` (set when a chunk starts and when it finishes), else
+    ``created_at``. ``stall_seconds`` must exceed the chunk job timeout (600 s) so a slow live
+    chunk is never failed. A chunk that runs later sees the failed status and does nothing.
+    Flushes, never commits.
+
+    Returns:
+        the ids of the backtests marked failed, ascending.
+    """
+    now = now or utcnow()
+    cutoff = now - dt.timedelta(seconds=stall_seconds)
+    stmt = (
+        select(Backtest)
+        .where(
+            Backtest.status.in_([BacktestStatus.queued.value, BacktestStatus.running.value]),
+            func.coalesce(Backtest.heartbeat_at, Backtest.created_at) < cutoff,
+        )
+        .order_by(Backtest.id)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    failed = []
+    minutes = max(1, round(stall_seconds / 60))
+    for backtest in session.scalars(stmt):
+        backtest.status = BacktestStatus.failed
+        backtest.finished_at = now
+        backtest.error = (
+            f"Stopped: no progress for over {minutes} minute{'s' if minutes != 1 else ''}; the "
+            f"background worker running it stopped (restart, crash or out of memory) after "
+            f"{backtest.chunks_done} of {backtest.chunks_total} chunk"
+            f"{'s' if backtest.chunks_total != 1 else ''}. Start the backtest again."
+        )
+        failed.append(backtest.id)
+        log.warning("backtest %s stalled; marked failed", backtest.id)
+    session.flush()
+    return failed
 
 
 # ----------------------------------------------------------------------------- the result

@@ -151,6 +151,9 @@ class Backtest(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     started_at: Mapped[dt.datetime | None]
     finished_at: Mapped[dt.datetime | None]
+    # last sign of life of a chunk job (set when a chunk starts and when it finishes); `flask
+    # sweep` fails a queued/running backtest silent for BACKTEST_STALL_SECONDS (worker died)
+    heartbeat_at: Mapped[dt.datetime | None]
 
     ruleset_version: Mapped[RulesetVersion] = relationship(foreign_keys=[ruleset_version_id])
     baseline_version: Mapped[RulesetVersion] = relationship(foreign_keys=[baseline_version_id])

@@ -3,11 +3,12 @@ claimed or decided ones keep theirs, with a shadow result noting where the new r
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from reviewapp.applications.models import Application, Revision, Status
@@ -19,6 +20,7 @@ from reviewapp.triage.services import latest_triage_result, record_shadow_result
 log = logging.getLogger(__name__)
 
 BATCH = 500
+RETRIAGE_LOCK_CLASS = 7301  # first key of the PostgreSQL advisory lock (second: version id)
 #: statuses whose application keeps its tier when the ruleset changes (someone is on it or it is decided)
 KEEP_TIER = (
     Status.in_review,
@@ -41,6 +43,39 @@ def retriage_open_applications(version_id: int) -> dict[str, int]:
     version = session.get(RulesetVersion, version_id)
     if version is None or version.status != RulesetStatus.published:
         return {"retriaged": 0, "changed": 0, "noted": 0}
+    with _only_runner(version_id) as alone:
+        if not alone:
+            log.info("re-triage under ruleset v%s is already running elsewhere", version.number)
+            return {"retriaged": 0, "changed": 0, "noted": 0}
+        return _retriage(session, version)
+
+
+@contextlib.contextmanager
+def _only_runner(version_id: int) -> Iterator[bool]:
+    """Yield True when this process may re-triage under ``version_id`` (False: another one is).
+
+    On PostgreSQL a session advisory lock, held on a connection of its own for the whole run:
+    a worker that dies closes its connection, so PostgreSQL frees the lock at once and the next
+    run (``flask sweep`` enqueues one) carries on. SQLite (one process, inline jobs): always True.
+    """
+    from reviewapp.extensions import db
+
+    if db.engine.dialect.name != "postgresql":
+        yield True
+        return
+    with db.engine.connect() as conn:
+        key = {"cls": RETRIAGE_LOCK_CLASS, "obj": version_id}
+        got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:cls, :obj)"), key).scalar())
+        conn.commit()
+        try:
+            yield got
+        finally:
+            if got:
+                conn.execute(text("SELECT pg_advisory_unlock(:cls, :obj)"), key)
+                conn.commit()
+
+
+def _retriage(session: Session, version: RulesetVersion) -> dict[str, int]:
     counts = {"retriaged": 0, "changed": 0, "noted": 0}
     unclaimed = (Application.status == Status.queued, Application.claimed_by_id.is_(None))
     for application, revision in _stale_applications(session, version.id, *unclaimed):
@@ -141,3 +176,25 @@ def retriage_progress(session: Session, version: RulesetVersion) -> dict[str, in
         or 0
     )
     return {"done": int(done), "total": int(total)}
+
+
+def resume_interrupted_retriage(session: Session) -> int | None:
+    """Enqueue re-triage under the active ruleset when some unclaimed queued application is not
+    yet triaged under it (a worker died mid-run, or Redis was down at publish). Harmless while a
+    run is going on: the new job sees the advisory lock and stops. Called by ``flask sweep``.
+
+    Returns:
+        the active ruleset's number when a run was enqueued (or run inline), else None.
+    """
+    from reviewapp.jobs import enqueue_after_commit
+
+    active = session.scalars(
+        select(RulesetVersion).where(RulesetVersion.status == RulesetStatus.published)
+    ).first()
+    if active is None:
+        return None
+    progress = retriage_progress(session, active)
+    if progress["done"] >= progress["total"]:
+        return None
+    enqueue_after_commit(retriage_open_applications, active.id)
+    return active.number
