@@ -464,8 +464,16 @@ def _demo_developer_applications(session: Any) -> None:
 
 @click.command("worker")
 @click.option("--burst", is_flag=True, help="Exit when the queues are empty.")
+@click.option(
+    "--queue",
+    "queue_names",
+    multiple=True,
+    type=click.Choice(["high", "default", "low"]),
+    help="Work only these queues, in this order (repeat the option); default: high, default, "
+    "low. E.g. a worker for backtests only: --queue low.",
+)
 @with_appcontext
-def worker(burst: bool) -> None:
+def worker(burst: bool, queue_names: tuple[str, ...]) -> None:
     """Run an RQ worker on the high, default and low queues (needs REVIEWAPP_REDIS_URL)."""
     from rq import Worker
 
@@ -476,7 +484,7 @@ def worker(burst: bool) -> None:
         fail(
             "REVIEWAPP_REDIS_URL is not set; without Redis, jobs run inline and no worker is needed"
         )
-    queues = [rq_queue(name) for name in QUEUES]
+    queues = [rq_queue(name) for name in (queue_names or QUEUES)]
     Worker(queues, connection=conn).work(burst=burst, with_scheduler=False)
 
 

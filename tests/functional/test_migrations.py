@@ -6,6 +6,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
@@ -40,6 +41,14 @@ def _drift(url: str) -> list:
     return diff
 
 
+def _current_revision(url: str) -> str | None:
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        revision = MigrationContext.configure(conn).get_current_revision()
+    engine.dispose()
+    return revision
+
+
 def test_upgrade_from_empty_has_no_drift_and_round_trips(empty_database_url: str) -> None:
     cfg = alembic_config(empty_database_url)
     cfg.attributes["skip_logging"] = True
@@ -56,11 +65,20 @@ def test_upgrade_from_empty_has_no_drift_and_round_trips(empty_database_url: str
         "ruleset_version",
     } <= tables
     engine.dispose()
+    # one step down (the newest migration's downgrade) and up again
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    command.downgrade(cfg, "-1")
+    assert _current_revision(empty_database_url) not in (None, head)
+    command.upgrade(cfg, "head")
+    assert _current_revision(empty_database_url) == head
+    assert _drift(empty_database_url) == []
+    # and all the way down to an empty database, then up from empty to head
     command.downgrade(cfg, "base")
     engine = create_engine(empty_database_url)
     assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
     engine.dispose()
     command.upgrade(cfg, "head")
+    assert _current_revision(empty_database_url) == head
     assert _drift(empty_database_url) == []
 
 
