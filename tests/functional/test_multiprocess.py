@@ -32,8 +32,8 @@ from reviewapp.extensions import db as database
 from reviewapp.notifications.jobs import dispatch_pending
 from tests.factories import PASSWORD, ApplicationFactory, OrganizationFactory, UserFactory
 
-REVIEWERS = 12
-APPLICATIONS = 30
+REVIEWERS = 10
+APPLICATIONS = 24
 CSRF_RE = re.compile(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"')
 
 
@@ -133,17 +133,6 @@ def test_two_web_processes_and_two_workers_never_hand_out_one_application_twice(
 ) -> None:
     gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent))
     assert gunicorn, "gunicorn is a dependency of the project (pyproject.toml)"
-    staff = OrganizationFactory(name="Trust & Safety")
-    reviewers = [UserFactory(reviewer=True, organization=staff) for _ in range(REVIEWERS)]
-    emails = [r.email for r in reviewers]
-    for _ in range(APPLICATIONS):
-        ApplicationFactory(submitted=True)
-    committed_db.commit()
-    pending = committed_db.scalar(
-        select(func.count()).select_from(OutboxEvent).where(OutboxEvent.delivered_at.is_(None))
-    )
-    assert pending  # submissions left notifications for the workers
-
     processes: list[subprocess.Popen[bytes]] = []
     bases = []
 
@@ -177,6 +166,17 @@ def test_two_web_processes_and_two_workers_never_hand_out_one_application_twice(
             spawn([sys.executable, "-m", "flask", "--app", "wsgi", "worker"], f"worker{i}")
             for i in range(2)
         ]
+        # the data is made while the processes boot (they read nothing before the first request)
+        staff = OrganizationFactory(name="Trust & Safety")
+        reviewers = [UserFactory(reviewer=True, organization=staff) for _ in range(REVIEWERS)]
+        emails = [r.email for r in reviewers]
+        for _ in range(APPLICATIONS):
+            ApplicationFactory(submitted=True)
+        committed_db.commit()
+        pending = committed_db.scalar(
+            select(func.count()).select_from(OutboxEvent).where(OutboxEvent.delivered_at.is_(None))
+        )
+        assert pending  # submissions left notifications for the workers
         for base, proc, log in webs:
             _wait_healthy(base, proc, log, timeout=60)
         boot_seconds = time.monotonic() - started
