@@ -18,12 +18,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from flask_login import FlaskLoginClient
 from sqlalchemy import create_engine
+from sqlalchemy.orm import Session
 
 from reviewapp import create_app
 from reviewapp.extensions import db as database
 from reviewapp.models import Base
 from tests.conftest import service_missing
+from tests.factories import UserFactory, bind_factories
 
 
 def _pg_bin(name: str) -> str | None:
@@ -113,21 +116,30 @@ def test_requests_fail_cleanly_during_a_restart_and_recover_without_an_app_resta
 ) -> None:
     schema = create_engine(cluster.url)
     Base.metadata.create_all(schema)
+    with Session(schema, expire_on_commit=False) as session:
+        bind_factories(session)
+        reviewer = UserFactory(reviewer=True)
+        session.commit()
     schema.dispose()
     # TESTING off: the production error handling (no exception reaches the test client)
     app = create_app(
         "testing", DATABASE_URL=cluster.url, TESTING=False, DB_CONNECT_TIMEOUT_SECONDS=2
     )
+    app.test_client_class = FlaskLoginClient
     client = app.test_client()
+    signed_in = app.test_client(user=reviewer)
     api_auth = {"Authorization": "Bearer ra_abcdefgh_not-a-real-secret"}
     try:
         assert client.get("/policies").status_code == 200  # the pool now holds a connection
+        assert signed_in.get("/queue").status_code == 200
         assert client.get("/readyz").status_code == 200
         assert client.get("/api/v1/applications/APP-000001", headers=api_auth).status_code == 401
 
         cluster.stop()
         started = time.monotonic()
         _assert_clean_503(client.get("/policies"), json=False)
+        # loading the signed-in user fails too: the error page is still rendered
+        _assert_clean_503(signed_in.get("/queue"), json=False)
         _assert_clean_503(
             client.get("/api/v1/applications/APP-000001", headers=api_auth), json=True
         )
@@ -139,6 +151,7 @@ def test_requests_fail_cleanly_during_a_restart_and_recover_without_an_app_resta
         cluster.start()
         # the same app, no restart: pre-ping replaces the dead pooled connections
         assert client.get("/policies").status_code == 200
+        assert signed_in.get("/queue").status_code == 200  # still signed in
         assert client.get("/readyz").status_code == 200
         assert client.get("/api/v1/applications/APP-000001", headers=api_auth).status_code == 401
     finally:
