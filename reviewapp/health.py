@@ -13,11 +13,14 @@ Both are exempt from log-in, CSRF and rate limits, and are served over plain HTT
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, jsonify
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.pool import NullPool
 
 from reviewapp.extensions import csrf, talisman
 
@@ -69,16 +72,33 @@ def _timed(check: Any) -> dict[str, Any]:
     return {"status": "ok", "ms": round((time.perf_counter() - start) * 1000, 1)}
 
 
+def _probe_engine() -> Engine:
+    """An engine of its own for the probe (one per app): no pool, so a probe never waits for
+    a busy pool and always opens a real connection, with the health timeout as connect timeout.
+    SQLite (embedded default) uses the app's engine."""
+    from reviewapp.extensions import db
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    engine = app.extensions.get("reviewapp_health_engine")
+    if engine is None:
+        url = app.config["DATABASE_URL"]
+        if not url.startswith("postgresql"):
+            return db.engine
+        # libpq counts whole seconds, at least 2
+        timeout = max(2, math.ceil(float(app.config["HEALTH_CHECK_TIMEOUT_SECONDS"])))
+        engine = create_engine(url, poolclass=NullPool, connect_args={"connect_timeout": timeout})
+        app.extensions["reviewapp_health_engine"] = engine
+    return engine  # type: ignore[no-any-return]
+
+
 def check_database() -> None:
-    """Run ``SELECT 1`` on a fresh pooled connection with a statement timeout (PostgreSQL).
+    """Run ``SELECT 1`` on a new connection, with a statement timeout (PostgreSQL).
 
     Raises:
         sqlalchemy.exc.SQLAlchemyError: the database cannot be reached or does not answer.
     """
-    from reviewapp.extensions import db
-
     timeout_ms = int(float(current_app.config["HEALTH_CHECK_TIMEOUT_SECONDS"]) * 1000)
-    with db.engine.connect() as conn:
+    with _probe_engine().connect() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text(f"SET LOCAL statement_timeout = {timeout_ms}"))
         conn.execute(text("SELECT 1")).scalar_one()

@@ -18,15 +18,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 from flask_login import FlaskLoginClient
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
 from reviewapp import create_app
+from reviewapp.auth.models import Organization, Role, User
 from reviewapp.extensions import db as database
 from reviewapp.models import Base
 from tests.conftest import service_missing
-from tests.factories import UserFactory, bind_factories
+from tests.factories import PASSWORD
 
 
 def _pg_bin(name: str) -> str | None:
@@ -117,8 +119,16 @@ def test_requests_fail_cleanly_during_a_restart_and_recover_without_an_app_resta
     schema = create_engine(cluster.url)
     Base.metadata.create_all(schema)
     with Session(schema, expire_on_commit=False) as session:
-        bind_factories(session)
-        reviewer = UserFactory(reviewer=True)
+        # built by hand: binding the shared factories to this throwaway database would leave
+        # them pointing at it for the tests that follow
+        reviewer = User(
+            email="outage-reviewer@example.com",
+            name="Outage Reviewer",
+            password_hash=PasswordHasher().hash(PASSWORD),
+            role=Role.reviewer,
+            organization=Organization(name="Staff"),
+        )
+        session.add(reviewer)
         session.commit()
     schema.dispose()
     # TESTING off: the production error handling (no exception reaches the test client)

@@ -118,3 +118,20 @@ def test_trusted_proxy_headers_set_the_client_address_and_scheme(database_url) -
     # without trusted proxies a client cannot forge its address
     direct = create_app("testing", DATABASE_URL=database_url)
     assert _seen_by_view(direct) == {"addr": "127.0.0.1", "scheme": "http"}
+
+
+def test_pool_settings_reach_the_engine_and_readyz_does_not_queue_behind_a_full_pool(
+    database_url, is_postgres
+) -> None:
+    if not is_postgres:
+        pytest.skip("pool settings apply to PostgreSQL")  # CI runs on PostgreSQL
+    app = create_app("testing", DATABASE_URL=database_url, DB_POOL_SIZE=1, DB_MAX_OVERFLOW=0)
+    engine = database.state(app).engine
+    assert engine.pool.size() == 1
+    busy = engine.connect()  # the whole pool is taken (a request stuck on a slow query)
+    try:
+        response = app.test_client().get("/readyz")
+        assert response.status_code == 200
+        assert response.get_json()["checks"]["database"]["status"] == "ok"
+    finally:
+        busy.close()
