@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 import yaml
 
 from reviewapp.errors import ValidationFailed
+from reviewapp.limits import LIMITS
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 
@@ -44,13 +45,10 @@ def load_vocabularies(path: str | None = None) -> Vocabularies:
     )
 
 
-# name -> maximum length in code points
+# name -> maximum length in code points (defined in reviewapp.limits)
 TEXT_LIMITS: dict[str, int] = {
-    "title": 200,
-    "description": 10_000,
-    "benefits": 5_000,
-    "safety_measures": 5_000,
-    "product_url": 500,
+    name: LIMITS[f"application.{name}"]
+    for name in ("title", "description", "benefits", "safety_measures", "product_url")
 }
 LIST_FIELDS = ("end_users", "domains", "modalities")
 MAX_MONTHLY_REQUESTS = 10**12

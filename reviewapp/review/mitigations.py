@@ -22,12 +22,16 @@ from reviewapp.audit.services import record_event
 from reviewapp.auth.models import User
 from reviewapp.db import utcnow
 from reviewapp.errors import InvalidTransition, PermissionDenied, ValidationFailed
+from reviewapp.limits import LIMITS
 from reviewapp.policies.models import SafetyRequirement
 from reviewapp.review.models import Decision, Outcome, RequiredSafetyRequirement
 
-REASON_LIMIT = 2000  # code points
-DETAILS_LIMITS = (20, 5000)  # code points: an attestation explains how the requirement is met
-LINK_LIMIT = 500
+REASON_LIMIT = LIMITS["reason.text"]  # code points
+DETAILS_LIMITS = (
+    20,
+    LIMITS["mitigation.details"],
+)  # code points: an attestation explains how the requirement is met
+LINK_LIMIT = LIMITS["mitigation.link"]
 
 
 @dataclass
