@@ -3,7 +3,6 @@ create-user, demo, worker, dispatch-outbox."""
 
 from __future__ import annotations
 
-import csv
 import re
 import sys
 import time
@@ -190,10 +189,20 @@ def import_inventory(
     triaged) application per row. Rows already imported (same external_ref) are skipped.
 
     Returns:
-        {"read", "created", "skipped", "errors": [(line, message)], "seconds"}; ``line`` is the
-        physical line (1-based, header = 1) where the bad record starts.
+        {"read", "created", "skipped", "errors": [(line, message)], "notices": [(line, message)],
+        "seconds"}; ``line`` is the physical line (1-based, header = 1) where the record starts.
+        Bad records (broken quoting, wrong field count, non-UTF-8 bytes, invalid values) are
+        reported and skipped; the other rows are imported.
+
+    Raises:
+        click.UsageError: the header is unreadable or lacks required columns (nothing imported).
     """
-    from reviewapp.applications.importer import REQUIRED_COLUMNS, map_row
+    from reviewapp.applications.importer import (
+        REQUIRED_COLUMNS,
+        CsvFileError,
+        map_row,
+        read_csv_records,
+    )
     from reviewapp.applications.models import Application
     from reviewapp.applications.schema import clean_content
     from reviewapp.applications.services import create_application, submit_application
@@ -206,40 +215,20 @@ def import_inventory(
         )
     )
     errors: list[tuple[int, str]] = []
+    notices: list[tuple[int, str]] = []
     created = skipped = read = 0
     users: dict[str, Any] = {}
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        reader = csv.DictReader(handle)
-        try:
-            fieldnames = reader.fieldnames or []
-        except UnicodeDecodeError:
-            raise click.UsageError(f"{path}: not UTF-8 text; save the file as UTF-8") from None
-        missing = [c for c in REQUIRED_COLUMNS if c not in fieldnames]
-        if missing:
-            raise click.UsageError(
-                f"{path}: missing column(s) {', '.join(missing)} (expected the slim inventory format)"
-            )
-        rows = []
-        while True:
-            line = reader.line_num + 1
-            try:
-                row = next(reader)
-            except StopIteration:
-                break
-            except csv.Error as exc:
-                errors.append((line, f"unreadable CSV: {exc}"))
-                break
-            except UnicodeDecodeError as exc:
-                errors.append(
-                    (
-                        line,
-                        f"not UTF-8 text (byte {exc.object[exc.start]:#04x}); save the file as UTF-8",
-                    )
-                )
-                break
+    rows = []
+    try:
+        for line, row, problem in read_csv_records(path, REQUIRED_COLUMNS):
+            if row is None:
+                errors.append((line, problem or "unreadable record"))
+                continue
             rows.append((line, row))
             if limit and len(rows) >= limit:
                 break
+    except CsvFileError as exc:
+        raise click.UsageError(str(exc)) from None
     bar = click.progressbar(rows, label="importing", file=sys.stderr) if progress else None
     iterator = bar if bar is not None else rows
     if bar is not None:
@@ -252,6 +241,7 @@ def import_inventory(
                 if record.external_ref in existing:
                     skipped += 1
                     continue
+                notices.extend((line, note) for note in record.notices)
                 clean_content(record.content, for_submit=False)
                 user = _importer_user(session, record.organization, users)
                 with session.begin_nested():
@@ -280,6 +270,7 @@ def import_inventory(
         "created": created,
         "skipped": skipped,
         "errors": errors,
+        "notices": notices,
         "seconds": time.perf_counter() - start,
     }
 
@@ -299,18 +290,23 @@ def _fill_for_submit(application: Any) -> None:
 @click.option("--limit", type=int, default=None, help="Import at most this many rows.")
 @with_appcontext
 def import_applications(path: str, limit: int | None) -> None:
-    """Import the inventory's slim CSV as triaged applications (idempotent)."""
+    """Import the inventory's slim CSV as triaged applications (idempotent).
+
+    Bad records are listed on stderr ("line N: problem") and skipped; the others are imported.
+    Exit status 1 when any record was bad, 2 when the file as a whole is unusable."""
     from reviewapp.extensions import db
 
     result = import_inventory(db.session, path, commit=db.commit, limit=limit)
+    for line, message in result["notices"]:
+        click.echo(f"line {line}: note: {message}", err=True)
     for line, message in result["errors"]:
         click.echo(f"line {line}: {message}", err=True)
     click.echo(
         f"read {result['read']} rows: created {result['created']}, already present {result['skipped']}, "
         f"bad {len(result['errors'])} ({result['seconds']:.1f} s)"
     )
-    if result["errors"] and not result["created"] and not result["skipped"]:
-        sys.exit(1)
+    if result["errors"]:
+        sys.exit(1)  # the good rows are kept (committed); the exit code says some were not
 
 
 @click.command("create-user")

@@ -41,6 +41,7 @@ from reviewapp.policies.services import (
     validate_template,
 )
 from reviewapp.review.models import Decision, Outcome, RequiredSafetyRequirement
+from reviewapp.textfiles import load_yaml, yaml_problem
 from reviewapp.web import permission_required, show_form_errors
 
 bp = Blueprint("policy_admin", __name__, url_prefix="/admin/catalogue")
@@ -279,11 +280,9 @@ def parse_parameter_specs(text: str) -> list[dict[str, Any]]:
     if not text.strip():
         return []
     try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise fail(f"The parameters are not valid YAML{where}.") from None
+        raise fail(f"The parameters are not valid YAML ({yaml_problem(exc)}).") from None
     if raw is None:
         return []
     if not isinstance(raw, list):

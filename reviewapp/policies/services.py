@@ -24,6 +24,7 @@ from reviewapp.policies.models import (
     ResponseTemplate,
     SafetyRequirement,
 )
+from reviewapp.textfiles import InputFileError, load_yaml_file
 
 _markdown = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
 _template_env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
@@ -111,14 +112,13 @@ def import_policy_library(session: Session, path: str | Path) -> tuple[int, int]
     Returns:
         (sections seen, sections created or given a new version).
     Raises:
-        ValidationFailed: unreadable YAML or a section without id/title (with its position).
+        ValidationFailed: bytes that are not UTF-8, invalid YAML or a duplicate key (with line
+            and column), or a section without id/title (with its position).
     """
     try:
-        document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise ValidationFailed(f"{path}: invalid YAML{where}") from None
+        document = load_yaml_file(path)
+    except InputFileError as exc:
+        raise ValidationFailed(str(exc)) from None
     if not isinstance(document, dict) or not isinstance(document.get("sections"), list):
         raise ValidationFailed(f"{path}: expected a mapping with a 'sections' list")
     sources = document.get("sources") or {}
