@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import yaml
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 from sqlalchemy import select
@@ -75,11 +74,12 @@ def seed_reference_data(session: Any, seed_dir: Path) -> dict[str, int]:
     published yet) the default ruleset from ``seed_dir``. Idempotent."""
     from reviewapp.policies.services import import_policy_library, seed_catalogues
     from reviewapp.review.models import Queue, RiskTier
+    from reviewapp.textfiles import load_yaml_file
     from reviewapp.triage.models import RulesetVersion
     from reviewapp.triage.ruleset_file import load_ruleset_yaml
     from reviewapp.triage.services import create_ruleset_version
 
-    tiers_doc = yaml.safe_load((seed_dir / "tiers.yaml").read_text(encoding="utf-8"))
+    tiers_doc = load_yaml_file(seed_dir / "tiers.yaml")
     for position, raw in enumerate(tiers_doc["queues"]):
         q = session.scalars(select(Queue).where(Queue.key == raw["key"])).first() or Queue(
             key=raw["key"]
@@ -127,7 +127,9 @@ def seed_reference_data(session: Any, seed_dir: Path) -> dict[str, int]:
 @with_appcontext
 def seed() -> None:
     """Load tiers, queues, policies, safety requirements, templates and the default ruleset."""
+    from reviewapp.errors import ValidationFailed
     from reviewapp.extensions import db
+    from reviewapp.textfiles import InputFileError
     from reviewapp.triage.engine import RuleValidationError
 
     try:
@@ -135,6 +137,15 @@ def seed() -> None:
     except RuleValidationError as exc:
         db.rollback()
         fail(f"default ruleset is invalid: {exc}")
+    except InputFileError as exc:
+        db.rollback()
+        fail(str(exc))
+    except ValidationFailed as exc:
+        db.rollback()
+        fail(exc.message)
+    except (KeyError, TypeError) as exc:
+        db.rollback()
+        fail(f"a seed file lacks a key or has a value of the wrong type: {exc!r}")
     db.commit()
     click.echo("seeded: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 

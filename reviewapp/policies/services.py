@@ -10,7 +10,6 @@ from typing import Any
 
 import jinja2
 import nh3
-import yaml
 from jinja2.sandbox import SandboxedEnvironment
 from markdown_it import MarkdownIt
 from markupsafe import Markup
@@ -168,7 +167,7 @@ def _parse_date(value: Any) -> dt.date:
 
 def seed_catalogues(session: Session, seed_dir: Path) -> None:
     """Load safety requirements and response templates from ``seed_dir`` (upsert by key)."""
-    reqs = yaml.safe_load((seed_dir / "safety_requirements.yaml").read_text(encoding="utf-8"))
+    reqs = load_yaml_file(seed_dir / "safety_requirements.yaml")
     for raw in reqs["safety_requirements"]:
         row = session.scalars(
             select(SafetyRequirement).where(SafetyRequirement.key == raw["key"])
@@ -178,7 +177,7 @@ def seed_catalogues(session: Session, seed_dir: Path) -> None:
             session.add(row)
         row.title, row.description = raw["title"], raw.get("description", "").strip()
         row.parameters = _parameter_specs(raw["key"], raw.get("parameters") or [])
-    templates = yaml.safe_load((seed_dir / "response_templates.yaml").read_text(encoding="utf-8"))
+    templates = load_yaml_file(seed_dir / "response_templates.yaml")
     for raw in templates["response_templates"]:
         validate_template(raw["body"])
         tpl = session.scalars(
