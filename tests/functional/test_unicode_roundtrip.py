@@ -184,3 +184,13 @@ def test_csv_downloads_are_utf8_without_bom_and_keep_the_text(login, db, chart) 
     assert not raw.startswith(b"\xef\xbb\xbf")  # no BOM (documented in docs/limits.md)
     rows = list(csv.reader(io.StringIO(raw.decode("utf-8"), newline="")))
     assert any(cell.endswith(TEXT) for row in rows for cell in row)  # "§1.5 <title>" too
+
+
+def test_a_title_with_a_line_break_is_refused_not_mangled(client, db) -> None:
+    headers = token_for(db, UserFactory())
+    for title in ("two\nlines", "two\r\nlines", "two\u2028lines"):
+        response = client.post("/api/v1/applications", json={"title": title}, headers=headers)
+        assert response.status_code == 422
+        assert response.json["error"]["fields"]["title"] == (
+            "must be a single line; remove the line breaks"
+        )
