@@ -342,7 +342,16 @@ def create_user_cmd(
     from reviewapp.auth.services import create_user, get_or_create_organization, issue_token
     from reviewapp.errors import DomainError
     from reviewapp.extensions import db
+    from reviewapp.limits import LIMITS, too_long_message
 
+    for option, value, key in (
+        ("EMAIL", email, "user.email"),
+        ("--org", org_name, "organization.name"),
+        ("--name", name, "user.name"),
+        ("--password", password, "user.password"),
+    ):
+        if len(value) > LIMITS[key]:
+            fail(too_long_message(option, len(value), LIMITS[key]))
     try:
         org, _ = get_or_create_organization(db.session, org_name)
         user = create_user(

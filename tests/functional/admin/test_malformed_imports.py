@@ -271,3 +271,25 @@ def test_requirement_parameters_yaml_reports_duplicate_keys_with_the_line() -> N
         parse_parameter_specs(text)
     assert "line 3" in caught.value.fields["parameters"]
     assert "duplicate key 'min'" in caught.value.fields["parameters"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["a" * 250 + "@example.com", "--org", "O"],
+            "EMAIL is 262 characters long; the limit is 254.",
+        ),
+        (["x@example.com", "--org", "O" * 201], "--org is 201 characters long; the limit is 200."),
+        (["x@example.com", "--org", "O", "--name", "n" * 201], "--name is 201 characters long"),
+    ],
+)
+def test_create_user_refuses_over_long_values_on_stderr(app, db, args, message) -> None:
+    from reviewapp.auth.models import User
+
+    before = db.scalar(select(func.count()).select_from(User))
+    result = app.test_cli_runner().invoke(
+        args=["create-user", *args, "--password", "long-enough-pw"]
+    )
+    assert result.exit_code == 1 and message in result.stderr
+    assert db.scalar(select(func.count()).select_from(User)) == before
