@@ -79,6 +79,7 @@ LIMITS: dict[str, int] = {
     "requirement.parameter_label": 200,
     "requirement.parameter_unit": 50,
     # admin: triage rules lab
+    "ruleset.description": 500,
     "rule.key": 100,
     "rule.name": 200,
     "rule.description": 5_000,

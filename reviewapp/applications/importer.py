@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,7 +142,7 @@ def read_csv_records(
     """
     text = Path(path).read_bytes().decode("utf-8", errors="surrogateescape")
     text = text.removeprefix("\ufeff")
-    lines = text.splitlines()
+    lines = re.split(r"\r\n|\r|\n", text)  # as csv counts lines (not str.splitlines)
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = next(reader, None)

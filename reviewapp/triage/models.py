@@ -36,7 +36,7 @@ class RulesetVersion(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[int] = mapped_column(unique=True)
     status: Mapped[str] = mapped_column(String(16), default=RulesetStatus.draft)
-    description: Mapped[str] = mapped_column(String(500), default="")
+    description: Mapped[str] = mapped_column(String(LIMITS["ruleset.description"]), default="")
     keyword_lists: Mapped[dict[str, Any]] = mapped_column(default=dict)
     content_hash: Mapped[str | None] = mapped_column(String(64))
     created_by_id: Mapped[int | None] = mapped_column(

@@ -31,6 +31,7 @@ from typing import Any
 
 import yaml
 
+from reviewapp.limits import LIMITS
 from reviewapp.textfiles import InputFileError, load_yaml, read_utf8, yaml_problem
 from reviewapp.triage.engine import RulesetSpec, RuleSpec, RuleValidationError
 
@@ -108,6 +109,14 @@ def parse_ruleset_document(
         raise RuleValidationError(
             f"unknown top-level keys {sorted(unknown_top)}; use description, keyword_lists, rules"
         )
+    description = document.get("description") or ""
+    if not isinstance(description, str):
+        raise RuleValidationError("'description' must be text")
+    if len(description) > LIMITS["ruleset.description"]:
+        raise RuleValidationError(
+            f"'description' is {len(description):,} characters long; "
+            f"the limit is {LIMITS['ruleset.description']:,}"
+        )
     rules_raw = document.get("rules")
     if not isinstance(rules_raw, list):
         raise RuleValidationError("'rules' must be a list")
@@ -134,6 +143,17 @@ def parse_ruleset_document(
             raise RuleValidationError(f"rule #{i}: 'enabled' must be true or false (unquoted)")
         if not isinstance(raw.get("description") or "", str):
             raise RuleValidationError(f"rule #{i}: 'description' must be text")
+        for text_key, limit_key in (
+            ("name", "rule.name"),
+            ("condition", "rule.condition"),
+            ("description", "rule.description"),
+        ):
+            value = str(raw.get(text_key) or "")
+            if len(value) > LIMITS[limit_key]:
+                raise RuleValidationError(
+                    f"rule #{i}: {text_key!r} is {len(value):,} characters long; "
+                    f"the limit is {LIMITS[limit_key]:,}"
+                )
         examples = validate_examples(raw.get("examples") or {}, rule_key=raw["key"])
         actions = raw["actions"]
         if not isinstance(actions, list) or not all(isinstance(a, Mapping) for a in actions):

@@ -142,7 +142,7 @@ def test_database_columns_are_as_long_as_the_limits() -> None:
         SafetyRequirement,
     )
     from reviewapp.review.models import Queue, RiskTier
-    from reviewapp.triage.models import Rule
+    from reviewapp.triage.models import Rule, RulesetVersion
     from reviewapp.webhooks.models import WebhookEndpoint
 
     pairs = [
@@ -161,6 +161,7 @@ def test_database_columns_are_as_long_as_the_limits() -> None:
         (SafetyRequirement.title, "requirement.title"),
         (ResponseTemplate.key, "template.key"),
         (ResponseTemplate.title, "template.title"),
+        (RulesetVersion.description, "ruleset.description"),
         (Rule.key, "rule.key"),
         (Rule.name, "rule.name"),
         (WebhookEndpoint.url, "webhook.url"),

@@ -211,6 +211,16 @@ RULE = """rules:
             id="missing-key",
         ),
         pytest.param(b"rules: {a: 1}\n", "'rules' must be a list", id="rules-not-a-list"),
+        pytest.param(
+            RULE.replace("Rule one", "n" * 201).encode(),
+            "rule #1: 'name' is 201 characters long; the limit is 200",
+            id="too-long",
+        ),
+        pytest.param(
+            ("description: " + "d" * 501 + "\n" + RULE).encode(),
+            "'description' is 501 characters long; the limit is 500",
+            id="description-too-long",
+        ),
         pytest.param(b"a: &x [1]\nb: *x\n", "aliases (*name) are not allowed", id="alias"),
     ],
 )
@@ -293,3 +303,13 @@ def test_create_user_refuses_over_long_values_on_stderr(app, db, args, message) 
     )
     assert result.exit_code == 1 and message in result.stderr
     assert db.scalar(select(func.count()).select_from(User)) == before
+
+
+def test_line_numbers_ignore_unicode_line_separators_inside_fields(app, db, tmp_path) -> None:
+    # U+2028 and U+2029 are not line ends for CSV; the bad byte is on physical line 3
+    path = _write(tmp_path, _row(900, purpose_benefits="a\u2028b\u2029c"), b"901,\xff,x")
+    result = _import(app, db, path)
+    assert result["created"] == 1
+    assert result["errors"] == [
+        (3, "not UTF-8 text at line 3, column 5: byte 0xff; save the file as UTF-8")
+    ]
