@@ -12,13 +12,14 @@ from typing import Any
 import pytest
 from flask_wtf import FlaskForm
 from marshmallow import Schema, ValidationError, fields, validate
+from sqlalchemy import select
 from wtforms import HiddenField, StringField
 
 import reviewapp
 from reviewapp.api.schemas import INPUT_SCHEMAS
 from reviewapp.limits import LIMITS, MaxLength, too_long_message
 from tests.conftest import post_form
-from tests.factories import ApplicationFactory, UserFactory
+from tests.factories import ApplicationFactory, OrganizationFactory, UserFactory
 
 ROOT = Path(__file__).resolve().parents[2]
 WIDE = "𝔘"  # one code point, four UTF-8 bytes, two UTF-16 code units
@@ -246,3 +247,26 @@ def test_browser_note_over_the_limit_keeps_the_text_and_names_the_field(login, d
     body = response.get_data(as_text=True)
     assert "Add an internal note is 5,001 characters long; the limit is 5,000." in body
     assert text in body
+
+
+# --- inline (hand-written) forms: mitigation answers -------------------------------------------
+
+
+def test_inline_mitigation_answer_counts_like_the_forms(login, db) -> None:
+    from reviewapp.review.models import RequiredSafetyRequirement
+    from tests.functional.reviewer.test_mitigations import answer, mitigations_requested
+
+    application, _ = mitigations_requested(login, db, OrganizationFactory())
+    dev = login(application.submitter)
+    limit = LIMITS["mitigation.details"]
+    over = WIDE * (limit + 1)
+    response = answer(dev, application, **{"details-age-assurance": over})
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert f"The description is {limit + 1} characters long; the limit is {limit}." in page
+    assert over in page  # kept as typed
+    at_limit = (WIDE * 99 + "\r\n") * (limit // 100)  # `limit` code points once CR LF -> LF
+    assert answer(dev, application, **{"details-age-assurance": at_limit}).status_code == 302
+    db.expire_all()
+    stored = [r.answer for r in db.scalars(select(RequiredSafetyRequirement)) if r.answer]
+    assert at_limit.replace("\r\n", "\n").strip() in [a["details"] for a in stored]
