@@ -3,7 +3,6 @@ create-user, demo, worker, dispatch-outbox."""
 
 from __future__ import annotations
 
-import csv
 import re
 import sys
 import time
@@ -11,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import yaml
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 from sqlalchemy import select
@@ -76,11 +74,12 @@ def seed_reference_data(session: Any, seed_dir: Path) -> dict[str, int]:
     published yet) the default ruleset from ``seed_dir``. Idempotent."""
     from reviewapp.policies.services import import_policy_library, seed_catalogues
     from reviewapp.review.models import Queue, RiskTier
+    from reviewapp.textfiles import load_yaml_file
     from reviewapp.triage.models import RulesetVersion
     from reviewapp.triage.ruleset_file import load_ruleset_yaml
     from reviewapp.triage.services import create_ruleset_version
 
-    tiers_doc = yaml.safe_load((seed_dir / "tiers.yaml").read_text(encoding="utf-8"))
+    tiers_doc = load_yaml_file(seed_dir / "tiers.yaml")
     for position, raw in enumerate(tiers_doc["queues"]):
         q = session.scalars(select(Queue).where(Queue.key == raw["key"])).first() or Queue(
             key=raw["key"]
@@ -128,7 +127,9 @@ def seed_reference_data(session: Any, seed_dir: Path) -> dict[str, int]:
 @with_appcontext
 def seed() -> None:
     """Load tiers, queues, policies, safety requirements, templates and the default ruleset."""
+    from reviewapp.errors import ValidationFailed
     from reviewapp.extensions import db
+    from reviewapp.textfiles import InputFileError
     from reviewapp.triage.engine import RuleValidationError
 
     try:
@@ -136,6 +137,15 @@ def seed() -> None:
     except RuleValidationError as exc:
         db.rollback()
         fail(f"default ruleset is invalid: {exc}")
+    except InputFileError as exc:
+        db.rollback()
+        fail(str(exc))
+    except ValidationFailed as exc:
+        db.rollback()
+        fail(exc.message)
+    except (KeyError, TypeError) as exc:
+        db.rollback()
+        fail(f"a seed file lacks a key or has a value of the wrong type: {exc!r}")
     db.commit()
     click.echo("seeded: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
@@ -190,10 +200,20 @@ def import_inventory(
     triaged) application per row. Rows already imported (same external_ref) are skipped.
 
     Returns:
-        {"read", "created", "skipped", "errors": [(line, message)], "seconds"}; ``line`` is the
-        physical line (1-based, header = 1) where the bad record starts.
+        {"read", "created", "skipped", "errors": [(line, message)], "notices": [(line, message)],
+        "seconds"}; ``line`` is the physical line (1-based, header = 1) where the record starts.
+        Bad records (broken quoting, wrong field count, non-UTF-8 bytes, invalid values) are
+        reported and skipped; the other rows are imported.
+
+    Raises:
+        click.UsageError: the header is unreadable or lacks required columns (nothing imported).
     """
-    from reviewapp.applications.importer import REQUIRED_COLUMNS, map_row
+    from reviewapp.applications.importer import (
+        REQUIRED_COLUMNS,
+        CsvFileError,
+        map_row,
+        read_csv_records,
+    )
     from reviewapp.applications.models import Application
     from reviewapp.applications.schema import clean_content
     from reviewapp.applications.services import create_application, submit_application
@@ -206,40 +226,20 @@ def import_inventory(
         )
     )
     errors: list[tuple[int, str]] = []
+    notices: list[tuple[int, str]] = []
     created = skipped = read = 0
     users: dict[str, Any] = {}
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        reader = csv.DictReader(handle)
-        try:
-            fieldnames = reader.fieldnames or []
-        except UnicodeDecodeError:
-            raise click.UsageError(f"{path}: not UTF-8 text; save the file as UTF-8") from None
-        missing = [c for c in REQUIRED_COLUMNS if c not in fieldnames]
-        if missing:
-            raise click.UsageError(
-                f"{path}: missing column(s) {', '.join(missing)} (expected the slim inventory format)"
-            )
-        rows = []
-        while True:
-            line = reader.line_num + 1
-            try:
-                row = next(reader)
-            except StopIteration:
-                break
-            except csv.Error as exc:
-                errors.append((line, f"unreadable CSV: {exc}"))
-                break
-            except UnicodeDecodeError as exc:
-                errors.append(
-                    (
-                        line,
-                        f"not UTF-8 text (byte {exc.object[exc.start]:#04x}); save the file as UTF-8",
-                    )
-                )
-                break
+    rows = []
+    try:
+        for line, row, problem in read_csv_records(path, REQUIRED_COLUMNS):
+            if row is None:
+                errors.append((line, problem or "unreadable record"))
+                continue
             rows.append((line, row))
             if limit and len(rows) >= limit:
                 break
+    except CsvFileError as exc:
+        raise click.UsageError(str(exc)) from None
     bar = click.progressbar(rows, label="importing", file=sys.stderr) if progress else None
     iterator = bar if bar is not None else rows
     if bar is not None:
@@ -252,6 +252,7 @@ def import_inventory(
                 if record.external_ref in existing:
                     skipped += 1
                     continue
+                notices.extend((line, note) for note in record.notices)
                 clean_content(record.content, for_submit=False)
                 user = _importer_user(session, record.organization, users)
                 with session.begin_nested():
@@ -280,6 +281,7 @@ def import_inventory(
         "created": created,
         "skipped": skipped,
         "errors": errors,
+        "notices": notices,
         "seconds": time.perf_counter() - start,
     }
 
@@ -299,18 +301,23 @@ def _fill_for_submit(application: Any) -> None:
 @click.option("--limit", type=int, default=None, help="Import at most this many rows.")
 @with_appcontext
 def import_applications(path: str, limit: int | None) -> None:
-    """Import the inventory's slim CSV as triaged applications (idempotent)."""
+    """Import the inventory's slim CSV as triaged applications (idempotent).
+
+    Bad records are listed on stderr ("line N: problem") and skipped; the others are imported.
+    Exit status 1 when any record was bad, 2 when the file as a whole is unusable."""
     from reviewapp.extensions import db
 
     result = import_inventory(db.session, path, commit=db.commit, limit=limit)
+    for line, message in result["notices"]:
+        click.echo(f"line {line}: note: {message}", err=True)
     for line, message in result["errors"]:
         click.echo(f"line {line}: {message}", err=True)
     click.echo(
         f"read {result['read']} rows: created {result['created']}, already present {result['skipped']}, "
         f"bad {len(result['errors'])} ({result['seconds']:.1f} s)"
     )
-    if result["errors"] and not result["created"] and not result["skipped"]:
-        sys.exit(1)
+    if result["errors"]:
+        sys.exit(1)  # the good rows are kept (committed); the exit code says some were not
 
 
 @click.command("create-user")
@@ -335,7 +342,16 @@ def create_user_cmd(
     from reviewapp.auth.services import create_user, get_or_create_organization, issue_token
     from reviewapp.errors import DomainError
     from reviewapp.extensions import db
+    from reviewapp.limits import LIMITS, too_long_message
 
+    for option, value, key in (
+        ("EMAIL", email, "user.email"),
+        ("--org", org_name, "organization.name"),
+        ("--name", name, "user.name"),
+        ("--password", password, "user.password"),
+    ):
+        if len(value) > LIMITS[key]:
+            fail(too_long_message(option, len(value), LIMITS[key]))
     try:
         org, _ = get_or_create_organization(db.session, org_name)
         user = create_user(

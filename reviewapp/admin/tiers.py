@@ -22,13 +22,14 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, Length, NumberRange
+from wtforms.validators import DataRequired, NumberRange
 
 from reviewapp.applications.forms import MultiCheckboxField, choices
 from reviewapp.audit.services import record_event
 from reviewapp.auth.models import Permission, Role, User
 from reviewapp.errors import ValidationFailed
 from reviewapp.extensions import db
+from reviewapp.limits import max_length
 from reviewapp.review.models import Queue, RiskTier
 from reviewapp.web import permission_required, save_form
 
@@ -40,8 +41,8 @@ MAX_SLA_HOURS = 2000  # business hours (50 weeks of 40 h)
 class TierForm(FlaskForm):
     """One risk tier's review policy."""
 
-    label = StringField("Label", validators=[DataRequired(), Length(max=100)])
-    description = TextAreaField("Description", validators=[Length(max=2000)])
+    label = StringField("Label", validators=[DataRequired(), max_length("tier.label")])
+    description = TextAreaField("Description", validators=[max_length("tier.description")])
     sla_hours = IntegerField(
         "SLA target (business hours)",
         validators=[NumberRange(min=1, max=MAX_SLA_HOURS, message="From 1 to 2000 hours.")],
@@ -62,8 +63,8 @@ class TierForm(FlaskForm):
 class QueueForm(FlaskForm):
     """One queue: title, order on the page, the roles that may claim from it."""
 
-    title = StringField("Title", validators=[DataRequired(), Length(max=200)])
-    description = TextAreaField("Description", validators=[Length(max=2000)])
+    title = StringField("Title", validators=[DataRequired(), max_length("queue.title")])
+    description = TextAreaField("Description", validators=[max_length("queue.description")])
     position = IntegerField("Order", validators=[NumberRange(min=0, max=1000)])
     roles = MultiCheckboxField(
         "Roles that may work it",

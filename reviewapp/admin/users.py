@@ -44,6 +44,7 @@ from reviewapp.auth.admin_services import (
 from reviewapp.auth.models import ApiToken, Organization, Permission, Role, User
 from reviewapp.errors import DomainError
 from reviewapp.extensions import db
+from reviewapp.limits import max_length
 from reviewapp.web import act, page_arg, permission_required, save_form
 
 bp = Blueprint("admin_users", __name__)
@@ -64,20 +65,18 @@ class InviteForm(FlaskForm):
         validators=[
             DataRequired(message="Enter the invitee's email address."),
             Email(message="Enter an email address like name@example.com."),
-            Length(max=254),
+            max_length("user.email"),
         ],
         filters=[_strip],
     )
-    name = StringField(
-        "Name", validators=[Optional(), Length(max=200, message="Use at most 200 characters.")]
-    )
+    name = StringField("Name", validators=[Optional(), max_length("user.name")])
     role = SelectField("Role", choices=ROLE_CHOICES, default=str(Role.developer))
     organization = SelectField(
         "Organization", description="Choose an existing organization, or “New organization”."
     )
     new_organization = StringField(
         "New organization",
-        validators=[Optional(), Length(max=200, message="Use at most 200 characters.")],
+        validators=[Optional(), max_length("organization.name")],
         filters=[_strip],
         description="Only when “New organization” is chosen above; "
         "an existing organization with this name is used instead of a duplicate.",
@@ -94,7 +93,8 @@ class SetPasswordForm(FlaskForm):
         "New password",
         validators=[
             DataRequired(message="Choose a password."),
-            Length(min=10, max=1000, message="Use at least 10 characters."),
+            Length(min=10, message="Use at least 10 characters."),
+            max_length("user.password"),
         ],
     )
     confirm = PasswordField(
@@ -102,6 +102,7 @@ class SetPasswordForm(FlaskForm):
         validators=[
             DataRequired(message="Repeat the password."),
             EqualTo("password", message="The passwords differ."),
+            max_length("user.password"),
         ],
     )
 
@@ -138,7 +139,7 @@ def index() -> Any:
     """Users with role and organization; query args ``q`` (email contains), ``role``,
     ``organization`` (id), ``active`` ("yes"/"no"), ``page``."""
     args = {
-        "q": request.args.get("q", "")[:254],
+        "q": request.args.get("q", ""),  # not cut: a longer text simply matches no email
         "role": request.args.get("role", ""),
         "organization": request.args.get("organization", ""),
         "active": request.args.get("active", ""),

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from marshmallow import EXCLUDE, Schema, fields, validate
 
-from reviewapp.applications.schema import TEXT_LIMITS
+from reviewapp.limits import api_length
 
 
 class ErrorDetail(Schema):
@@ -35,17 +35,17 @@ class Content(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    title = fields.String(validate=validate.Length(max=TEXT_LIMITS["title"]))
-    category = fields.String(allow_none=True)
-    description = fields.String(validate=validate.Length(max=TEXT_LIMITS["description"]))
-    benefits = fields.String(validate=validate.Length(max=TEXT_LIMITS["benefits"]))
-    end_users = fields.List(fields.String())
-    domains = fields.List(fields.String())
-    modalities = fields.List(fields.String())
+    title = fields.String(validate=api_length("application.title"))
+    category = fields.String(allow_none=True, validate=api_length("vocabulary.key"))
+    description = fields.String(validate=api_length("application.description"))
+    benefits = fields.String(validate=api_length("application.benefits"))
+    end_users = fields.List(fields.String(validate=api_length("vocabulary.key")))
+    domains = fields.List(fields.String(validate=api_length("vocabulary.key")))
+    modalities = fields.List(fields.String(validate=api_length("vocabulary.key")))
     monthly_requests = fields.Integer(allow_none=True)
     human_review_of_outputs = fields.Boolean(allow_none=True)
-    safety_measures = fields.String()
-    product_url = fields.String()
+    safety_measures = fields.String(validate=api_length("application.safety_measures"))
+    product_url = fields.String(validate=api_length("application.product_url"))
 
 
 class CreateApplication(Content):
@@ -54,8 +54,15 @@ class CreateApplication(Content):
 
 class Answer(Schema):
     attested = fields.Boolean(required=True, truthy={True}, falsy={False})  # JSON booleans only
-    details = fields.String(required=True, metadata={"description": "20–5000 characters."})
-    link = fields.String(metadata={"description": "Optional http(s) address of evidence."})
+    details = fields.String(
+        required=True,
+        validate=api_length("mitigation.details"),
+        metadata={"description": "20–5000 characters."},
+    )
+    link = fields.String(
+        validate=api_length("mitigation.link"),
+        metadata={"description": "Optional http(s) address of evidence."},
+    )
 
 
 class PatchApplication(Content):
@@ -191,20 +198,29 @@ class DiffOut(Schema):
 
 
 class AppealIn(Schema):
-    statement = fields.String(required=True, metadata={"description": "20–5000 characters."})
+    statement = fields.String(
+        required=True,
+        validate=api_length("appeal.statement"),
+        metadata={"description": "20–5000 characters."},
+    )
 
 
 class RequirementIn(Schema):
-    id = fields.String(required=True)
-    reason = fields.String()
-    parameters = fields.Dict(keys=fields.String(), values=fields.Integer())
+    id = fields.String(required=True, validate=api_length("requirement.key"))
+    reason = fields.String(validate=api_length("reason.text"))
+    parameters = fields.Dict(
+        keys=fields.String(validate=api_length("requirement.key")), values=fields.Integer()
+    )
 
 
 class DecisionIn(Schema):
     outcome = fields.String(
         required=True, validate=validate.OneOf(["approve", "request_mitigations", "reject"])
     )
-    citations = fields.List(fields.String(), metadata={"description": "Policy section ids."})
+    citations = fields.List(
+        fields.String(validate=api_length("policy_section.key")),
+        metadata={"description": "Policy section ids."},
+    )
     safety_requirements = fields.List(
         fields.Raw(),
         metadata={
@@ -213,9 +229,18 @@ class DecisionIn(Schema):
             "defines for it (GET /catalogue lists ids and parameters)."
         },
     )
-    template = fields.String(required=True, metadata={"description": "Response template key."})
-    message = fields.String(metadata={"description": "Note inserted into the template."})
-    rationale = fields.String(metadata={"description": "Internal; never sent."})
+    template = fields.String(
+        required=True,
+        validate=api_length("template.key"),
+        metadata={"description": "Response template key."},
+    )
+    message = fields.String(
+        validate=api_length("decision.reviewer_note"),
+        metadata={"description": "Note inserted into the template."},
+    )
+    rationale = fields.String(
+        validate=api_length("decision.rationale"), metadata={"description": "Internal; never sent."}
+    )
     version = fields.Integer(metadata={"description": "The application version you judged."})
 
 
@@ -290,3 +315,15 @@ class Catalogue(Schema):
     tiers = fields.List(fields.String(), required=True)
     response_templates = fields.List(fields.Nested(TemplateSpec), required=True)
     safety_requirements = fields.List(fields.Nested(RequirementSpec), required=True)
+
+
+#: the request-body schemas (every text field in them carries a length limit; a test checks)
+INPUT_SCHEMAS: tuple[type[Schema], ...] = (
+    Content,
+    CreateApplication,
+    PatchApplication,
+    Answer,
+    AppealIn,
+    RequirementIn,
+    DecisionIn,
+)

@@ -15,15 +15,15 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import Length, NumberRange, Optional, ValidationError
+from wtforms.validators import NumberRange, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from reviewapp.applications.schema import (
     FIELD_LABELS,
     MAX_MONTHLY_REQUESTS,
-    TEXT_LIMITS,
     load_vocabularies,
 )
+from reviewapp.limits import MaxLength, max_length
 
 
 def choices(pairs: Any) -> list[SelectChoice]:
@@ -38,15 +38,8 @@ class MultiCheckboxField(SelectMultipleField):
     option_widget = CheckboxInput()
 
 
-class _LengthMessage(Length):
-    def __call__(self, form: Any, field: Any) -> None:
-        length = len(field.data or "")
-        if length > self.max:
-            raise ValidationError(f"This is {length} characters long; the limit is {self.max}.")
-
-
-def _len(name: str) -> _LengthMessage:
-    return _LengthMessage(max=TEXT_LIMITS[name])
+def _len(name: str) -> MaxLength:
+    return max_length(f"application.{name}")
 
 
 class ApplicationForm(FlaskForm):
@@ -136,7 +129,7 @@ class AppealForm(FlaskForm):
 
     statement = TextAreaField(
         "Why should the decision change?",
-        validators=[Length(max=5000)],
+        validators=[max_length("appeal.statement")],
         description="At least 20 characters. Point to facts the reviewer may have missed. "
         "An application can be appealed once per revision; someone other than the original "
         "reviewer decides.",

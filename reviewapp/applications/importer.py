@@ -36,9 +36,15 @@ triage reads.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import csv
+import io
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+from reviewapp.limits import LIMITS
 
 LABEL_COLUMNS = ("impact_type_raw", "impact_label", "suggested_tier")
 REQUIRED_COLUMNS = (
@@ -103,6 +109,99 @@ class InventoryRecord:
     reference_label: str | None
     reference_tier: str | None
     source_metadata: dict[str, Any]
+    notices: tuple[str, ...] = field(default=())
+
+
+class CsvFileError(ValueError):
+    """The file as a whole cannot be imported (unreadable header, missing columns)."""
+
+
+def _bad_bytes(lines: Sequence[str], first: int, last: int) -> str | None:
+    """Where the first undecodable byte sits in physical lines ``first..last`` (1-based), as
+    "line L, column C: byte 0xNN", or None. Bytes were decoded with ``surrogateescape``."""
+    for number in range(first, min(last, len(lines)) + 1):
+        for column, char in enumerate(lines[number - 1], start=1):
+            if 0xDC80 <= ord(char) <= 0xDCFF:
+                return f"line {number}, column {column}: byte {ord(char) - 0xDC00:#04x}"
+    return None
+
+
+def read_csv_records(
+    path: str | Path, required_columns: Sequence[str]
+) -> Iterator[tuple[int, dict[str, str] | None, str | None]]:
+    """Read a UTF-8 CSV file (a leading BOM is ignored) record by record.
+
+    Yields:
+        ``(line, row, problem)``: ``line`` is the physical line (1-based; the header is line 1)
+        where the record starts; ``row`` maps column name -> text, or is None when ``problem``
+        says why the record was unreadable (broken quoting, a field count that differs from the
+        header's, bytes that are not UTF-8, with line and column). Blank lines are skipped.
+    Raises:
+        CsvFileError: the header is empty, unreadable, repeats a column, or lacks one of
+            ``required_columns``.
+    """
+    text = Path(path).read_bytes().decode("utf-8", errors="surrogateescape")
+    text = text.removeprefix("\ufeff")
+    lines = re.split(r"\r\n|\r|\n", text)  # as csv counts lines (not str.splitlines)
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header = next(reader, None)
+    except csv.Error as exc:
+        raise CsvFileError(f"{path}: line 1: unreadable header ({exc})") from None
+    if not header:
+        raise CsvFileError(f"{path}: the file is empty (expected a header row)")
+    bad = _bad_bytes(lines, 1, reader.line_num)
+    if bad:
+        raise CsvFileError(f"{path}: not UTF-8 text at {bad}; save the file as UTF-8")
+    duplicated = sorted({c for c in header if header.count(c) > 1})
+    if duplicated:
+        raise CsvFileError(f"{path}: line 1: column(s) {', '.join(duplicated)} appear twice")
+    missing = [c for c in required_columns if c not in header]
+    if missing:
+        raise CsvFileError(
+            f"{path}: line 1: missing column(s) {', '.join(missing)} "
+            "(expected the slim inventory format)"
+        )
+    while True:
+        line = reader.line_num + 1
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield line, None, f"broken quoting: {exc} (record starting at line {line})"
+            continue
+        if not record:
+            continue
+        bad = _bad_bytes(lines, line, reader.line_num)
+        if bad:
+            yield line, None, f"not UTF-8 text at {bad}; save the file as UTF-8"
+            continue
+        if len(record) != len(header):
+            yield (
+                line,
+                None,
+                f"has {len(record)} fields but the header has {len(header)} "
+                "(check the commas and quotes)",
+            )
+            continue
+        yield line, dict(zip(header, record, strict=True)), None
+
+
+def _check_length(name: str, value: str, key: str, source: str) -> None:
+    limit = LIMITS[key]
+    if len(value) > limit:
+        raise ValueError(
+            f"{name} ({source}) is {len(value):,} characters long; the limit is {limit:,}"
+        )
+
+
+def _shorten(text: str, limit: int) -> str:
+    """``text`` cut at the last word boundary that leaves room for "…" within ``limit``."""
+    cut = text[: limit - 1]
+    if " " in cut:
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip() + "…"
 
 
 def _clean(value: Any) -> str:
@@ -143,8 +242,13 @@ def map_human_review(autonomous_decision: str) -> bool | None:
 def map_row(row: Mapping[str, Any]) -> InventoryRecord:
     """Map one slim-CSV row (column name -> text) to an :class:`InventoryRecord`.
 
+    Nothing is cut silently: a use-case name longer than the title limit is shortened with
+    "…" and kept in full at the start of the description (``notices`` says so); any other value
+    over its limit (see reviewapp.limits) is an error.
+
     Raises:
-        ValueError: when the row has no ``row_id``, agency or use case name.
+        ValueError: when the row has no ``row_id``, agency or use case name, or a value is
+            longer than its limit.
     """
     row_id = _clean(row.get("row_id"))
     if not row_id.isdigit():
@@ -155,6 +259,8 @@ def map_row(row: Mapping[str, Any]) -> InventoryRecord:
     title = _clean(row.get("use_case_name"))
     if not title:
         raise ValueError("use_case_name is empty")
+    _check_length("organization", agency, "organization.name", "agency")
+    notices: list[str] = []
     purpose = str(row.get("purpose_benefits") or "").strip()
     outputs = str(row.get("outputs") or "").strip()
     description = purpose
@@ -162,18 +268,37 @@ def map_row(row: Mapping[str, Any]) -> InventoryRecord:
         description = (
             f"{purpose}\n\nSystem outputs: {outputs}" if purpose else f"System outputs: {outputs}"
         )
+    title_limit = LIMITS["application.title"]
+    if len(title) > title_limit:
+        # visible, not silent: the full name opens the description and the import says so
+        notices.append(
+            f"use_case_name is {len(title):,} characters long (the title limit is "
+            f"{title_limit:,}); the title was shortened and the full name opens the description"
+        )
+        description = f"Full use-case name: {title}\n\n{description}".rstrip()
+        title = _shorten(title, title_limit)
+    _check_length(
+        "description", description, "application.description", "purpose_benefits + outputs"
+    )
     measures = []
     if _clean(row.get("key_risks")):
         measures.append(f"Key risks identified: {str(row['key_risks']).strip()}")
     if _clean(row.get("appeal_process")):
         measures.append(f"Appeal process for affected people: {_clean(row['appeal_process'])}")
+    safety_measures = "\n".join(measures)
+    _check_length(
+        "safety_measures",
+        safety_measures,
+        "application.safety_measures",
+        "key_risks + appeal_process",
+    )
     end_users = ["government"]
     if _clean(row.get("public_facing_hisp")).lower() == "yes":
         end_users.insert(0, "consumers")
     content = {
-        "title": title[:200],
+        "title": title,
         "category": map_category(str(row.get("commercial_ai_category") or "")),
-        "description": description[:10_000],
+        "description": description,
         "benefits": "",
         "end_users": end_users,
         "domains": map_domains(
@@ -182,12 +307,12 @@ def map_row(row: Mapping[str, Any]) -> InventoryRecord:
         "modalities": ["text"],
         "monthly_requests": None,
         "human_review_of_outputs": map_human_review(str(row.get("autonomous_decision") or "")),
-        "safety_measures": "\n".join(measures)[:5_000],
+        "safety_measures": safety_measures,
         "product_url": "",
     }
     return InventoryRecord(
         external_ref=f"fed2024-{row_id}",
-        organization=agency[:200],
+        organization=agency,
         content=content,
         reference_label=_clean(row.get("impact_label")) or None,
         reference_tier=_clean(row.get("suggested_tier")) or None,
@@ -198,4 +323,5 @@ def map_row(row: Mapping[str, Any]) -> InventoryRecord:
             "commercial_ai_category": _clean(row.get("commercial_ai_category")),
             "stage": _clean(row.get("stage")),
         },
+        notices=tuple(notices),
     )

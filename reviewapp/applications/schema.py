@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 import yaml
 
 from reviewapp.errors import ValidationFailed
+from reviewapp.limits import LIMITS
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 
@@ -44,14 +45,14 @@ def load_vocabularies(path: str | None = None) -> Vocabularies:
     )
 
 
-# name -> maximum length in code points
+# name -> maximum length in code points (defined in reviewapp.limits)
 TEXT_LIMITS: dict[str, int] = {
-    "title": 200,
-    "description": 10_000,
-    "benefits": 5_000,
-    "safety_measures": 5_000,
-    "product_url": 500,
+    name: LIMITS[f"application.{name}"]
+    for name in ("title", "description", "benefits", "safety_measures", "product_url")
 }
+#: text fields that must be one line (the title is an email subject; the URL is a URL)
+ONE_LINE_FIELDS = ("title", "product_url")
+LINE_BREAKS = ("\n", "\r", "\u2028", "\u2029")
 LIST_FIELDS = ("end_users", "domains", "modalities")
 MAX_MONTHLY_REQUESTS = 10**12
 CONTENT_FIELDS = (
@@ -175,6 +176,9 @@ def _clean_field(name: str, value: Any, vocab: Vocabularies) -> Any:
         if unstorable:
             raise ValueError(f"contains {unstorable}, which cannot be stored; remove it")
         value = value.strip()
+        if name in ONE_LINE_FIELDS and any(c in value for c in LINE_BREAKS):
+            # a title goes into email subjects, where a line break cannot be
+            raise ValueError("must be a single line; remove the line breaks")
         limit = TEXT_LIMITS[name]
         if len(value) > limit:
             raise ValueError(f"is {len(value)} characters long; the limit is {limit}.")

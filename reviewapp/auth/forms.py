@@ -9,36 +9,42 @@ from wtforms import BooleanField, EmailField, PasswordField, SelectField, String
 from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional, StopValidation
 
 from reviewapp.applications.forms import MultiCheckboxField
+from reviewapp.limits import max_length
 
 
 class LoginForm(FlaskForm):
-    email = EmailField("Email", validators=[DataRequired(), Email(), Length(max=254)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=1000)])
+    email = EmailField("Email", validators=[DataRequired(), Email(), max_length("user.email")])
+    password = PasswordField("Password", validators=[DataRequired(), max_length("user.password")])
     remember = BooleanField("Keep me logged in")
 
 
 class RegisterForm(FlaskForm):
-    name = StringField("Your name", validators=[DataRequired(), Length(max=200)])
-    email = EmailField("Email", validators=[DataRequired(), Email(), Length(max=254)])
+    name = StringField("Your name", validators=[DataRequired(), max_length("user.name")])
+    email = EmailField("Email", validators=[DataRequired(), Email(), max_length("user.email")])
     password = PasswordField(
         "Password",
         validators=[
             DataRequired(),
-            Length(min=10, max=1000, message="Use at least 10 characters."),
+            Length(min=10, message="Use at least 10 characters."),
+            max_length("user.password"),
         ],
     )
     confirm = PasswordField(
         "Repeat password",
-        validators=[DataRequired(), EqualTo("password", message="The passwords differ.")],
+        validators=[
+            DataRequired(),
+            EqualTo("password", message="The passwords differ."),
+            max_length("user.password"),
+        ],
     )
     organization = StringField(
         "Organization",
-        validators=[DataRequired(), Length(max=200)],
+        validators=[DataRequired(), max_length("organization.name")],
         description="A new organization is created unless it already exists.",
     )
     join_code = StringField(
         "Join code",
-        validators=[Optional(), Length(max=64)],
+        validators=[Optional(), max_length("organization.join_code")],
         description="Needed only to join an existing organization; a member finds it on their applications page.",
     )
 
@@ -66,7 +72,7 @@ class TokenForm(FlaskForm):
         "Name",
         validators=[
             DataRequired(message="Give the token a name, e.g. the script or machine using it."),
-            Length(max=100, message="Use at most 100 characters."),
+            max_length("token.name"),
         ],
         filters=[lambda value: value.strip() if isinstance(value, str) else value],
         description="Where you will use it, e.g. “CI deploy check” (1–100 characters).",

@@ -14,6 +14,7 @@ from sqlalchemy import ForeignKey, Index, String, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from reviewapp.db import Base, utcnow
+from reviewapp.limits import LIMITS
 
 _hasher = PasswordHasher()  # Argon2id with the library's RFC 9106 low-memory defaults
 
@@ -73,9 +74,11 @@ class Organization(Base):
     __tablename__ = "organization"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(200), unique=True)
+    name: Mapped[str] = mapped_column(String(LIMITS["organization.name"]), unique=True)
     join_code: Mapped[str] = mapped_column(
-        String(64), default=lambda: secrets.token_urlsafe(12), unique=True
+        String(LIMITS["organization.join_code"]),
+        default=lambda: secrets.token_urlsafe(12),
+        unique=True,
     )
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
@@ -88,8 +91,8 @@ class User(UserMixin, Base):
     __tablename__ = "user_account"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    email: Mapped[str] = mapped_column(String(254))
-    name: Mapped[str] = mapped_column(String(200), default="")
+    email: Mapped[str] = mapped_column(String(LIMITS["user.email"]))
+    name: Mapped[str] = mapped_column(String(LIMITS["user.name"]), default="")
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[Role] = mapped_column(String(32), default=Role.developer)
     organization_id: Mapped[int] = mapped_column(ForeignKey("organization.id", ondelete="RESTRICT"))
@@ -149,7 +152,7 @@ class ApiToken(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"))
-    name: Mapped[str] = mapped_column(String(100), default="")
+    name: Mapped[str] = mapped_column(String(LIMITS["token.name"]), default="")
     prefix: Mapped[str] = mapped_column(String(16), unique=True)
     secret_hash: Mapped[str] = mapped_column(String(64))
     scopes: Mapped[str] = mapped_column(String(100), default="read write")

@@ -31,12 +31,13 @@ from reviewapp.errors import (
     ValidationFailed,
 )
 from reviewapp.extensions import db
+from reviewapp.limits import LIMITS
 from reviewapp.web import act, consume_form_once, show_form_errors
 
 bp = Blueprint("tokens", __name__, url_prefix="/account/tokens")
 
 MAX_ACTIVE_TOKENS = 20
-MAX_NAME_LENGTH = 100
+MAX_NAME_LENGTH = LIMITS["token.name"]
 
 # every scope the API checks (token_required), in display order, with what it allows
 SCOPES: dict[str, str] = {

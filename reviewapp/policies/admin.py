@@ -24,13 +24,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from wtforms import HiddenField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length, Optional
+from wtforms.validators import DataRequired, Optional
 
 from reviewapp.applications.models import Application, Status
 from reviewapp.audit.services import record_event
 from reviewapp.auth.models import Permission, User
 from reviewapp.errors import ConflictError, DomainError, ValidationFailed
 from reviewapp.extensions import db
+from reviewapp.limits import LIMITS, max_length
 from reviewapp.policies.models import ResponseTemplate, SafetyRequirement
 from reviewapp.policies.services import (
     TEMPLATE_VARIABLES,
@@ -40,15 +41,16 @@ from reviewapp.policies.services import (
     validate_template,
 )
 from reviewapp.review.models import Decision, Outcome, RequiredSafetyRequirement
+from reviewapp.textfiles import load_yaml, yaml_problem
 from reviewapp.web import permission_required, show_form_errors
 
 bp = Blueprint("policy_admin", __name__, url_prefix="/admin/catalogue")
 
 KEY_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
-KEY_LIMIT = 100
-BODY_LIMIT = 20_000  # code points
-DESCRIPTION_LIMIT = 5_000
-PARAMETERS_LIMIT = 5_000
+KEY_LIMIT = LIMITS["template.key"]
+BODY_LIMIT = LIMITS["template.body"]  # code points
+DESCRIPTION_LIMIT = LIMITS["requirement.description"]
+PARAMETERS_LIMIT = LIMITS["requirement.parameters"]
 TYPICAL_LIMIT = 3  # safety requirements shown in a preview
 PREVIEW_NOTE = "This is where the reviewer's note appears."
 PREVIEW_REASON = "Example reason given by the reviewer."
@@ -66,7 +68,7 @@ class TemplateForm(FlaskForm):
         "Key",
         validators=[
             Optional(),
-            Length(max=KEY_LIMIT, message=f"Use at most {KEY_LIMIT} characters."),
+            max_length("template.key"),
         ],
         filters=[_strip],
         description="Lowercase letters, digits and dashes, e.g. approve-research. "
@@ -76,7 +78,7 @@ class TemplateForm(FlaskForm):
         "Title",
         validators=[
             DataRequired(message="Give the template a title."),
-            Length(max=200, message="Use at most 200 characters."),
+            max_length("template.title"),
         ],
         filters=[_strip],
     )
@@ -89,14 +91,14 @@ class TemplateForm(FlaskForm):
         "Message",
         validators=[
             DataRequired(message="Write the message text."),
-            Length(max=BODY_LIMIT, message=f"Use at most {BODY_LIMIT:,} characters."),
+            max_length("template.body"),
         ],
         description="Markdown with Jinja placeholders: " + ", ".join(TEMPLATE_VARIABLES) + ".",
         render_kw={"rows": 18, "spellcheck": "true"},
     )
     reference = StringField(
         "Preview with application",
-        validators=[Optional(), Length(max=40)],
+        validators=[Optional(), max_length("application.reference")],
         filters=[_strip],
         description="The reference of a submitted application, e.g. APP-000123.",
     )
@@ -110,7 +112,7 @@ class RequirementForm(FlaskForm):
         "Title",
         validators=[
             DataRequired(message="Give the requirement a title."),
-            Length(max=200, message="Use at most 200 characters."),
+            max_length("requirement.title"),
         ],
         filters=[_strip],
     )
@@ -118,16 +120,14 @@ class RequirementForm(FlaskForm):
         "Description",
         validators=[
             DataRequired(message="Describe what the developer must do and attest to."),
-            Length(max=DESCRIPTION_LIMIT, message=f"Use at most {DESCRIPTION_LIMIT:,} characters."),
+            max_length("requirement.description"),
         ],
         filters=[_strip],
         render_kw={"rows": 6},
     )
     parameters = TextAreaField(
         "Parameters (YAML)",
-        validators=[
-            Length(max=PARAMETERS_LIMIT, message=f"Use at most {PARAMETERS_LIMIT:,} characters.")
-        ],
+        validators=[max_length("requirement.parameters")],
         description="Values the reviewer sets when requiring it, one list item each: name "
         "(an identifier like minimum_user_age), label, unit, and whole numbers min <= max. "
         "Leave empty for none.",
@@ -280,11 +280,9 @@ def parse_parameter_specs(text: str) -> list[dict[str, Any]]:
     if not text.strip():
         return []
     try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise fail(f"The parameters are not valid YAML{where}.") from None
+        raise fail(f"The parameters are not valid YAML ({yaml_problem(exc)}).") from None
     if raw is None:
         return []
     if not isinstance(raw, list):
@@ -316,11 +314,20 @@ def parse_parameter_specs(text: str) -> list[dict[str, Any]]:
         label, unit = item.get("label") or name, item.get("unit") or ""
         if not isinstance(label, str | int) or not isinstance(unit, str | int):
             raise fail(f"Parameter {name!r}: label and unit must be text.")
+        for what, value, key in (
+            ("label", str(label), "requirement.parameter_label"),
+            ("unit", str(unit), "requirement.parameter_unit"),
+        ):
+            if len(value) > LIMITS[key]:
+                raise fail(
+                    f"Parameter {name!r}: the {what} is {len(value):,} characters long; "
+                    f"the limit is {LIMITS[key]:,}."
+                )
         specs.append(
             {
                 "name": name,
-                "label": str(label)[:200],
-                "unit": str(unit)[:50],
+                "label": str(label),
+                "unit": str(unit),
                 "min": low,
                 "max": high,
             }

@@ -31,12 +31,13 @@ from reviewapp.auth.models import Permission, User
 from reviewapp.db import Base, utcnow
 from reviewapp.errors import ConflictError, DomainError, ValidationFailed
 from reviewapp.extensions import db
+from reviewapp.limits import LIMITS, max_length
 from reviewapp.policies.models import PolicyFeedback, PolicySection, PolicySectionVersion
 from reviewapp.web import permission_required, show_form_errors
 
 MESSAGE_MIN = 20
-MESSAGE_MAX = 5_000
-ANSWER_MAX = 5_000
+MESSAGE_MAX = LIMITS["clarification.message"]
+ANSWER_MAX = LIMITS["clarification.answer"]
 KINDS = {"clarification": "Clarification", "change": "Change request"}
 STATUSES = ("open", "answered", "declined")
 
@@ -248,9 +249,9 @@ class AskForm(FlaskForm):
             DataRequired(message="Write your question."),
             Length(
                 min=MESSAGE_MIN,
-                max=MESSAGE_MAX,
                 message=f"Write between {MESSAGE_MIN} and {MESSAGE_MAX} characters.",
             ),
+            max_length("clarification.message"),
         ],
         filters=[lambda v: v.strip() if isinstance(v, str) else v],
         description="Describe your use case; the policy team answers here and on "
@@ -273,7 +274,7 @@ class RespondForm(FlaskForm):
         "Message to the developer",
         validators=[
             DataRequired(message="Write the message the developer will read."),
-            Length(max=ANSWER_MAX, message=f"Use at most {ANSWER_MAX} characters."),
+            max_length("clarification.answer"),
         ],
         filters=[lambda v: v.strip() if isinstance(v, str) else v],
         description="Markdown. Shown to the developer's organization.",

@@ -27,12 +27,13 @@ from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from wtforms import DateField, HiddenField, StringField, TextAreaField
-from wtforms.validators import DataRequired, InputRequired, Length
+from wtforms.validators import DataRequired, InputRequired
 
 from reviewapp.audit.services import record_event
 from reviewapp.auth.models import Permission, User
 from reviewapp.errors import ConflictError, DomainError, ValidationFailed
 from reviewapp.extensions import db
+from reviewapp.limits import LIMITS, max_length
 from reviewapp.policies.models import PolicyFeedback, PolicySection, PolicySectionVersion
 from reviewapp.policies.services import _sort_key, render_markdown, sections_in_order
 from reviewapp.web import permission_required, show_form_errors
@@ -40,8 +41,8 @@ from reviewapp.web import permission_required, show_form_errors
 bp = Blueprint("policy_editor", __name__, url_prefix="/admin/policies")
 
 KEY_RE = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
-TEXT_LIMIT = 50_000
-SUMMARY_LIMIT = 500
+TEXT_LIMIT = LIMITS["policy_section.text"]
+SUMMARY_LIMIT = LIMITS["policy_section.change_summary"]
 
 
 def _strip(value: Any) -> Any:
@@ -60,7 +61,7 @@ class VersionForm(FlaskForm):
         "Text (Markdown)",
         validators=[
             DataRequired(message="Write the section's text."),
-            Length(max=TEXT_LIMIT, message=f"Use at most {TEXT_LIMIT:,} characters."),
+            max_length("policy_section.text"),
         ],
         render_kw={"rows": 16, "spellcheck": "true"},
         description="Markdown; raw HTML is not rendered. Use Preview to check it.",
@@ -74,7 +75,7 @@ class VersionForm(FlaskForm):
         "Change summary",
         validators=[
             DataRequired(message="Say what changed; it is shown in the public changelog."),
-            Length(max=SUMMARY_LIMIT, message=f"Use at most {SUMMARY_LIMIT} characters."),
+            max_length("policy_section.change_summary"),
         ],
         filters=[_strip],
     )
@@ -88,7 +89,7 @@ class SectionForm(VersionForm):
         "Key",
         validators=[
             DataRequired(message="Give the section a key, e.g. usage-4.2."),
-            Length(max=100, message="Use at most 100 characters."),
+            max_length("policy_section.key"),
         ],
         filters=[_strip],
         description="Lowercase letters, digits, dots and dashes. It is part of the public "
@@ -98,7 +99,7 @@ class SectionForm(VersionForm):
         "Number",
         validators=[
             DataRequired(message="Give the number as displayed, e.g. §4.2."),
-            Length(max=50, message="Use at most 50 characters."),
+            max_length("policy_section.number"),
         ],
         filters=[_strip],
     )
@@ -106,7 +107,7 @@ class SectionForm(VersionForm):
         "Title",
         validators=[
             DataRequired(message="Give the section a title."),
-            Length(max=300, message="Use at most 300 characters."),
+            max_length("policy_section.title"),
         ],
         filters=[_strip],
     )

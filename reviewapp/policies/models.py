@@ -9,6 +9,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, String, Text, UniqueConstrai
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from reviewapp.db import Base, utcnow
+from reviewapp.limits import LIMITS
 
 
 class PolicySection(Base):
@@ -17,9 +18,13 @@ class PolicySection(Base):
     __tablename__ = "policy_section"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    key: Mapped[str] = mapped_column(String(100), unique=True)  # stable id, e.g. "usage-3.2"
-    number: Mapped[str] = mapped_column(String(50))  # as displayed, e.g. "§3.2" or "Art. 5(1)(a)"
-    title: Mapped[str] = mapped_column(String(300))
+    key: Mapped[str] = mapped_column(
+        String(LIMITS["policy_section.key"]), unique=True
+    )  # stable id, e.g. "usage-3.2"
+    number: Mapped[str] = mapped_column(
+        String(LIMITS["policy_section.number"])
+    )  # as displayed, e.g. "§3.2" or "Art. 5(1)(a)"
+    title: Mapped[str] = mapped_column(String(LIMITS["policy_section.title"]))
     source: Mapped[str] = mapped_column(String(100), default="reviewapp")
     review_use: Mapped[str] = mapped_column(String(30), default="")
     url: Mapped[str] = mapped_column(String(500), default="")
@@ -46,7 +51,9 @@ class PolicySectionVersion(Base):
     version: Mapped[int]
     text: Mapped[str] = mapped_column(Text)  # Markdown
     effective_date: Mapped[dt.date]
-    change_summary: Mapped[str] = mapped_column(String(500), default="")
+    change_summary: Mapped[str] = mapped_column(
+        String(LIMITS["policy_section.change_summary"]), default=""
+    )
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     section: Mapped[PolicySection] = relationship(back_populates="versions")
@@ -58,8 +65,8 @@ class SafetyRequirement(Base):
     __tablename__ = "safety_requirement"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    key: Mapped[str] = mapped_column(String(100), unique=True)
-    title: Mapped[str] = mapped_column(String(200))
+    key: Mapped[str] = mapped_column(String(LIMITS["requirement.key"]), unique=True)
+    title: Mapped[str] = mapped_column(String(LIMITS["requirement.title"]))
     description: Mapped[str] = mapped_column(Text, default="")
     # parameters a reviewer sets when requiring it, e.g. [{"name": "minimum_user_age",
     # "label": "Minimum user age", "unit": "years", "min": 13, "max": 21}] (integers)
@@ -72,8 +79,8 @@ class ResponseTemplate(Base):
     __tablename__ = "response_template"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    key: Mapped[str] = mapped_column(String(100), unique=True)
-    title: Mapped[str] = mapped_column(String(200))
+    key: Mapped[str] = mapped_column(String(LIMITS["template.key"]), unique=True)
+    title: Mapped[str] = mapped_column(String(LIMITS["template.title"]))
     outcome: Mapped[str] = mapped_column(String(40))  # decision outcome it is meant for
     body: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -10,7 +10,6 @@ from typing import Any
 
 import jinja2
 import nh3
-import yaml
 from jinja2.sandbox import SandboxedEnvironment
 from markdown_it import MarkdownIt
 from markupsafe import Markup
@@ -24,6 +23,7 @@ from reviewapp.policies.models import (
     ResponseTemplate,
     SafetyRequirement,
 )
+from reviewapp.textfiles import InputFileError, load_yaml_file
 
 _markdown = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
 _template_env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
@@ -111,14 +111,13 @@ def import_policy_library(session: Session, path: str | Path) -> tuple[int, int]
     Returns:
         (sections seen, sections created or given a new version).
     Raises:
-        ValidationFailed: unreadable YAML or a section without id/title (with its position).
+        ValidationFailed: bytes that are not UTF-8, invalid YAML or a duplicate key (with line
+            and column), or a section without id/title (with its position).
     """
     try:
-        document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise ValidationFailed(f"{path}: invalid YAML{where}") from None
+        document = load_yaml_file(path)
+    except InputFileError as exc:
+        raise ValidationFailed(str(exc)) from None
     if not isinstance(document, dict) or not isinstance(document.get("sections"), list):
         raise ValidationFailed(f"{path}: expected a mapping with a 'sections' list")
     sources = document.get("sources") or {}
@@ -168,7 +167,7 @@ def _parse_date(value: Any) -> dt.date:
 
 def seed_catalogues(session: Session, seed_dir: Path) -> None:
     """Load safety requirements and response templates from ``seed_dir`` (upsert by key)."""
-    reqs = yaml.safe_load((seed_dir / "safety_requirements.yaml").read_text(encoding="utf-8"))
+    reqs = load_yaml_file(seed_dir / "safety_requirements.yaml")
     for raw in reqs["safety_requirements"]:
         row = session.scalars(
             select(SafetyRequirement).where(SafetyRequirement.key == raw["key"])
@@ -178,7 +177,7 @@ def seed_catalogues(session: Session, seed_dir: Path) -> None:
             session.add(row)
         row.title, row.description = raw["title"], raw.get("description", "").strip()
         row.parameters = _parameter_specs(raw["key"], raw.get("parameters") or [])
-    templates = yaml.safe_load((seed_dir / "response_templates.yaml").read_text(encoding="utf-8"))
+    templates = load_yaml_file(seed_dir / "response_templates.yaml")
     for raw in templates["response_templates"]:
         validate_template(raw["body"])
         tpl = session.scalars(

@@ -15,9 +15,10 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length, NumberRange, Optional
+from wtforms.validators import DataRequired, NumberRange, Optional
 
 from reviewapp.applications.forms import MultiCheckboxField, choices
+from reviewapp.limits import max_length
 from reviewapp.review.models import Outcome
 
 
@@ -43,12 +44,12 @@ class DecisionForm(FlaskForm):
     template = SelectField("Response template", validators=[Optional()], validate_choice=False)
     reviewer_note = TextAreaField(
         "Note to the developer",
-        validators=[Optional(), Length(max=5000)],
+        validators=[Optional(), max_length("decision.reviewer_note")],
         description="Inserted into the message where the template shows the reviewer's note.",
     )
     rationale = TextAreaField(
         "Internal rationale",
-        validators=[Optional(), Length(max=5000)],
+        validators=[Optional(), max_length("decision.rationale")],
         description="Reviewers only; never sent.",
     )
     feedback_kind = SelectField(
@@ -66,7 +67,7 @@ class DecisionForm(FlaskForm):
     feedback_section = SelectField("Which cited section", validators=[Optional()])
     feedback_comment = TextAreaField(
         "What the policy team should know",
-        validators=[Optional(), Length(max=2000)],
+        validators=[Optional(), max_length("decision.feedback_comment")],
         render_kw={"rows": 2},
     )
     version = HiddenField()
@@ -137,7 +138,7 @@ class NoteForm(FlaskForm):
 
     body = TextAreaField(
         "Add an internal note",
-        validators=[DataRequired(message="Write something first."), Length(max=5000)],
+        validators=[DataRequired(message="Write something first."), max_length("note.body")],
         description="Reviewers only; never shown to the developer. Notes cannot be edited.",
         render_kw={"rows": 3},
     )
@@ -146,7 +147,7 @@ class NoteForm(FlaskForm):
 class ReasonForm(FlaskForm):
     """Escalate or hand back, with a reason."""
 
-    reason = TextAreaField("Reason", validators=[Length(max=2000)], render_kw={"rows": 2})
+    reason = TextAreaField("Reason", validators=[max_length("reason.text")], render_kw={"rows": 2})
 
 
 class BulkDecisionForm(FlaskForm):
@@ -164,5 +165,7 @@ class BulkDecisionForm(FlaskForm):
         "Response template", validators=[DataRequired(message="Choose a response template.")]
     )
     reviewer_note = TextAreaField(
-        "Note to each developer", validators=[Optional(), Length(max=5000)], render_kw={"rows": 2}
+        "Note to each developer",
+        validators=[Optional(), max_length("decision.reviewer_note")],
+        render_kw={"rows": 2},
     )

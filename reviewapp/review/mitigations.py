@@ -22,12 +22,16 @@ from reviewapp.audit.services import record_event
 from reviewapp.auth.models import User
 from reviewapp.db import utcnow
 from reviewapp.errors import InvalidTransition, PermissionDenied, ValidationFailed
+from reviewapp.limits import LIMITS, normalise_newlines
 from reviewapp.policies.models import SafetyRequirement
 from reviewapp.review.models import Decision, Outcome, RequiredSafetyRequirement
 
-REASON_LIMIT = 2000  # code points
-DETAILS_LIMITS = (20, 5000)  # code points: an attestation explains how the requirement is met
-LINK_LIMIT = 500
+REASON_LIMIT = LIMITS["reason.text"]  # code points
+DETAILS_LIMITS = (
+    20,
+    LIMITS["mitigation.details"],
+)  # code points: an attestation explains how the requirement is met
+LINK_LIMIT = LIMITS["mitigation.link"]
 
 
 @dataclass
@@ -77,7 +81,7 @@ def clean_requirement_inputs(
     errors: dict[str, str] = {}
     for req in requirements:
         raw = inputs.get(req.key, RequirementInput())
-        reason = (raw.reason or "").strip()
+        reason = normalise_newlines(raw.reason or "").strip()  # as the forms count
         if reason_required and not reason:
             errors[reason_field(req.key)] = f"Say why “{req.title}” is needed."
         elif len(reason) > REASON_LIMIT:
@@ -168,7 +172,7 @@ def answer_requirements(
     for row in decision.required_safety_requirements:
         key = row.safety_requirement.key
         given = answers.get(key, AnswerInput())
-        details = (given.details or "").strip()
+        details = normalise_newlines(given.details or "").strip()  # as the forms count
         link = (given.link or "").strip()
         if not given.attested:
             errors[f"attested-{key}"] = "Confirm that you meet this requirement."

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from reviewapp.auth.models import User
 from reviewapp.db import Base, utcnow
+from reviewapp.limits import LIMITS
 from reviewapp.policies.models import PolicySectionVersion, SafetyRequirement
 
 
@@ -22,7 +23,7 @@ class RiskTier(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(32), unique=True)
     rank: Mapped[int] = mapped_column(unique=True)  # higher = riskier
-    label: Mapped[str] = mapped_column(String(100))
+    label: Mapped[str] = mapped_column(String(LIMITS["tier.label"]))
     description: Mapped[str] = mapped_column(Text, default="")
     sla_hours: Mapped[int]  # review target, hours from entering the queue
     approvals_required: Mapped[int] = mapped_column(default=1)
@@ -40,7 +41,7 @@ class Queue(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(64), unique=True)
-    title: Mapped[str] = mapped_column(String(200))
+    title: Mapped[str] = mapped_column(String(LIMITS["queue.title"]))
     description: Mapped[str] = mapped_column(Text, default="")
     roles: Mapped[list[Any]]  # role names that may claim from it
     position: Mapped[int] = mapped_column(default=0)

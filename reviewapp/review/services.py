@@ -18,6 +18,7 @@ from reviewapp.audit.services import add_outbox_event, record_event
 from reviewapp.auth.models import Permission, Role, User
 from reviewapp.db import is_postgres, utcnow
 from reviewapp.errors import ConflictError, InvalidTransition, PermissionDenied, ValidationFailed
+from reviewapp.limits import LIMITS
 from reviewapp.policies.models import PolicyFeedback, ResponseTemplate
 from reviewapp.policies.services import current_versions, render_template_text
 from reviewapp.review.clock import business_calendar, pause_clock, run_clock
@@ -41,7 +42,7 @@ from reviewapp.review.models import (
 from reviewapp.review.sla import add_business_seconds
 
 CLAIMABLE = (Status.queued, Status.in_review, Status.awaiting_second_approval, Status.appealed)
-APPEAL_STATEMENT_LIMITS = (20, 5000)  # code points
+APPEAL_STATEMENT_LIMITS = (20, LIMITS["appeal.statement"])  # code points
 
 
 def _approvals_required(session: Session, application: Application) -> int:
@@ -837,7 +838,7 @@ def tier_labels(session: Session) -> dict[str, RiskTier]:
     return {t.name: t for t in session.scalars(select(RiskTier).order_by(RiskTier.rank))}
 
 
-NOTE_LIMIT = 5000  # code points
+NOTE_LIMIT = LIMITS["note.body"]  # code points
 
 
 def add_note(session: Session, user: User, application: Application, body: str) -> Note:

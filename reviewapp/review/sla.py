@@ -34,6 +34,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import holidays
 import yaml
 
+from reviewapp.textfiles import InputFileError, load_yaml, read_utf8, yaml_problem
+
 UTC = dt.UTC
 
 #: Where the application's calendar lives (see :func:`load_calendar`).
@@ -226,10 +228,12 @@ def load_calendar(path: str | Path = DEFAULT_CALENDAR_PATH) -> BusinessCalendar:
     """
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = load_yaml(read_utf8(path))
         return BusinessCalendar.from_mapping(raw if raw is not None else {})
+    except InputFileError:
+        raise
     except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not valid YAML: {exc}") from exc
+        raise ValueError(f"{path}: not valid YAML: {yaml_problem(exc)}") from exc
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from exc
 

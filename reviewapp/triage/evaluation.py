@@ -8,7 +8,6 @@ the engine.
 
 from __future__ import annotations
 
-import csv
 import statistics
 import time
 from collections import Counter
@@ -16,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from reviewapp.applications.importer import map_row
+from reviewapp.applications.importer import map_row, read_csv_records
 from reviewapp.triage.engine import CompiledRuleset
 
 
@@ -24,14 +23,23 @@ def read_labelled_csv(path: str | Path) -> list[dict[str, str]]:
     """Rows of a slim-format CSV as column -> text dicts.
 
     Raises:
-        ValueError: when the file lacks ``row_id`` or ``suggested_tier`` columns.
+        ValueError: when the file lacks ``row_id`` or ``suggested_tier`` columns, or has
+            unreadable records (each listed with its line: broken quoting, wrong field count,
+            bytes that are not UTF-8). Scores over a partly read file would mislead.
     """
-    with Path(path).open(encoding="utf-8-sig", newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in ("row_id", "suggested_tier") if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"{path}: missing column(s) {', '.join(missing)}")
-        return list(reader)
+    rows: list[dict[str, str]] = []
+    problems: list[str] = []
+    for line, row, problem in read_csv_records(path, ("row_id", "suggested_tier")):
+        if row is None:
+            problems.append(f"line {line}: {problem}")
+        else:
+            rows.append(row)
+    if problems:
+        shown = "\n".join(problems[:20]) + (
+            f"\n... and {len(problems) - 20} more" if len(problems) > 20 else ""
+        )
+        raise ValueError(f"{path}: {len(problems)} unreadable record(s):\n{shown}")
+    return rows
 
 
 def evaluate_rows(

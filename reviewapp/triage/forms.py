@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, StringField, TextAreaField
-from wtforms.validators import DataRequired, Length, Optional
+from wtforms.validators import DataRequired, Optional
+
+from reviewapp.limits import max_length
 
 
 class RuleForm(FlaskForm):
@@ -12,31 +14,31 @@ class RuleForm(FlaskForm):
 
     key = StringField(
         "Key",
-        validators=[DataRequired(), Length(max=100)],
+        validators=[DataRequired(), max_length("rule.key")],
         description="Stable across versions: letters, digits, - _ .",
     )
-    name = StringField("Name", validators=[DataRequired(), Length(max=200)])
+    name = StringField("Name", validators=[DataRequired(), max_length("rule.name")])
     description = TextAreaField(
         "Why this rule exists (policy language)",
-        validators=[Optional(), Length(max=5000)],
+        validators=[Optional(), max_length("rule.description")],
         render_kw={"rows": 3},
     )
     condition = TextAreaField(
         "Condition",
-        validators=[DataRequired(), Length(max=4000)],
+        validators=[DataRequired(), max_length("rule.condition")],
         render_kw={"rows": 3},
         description="rule-engine expression, e.g. 'health' in domains and human_review_of_outputs == false",
     )
     actions = TextAreaField(
         "Actions (one per line, type: value)",
-        validators=[DataRequired(), Length(max=2000)],
+        validators=[DataRequired(), max_length("rule.actions")],
         render_kw={"rows": 5},
         description="raise_tier: high · route_queue: high-risk · add_flag: minors · require_safety_requirement: age-assurance · suggest_policy_section: usage-2.12",
     )
     enabled = BooleanField("Enabled", default=True)
     examples = TextAreaField(
         "Examples (YAML)",
-        validators=[Optional(), Length(max=20000)],
+        validators=[Optional(), max_length("rule.examples")],
         render_kw={"rows": 12},
         description="must_fire: [ {domains: [health]} ] and must_not_fire: [ {domains: [general]} ]; they must behave before the rule is saved.",
     )
@@ -47,13 +49,15 @@ class KeywordListForm(FlaskForm):
 
     name = StringField(
         "Name",
-        validators=[DataRequired(), Length(max=60)],
+        validators=[DataRequired(), max_length("keyword_list.name")],
         description="lower-case letters, digits and _; rules test it as 'name' in signals",
     )
-    description = StringField("What it is for", validators=[Optional(), Length(max=300)])
+    description = StringField(
+        "What it is for", validators=[Optional(), max_length("keyword_list.description")]
+    )
     phrases = TextAreaField(
         "Phrases (one per line)",
-        validators=[Optional(), Length(max=20000)],
+        validators=[Optional(), max_length("keyword_list.phrases")],
         render_kw={"rows": 14},
         description="Matched case-insensitively on word boundaries; * at a word's end matches any ending; a space matches spaces or hyphens. Leave empty to delete the list.",
     )
@@ -62,5 +66,9 @@ class KeywordListForm(FlaskForm):
 class TryForm(FlaskForm):
     """Evaluate a ruleset version against an application or pasted JSON."""
 
-    reference = StringField("Application reference", validators=[Optional(), Length(max=20)])
-    content = TextAreaField("…or application JSON", validators=[Optional(), Length(max=50000)])
+    reference = StringField(
+        "Application reference", validators=[Optional(), max_length("application.reference")]
+    )
+    content = TextAreaField(
+        "…or application JSON", validators=[Optional(), max_length("triage_try.content")]
+    )

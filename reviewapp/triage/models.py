@@ -10,6 +10,7 @@ from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from reviewapp.db import Base, utcnow
+from reviewapp.limits import LIMITS
 
 
 class RulesetStatus(enum.StrEnum):
@@ -35,7 +36,7 @@ class RulesetVersion(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[int] = mapped_column(unique=True)
     status: Mapped[str] = mapped_column(String(16), default=RulesetStatus.draft)
-    description: Mapped[str] = mapped_column(String(500), default="")
+    description: Mapped[str] = mapped_column(String(LIMITS["ruleset.description"]), default="")
     keyword_lists: Mapped[dict[str, Any]] = mapped_column(default=dict)
     content_hash: Mapped[str | None] = mapped_column(String(64))
     created_by_id: Mapped[int | None] = mapped_column(
@@ -75,9 +76,9 @@ class Rule(Base):
     ruleset_version_id: Mapped[int] = mapped_column(
         ForeignKey("ruleset_version.id", ondelete="CASCADE")
     )
-    key: Mapped[str] = mapped_column(String(100))  # stable across versions
+    key: Mapped[str] = mapped_column(String(LIMITS["rule.key"]))  # stable across versions
     position: Mapped[int]
-    name: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(LIMITS["rule.name"]))
     description: Mapped[str] = mapped_column(Text, default="")
     condition: Mapped[str] = mapped_column(Text)
     actions: Mapped[list[Any]]

@@ -31,6 +31,8 @@ from typing import Any
 
 import yaml
 
+from reviewapp.limits import LIMITS
+from reviewapp.textfiles import InputFileError, load_yaml, read_utf8, yaml_problem
 from reviewapp.triage.engine import RulesetSpec, RuleSpec, RuleValidationError
 
 RULE_KEYS = {"key", "name", "description", "condition", "actions", "enabled", "examples"}
@@ -38,21 +40,10 @@ RULE_KEY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 MAX_EXAMPLES = 50
 
 
-class _NoAliasLoader(yaml.SafeLoader):
-    """Safe YAML without anchors/aliases: an alias can expand a few bytes into gigabytes."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:  # type: ignore[override]
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            raise yaml.composer.ComposerError(
-                None, None, "aliases (*name) are not allowed", event.start_mark
-            )
-        return super().compose_node(parent, index)
-
-
 def safe_load_yaml(text: str) -> Any:
-    """``yaml.safe_load`` without aliases. Raises yaml.YAMLError."""
-    return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+    """Safe YAML without aliases or duplicate keys (:func:`reviewapp.textfiles.load_yaml`).
+    Raises yaml.YAMLError."""
+    return load_yaml(text)
 
 
 def validate_examples(examples: Any, *, rule_key: str) -> dict[str, Any]:
@@ -118,6 +109,14 @@ def parse_ruleset_document(
         raise RuleValidationError(
             f"unknown top-level keys {sorted(unknown_top)}; use description, keyword_lists, rules"
         )
+    description = document.get("description") or ""
+    if not isinstance(description, str):
+        raise RuleValidationError("'description' must be text")
+    if len(description) > LIMITS["ruleset.description"]:
+        raise RuleValidationError(
+            f"'description' is {len(description):,} characters long; "
+            f"the limit is {LIMITS['ruleset.description']:,}"
+        )
     rules_raw = document.get("rules")
     if not isinstance(rules_raw, list):
         raise RuleValidationError("'rules' must be a list")
@@ -144,6 +143,17 @@ def parse_ruleset_document(
             raise RuleValidationError(f"rule #{i}: 'enabled' must be true or false (unquoted)")
         if not isinstance(raw.get("description") or "", str):
             raise RuleValidationError(f"rule #{i}: 'description' must be text")
+        for text_key, limit_key in (
+            ("name", "rule.name"),
+            ("condition", "rule.condition"),
+            ("description", "rule.description"),
+        ):
+            value = str(raw.get(text_key) or "")
+            if len(value) > LIMITS[limit_key]:
+                raise RuleValidationError(
+                    f"rule #{i}: {text_key!r} is {len(value):,} characters long; "
+                    f"the limit is {LIMITS[limit_key]:,}"
+                )
         examples = validate_examples(raw.get("examples") or {}, rule_key=raw["key"])
         actions = raw["actions"]
         if not isinstance(actions, list) or not all(isinstance(a, Mapping) for a in actions):
@@ -180,14 +190,15 @@ def load_ruleset_yaml(path: str | Path) -> dict[str, Any]:
     """Read a ruleset YAML file into a plain document.
 
     Raises:
-        RuleValidationError: when the file is not valid YAML (with line and column).
+        RuleValidationError: when the file is not UTF-8 or not valid YAML, or repeats a key
+            (with line and column).
     """
     try:
-        document = safe_load_yaml(Path(path).read_text(encoding="utf-8"))
+        document = load_yaml(read_utf8(path))
+    except InputFileError as exc:
+        raise RuleValidationError(str(exc)) from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise RuleValidationError(f"invalid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+        raise RuleValidationError(yaml_problem(exc)) from None
     if not isinstance(document, dict):
         raise RuleValidationError("the file does not contain a ruleset mapping")
     return document

@@ -5,10 +5,10 @@ from __future__ import annotations
 from flask_wtf import FlaskForm
 from wtforms import SelectMultipleField, StringField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import Length
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from reviewapp.webhooks.services import ALL_EVENTS, EVENT_TYPES, MAX_URL_LENGTH
+from reviewapp.limits import max_length
+from reviewapp.webhooks.services import ALL_EVENTS, EVENT_TYPES
 
 
 class MultiCheckboxField(SelectMultipleField):
@@ -30,7 +30,7 @@ class EndpointForm(FlaskForm):
 
     url = StringField(
         "Endpoint URL",
-        validators=[Length(max=MAX_URL_LENGTH, message="The URL is too long; the limit is 2000.")],
+        validators=[max_length("webhook.url")],
         description="An https:// URL of your service. Each event is POSTed there as JSON, signed "
         "in the X-Reviewapp-Signature header with the secret shown after you save.",
         render_kw={"placeholder": "https://example.com/hooks/reviewapp", "autocomplete": "off"},

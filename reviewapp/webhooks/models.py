@@ -11,6 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from reviewapp.auth.models import Organization, User
 from reviewapp.db import Base, utcnow
+from reviewapp.limits import LIMITS
 
 
 class DeliveryStatus(enum.StrEnum):
@@ -42,7 +43,7 @@ class WebhookEndpoint(Base):
     organization_id: Mapped[int] = mapped_column(
         ForeignKey("organization.id", ondelete="CASCADE"), index=True
     )
-    url: Mapped[str] = mapped_column(String(2000))
+    url: Mapped[str] = mapped_column(String(LIMITS["webhook.url"]))
     secret: Mapped[str] = mapped_column(String(100))
     event_types: Mapped[list[Any]] = mapped_column(default=list)
     active: Mapped[bool] = mapped_column(default=True)

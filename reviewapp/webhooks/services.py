@@ -35,6 +35,7 @@ from reviewapp.audit.services import record_event
 from reviewapp.auth.models import Permission, User
 from reviewapp.db import is_postgres, utcnow
 from reviewapp.errors import ConflictError, NotFound, PermissionDenied, ValidationFailed
+from reviewapp.limits import LIMITS
 from reviewapp.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 
 #: event kinds an endpoint may subscribe to, with the label the developer sees. Outbox kinds
@@ -49,7 +50,7 @@ ALL_EVENTS = "*"
 SIGNATURE_HEADER = "X-Reviewapp-Signature"
 EVENT_ID_HEADER = "X-Reviewapp-Event-Id"
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
-MAX_URL_LENGTH = 2000
+MAX_URL_LENGTH = LIMITS["webhook.url"]
 MAX_ENDPOINTS_PER_ORGANIZATION = 20
 
 

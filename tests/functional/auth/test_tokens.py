@@ -183,7 +183,7 @@ def test_csrf_is_required_to_create_and_revoke(login, db) -> None:
     [
         ("", ("read",), "Give the token a name"),
         ("   ", ("read",), "Give the token a name"),
-        ("x" * 101, ("read",), "at most 100 characters"),
+        ("x" * 101, ("read",), "Name is 101 characters long; the limit is 100."),
         ("no scope", (), "Choose at least one scope"),
     ],
 )

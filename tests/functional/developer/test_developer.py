@@ -168,7 +168,8 @@ def test_too_long_title_is_refused_with_the_limit(login, db) -> None:
         token_from="/applications/new",
     )
     assert response.status_code == 200
-    assert b"This is 201 characters long; the limit is 200." in response.data
+    assert b"Title is 201 characters long; the limit is 200." in response.data
+    assert b'value="' + b"x" * 201 + b'"' in response.data
 
 
 def test_nobody_sees_another_organizations_application(login, db) -> None:
