@@ -383,6 +383,7 @@ def seed_database(
             )
         conn.commit()
         index_start = time.perf_counter()
+        conn.execute("SET maintenance_work_mem = '512MB'")
         for definition in dropped:
             conn.execute(definition)  # type: ignore[arg-type]
         conn.commit()
