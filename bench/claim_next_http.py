@@ -110,6 +110,16 @@ def main() -> None:
     n = args.reviewers
     print(f"{args.workers} gunicorn sync workers, {n} reviewers (wrk threads = connections = {n})")
     with gunicorn("wsgi:app", workers=args.workers, env=env) as server:
+        # warm-up: every worker imports, compiles templates and fills its connection pool
+        run_wrk(
+            server.url + "/",
+            connections=n,
+            threads=n,
+            seconds=15,
+            script="claim_release.lua",
+            env=wrk_env,
+            timeout=60,
+        )
         real = run_wrk(
             server.url + "/",
             connections=n,
@@ -127,6 +137,7 @@ def main() -> None:
     with gunicorn(
         "ceiling_apps:hello_app", workers=args.workers, env=env, chdir=BENCH_DIR
     ) as server:
+        run_wrk(server.url + "/hello", connections=n, threads=n, seconds=3)
         hello = run_wrk(server.url + "/hello", connections=n, threads=n, seconds=args.seconds)
     print(f"hello-world GET /hello          {hello.line()}")
     claims, apps, problems = double_claims(args.database_url, last_event)

@@ -89,6 +89,9 @@ class Gunicorn:
                 "2048",
                 "--log-level",
                 "warning",
+                # import the app once in the arbiter (the usual production setting); the
+                # engine opens no connection before the fork
+                "--preload",
                 "--chdir",
                 str(self.chdir),
                 self.target,
@@ -170,8 +173,10 @@ def run_wrk(
     threads: int | None = None,
     headers: dict[str, str] | None = None,
     env: dict[str, str] | None = None,
+    timeout: int = 10,
 ) -> WrkResult:
-    """Load ``url`` with wrk for ``seconds``; ``threads`` defaults to min(2, connections).
+    """Load ``url`` with wrk for ``seconds``; ``threads`` defaults to min(2, connections);
+    a request unanswered after ``timeout`` seconds counts as a socket error.
 
     Raises RuntimeError when wrk fails or prints no WRK_JSON line.
     """
@@ -185,7 +190,7 @@ def run_wrk(
         "-d",
         f"{seconds}s",
         "--timeout",
-        "10s",
+        f"{timeout}s",
         "-s",
         str(WRK_DIR / script),
         "-H",

@@ -114,14 +114,25 @@ def main() -> None:
     )
     n = args.developers
     print(f"{args.workers} gunicorn sync workers, {n} developers (wrk threads = connections = {n})")
+    wrk_env = {"BENCH_TOKENS": ",".join(tokens), "BENCH_BODY": json.dumps(BODY)}
     with gunicorn("wsgi:app", workers=args.workers, env=env) as server:
+        # warm-up: every worker imports, compiles the ruleset and fills its connection pool
+        run_wrk(
+            server.url + "/",
+            connections=n,
+            threads=n,
+            seconds=15,
+            script="submit.lua",
+            env=wrk_env,
+            timeout=60,
+        )
         result = run_wrk(
             server.url + "/",
             connections=n,
             threads=n,
             seconds=args.seconds,
             script="submit.lua",
-            env={"BENCH_TOKENS": ",".join(tokens), "BENCH_BODY": json.dumps(BODY)},
+            env=wrk_env,
         )
     created, queued, triaged = check_created(args.database_url, last_id)
     rate = result.extra["created"] / result.seconds
