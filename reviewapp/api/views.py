@@ -14,7 +14,7 @@ from typing import Any
 from flask import Blueprint, current_app, g, jsonify, request, url_for
 from marshmallow import Schema
 from marshmallow import ValidationError as MarshmallowValidationError
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, literal, or_, select, tuple_
 
 from reviewapp.api import schemas
 from reviewapp.api.idempotency import begin, check_key, request_fingerprint
@@ -30,6 +30,7 @@ from reviewapp.applications.services import (
 )
 from reviewapp.auth.models import Permission, User
 from reviewapp.auth.services import user_for_token
+from reviewapp.db import UTCDateTime
 from reviewapp.errors import (
     BadRequest,
     DomainError,
@@ -250,11 +251,9 @@ def queue_position(application: Application) -> int | None:
         .where(
             Application.queue == application.queue,
             Application.status.in_(OPEN_FOR_REVIEW),
-            or_(
-                Application.sla_due_at < application.sla_due_at,
-                (Application.sla_due_at == application.sla_due_at)
-                & (Application.id < application.id),
-            ),
+            # a row comparison, so ix_application_queue_position answers it as one range scan
+            tuple_(Application.sla_due_at, Application.id)
+            < tuple_(literal(application.sla_due_at, UTCDateTime()), literal(application.id)),
         )
     )
     return int(ahead or 0) + 1

@@ -218,13 +218,13 @@ def _parameter_specs(key: str, raw: list[Any]) -> list[dict[str, Any]]:
     return specs
 
 
+#: the display order of policy sections: source, then number
+SECTION_ORDER = (PolicySection.source.desc(), PolicySection.sort_key)
+
+
 def sections_in_order(session: Session) -> list[PolicySection]:
     """Every policy section, ordered by source then number."""
-    return list(
-        session.scalars(
-            select(PolicySection).order_by(PolicySection.source.desc(), PolicySection.sort_key)
-        )
-    )
+    return list(session.scalars(select(PolicySection).order_by(*SECTION_ORDER)))
 
 
 def current_versions(session: Session, keys: Iterable[str]) -> list[PolicySectionVersion]:

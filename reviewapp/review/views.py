@@ -17,8 +17,8 @@ from reviewapp.applications.services import get_application
 from reviewapp.auth.models import Permission
 from reviewapp.errors import ConflictError, DomainError
 from reviewapp.extensions import db
-from reviewapp.policies.models import ResponseTemplate, SafetyRequirement
-from reviewapp.policies.services import sections_in_order
+from reviewapp.policies.models import PolicySection, ResponseTemplate, SafetyRequirement
+from reviewapp.policies.services import SECTION_ORDER, sections_in_order
 from reviewapp.review.bulk import BULK_OUTCOMES, bulk_decide
 from reviewapp.review.forms import (
     BulkDecisionForm,
@@ -66,6 +66,9 @@ from reviewapp.web import (
 
 bp = Blueprint("review", __name__)
 
+#: the queue page counts matching applications up to this many, then says "more than"
+QUEUE_COUNT_LIMIT = 1_000
+
 
 @bp.route("/queue")
 @permission_required(Permission.view_queue)
@@ -91,7 +94,14 @@ def queue() -> Any:
     )
     page = page_arg()
     per_page = 50
-    items, total = list_queue(db.session, current_user, filters, page=page, per_page=per_page)
+    items, total = list_queue(
+        db.session,
+        current_user,
+        filters,
+        page=page,
+        per_page=per_page,
+        count_limit=QUEUE_COUNT_LIMIT,
+    )
     args = {k: v for k, v in request.args.items() if k != "page" and v}
     return render_template(
         "review/queue.html",
@@ -100,6 +110,7 @@ def queue() -> Any:
         total=total,
         page=page,
         per_page=per_page,
+        count_limit=QUEUE_COUNT_LIMIT,
         tiers=tiers,
         confirm=ConfirmForm(),
         args=args,
@@ -111,14 +122,20 @@ def queue() -> Any:
 
 def _bulk_form() -> BulkDecisionForm:
     form = BulkDecisionForm()
+    # only the columns the choices show: this form is on every queue page view
     form.citations.choices = [
-        (s.key, f"{s.number} {s.title}") for s in sections_in_order(db.session)
+        (key, f"{number} {title}")
+        for key, number, title in db.session.execute(
+            select(PolicySection.key, PolicySection.number, PolicySection.title).order_by(
+                *SECTION_ORDER
+            )
+        )
     ]
     groups = {"approve": "Approve", "reject": "Reject"}
     form.template.choices = [SelectChoice("", "— choose —")] + [
-        SelectChoice(t.key, t.title, optgroup=groups[t.outcome])
-        for t in db.session.scalars(
-            select(ResponseTemplate)
+        SelectChoice(key, title, optgroup=groups[outcome])
+        for key, title, outcome in db.session.execute(
+            select(ResponseTemplate.key, ResponseTemplate.title, ResponseTemplate.outcome)
             .where(ResponseTemplate.outcome.in_(BULK_OUTCOMES))
             .order_by(ResponseTemplate.outcome, ResponseTemplate.title)
         )

@@ -305,3 +305,32 @@ def test_queue_page_query_count_does_not_grow_with_rows(app, login, db) -> None:
     thirty = statements_for_queue_page()
     assert thirty == one, (one, thirty)
     assert one <= 12
+
+
+def test_queue_counts_up_to_the_limit_then_says_more_than(login, db, monkeypatch) -> None:
+    from reviewapp.review import views
+
+    for _ in range(4):
+        ApplicationFactory(submitted=True)
+    client = login(reviewer())
+    assert "4 applications, ordered by SLA" in client.get("/queue").get_data(as_text=True)
+    monkeypatch.setattr(views, "QUEUE_COUNT_LIMIT", 3)
+    page = client.get("/queue").get_data(as_text=True)
+    assert "More than 3 applications, ordered by SLA" in page
+    assert page.count("APP-") >= 4 * 2  # every row is still listed (link target and text)
+
+
+def test_queue_pagination_past_the_count_limit_offers_next_while_pages_are_full(
+    login, db, monkeypatch
+) -> None:
+    from reviewapp.review import views
+
+    for _ in range(51):  # one more than a page
+        ApplicationFactory(submitted=True)
+    monkeypatch.setattr(views, "QUEUE_COUNT_LIMIT", 1)
+    client = login(reviewer())
+    first = client.get("/queue").get_data(as_text=True)
+    assert "Page 1 · more than 1 in all" in first and ">Next</a>" in first
+    second = client.get("/queue?page=2").get_data(as_text=True)
+    assert "Page 2 · more than 1 in all" in second and ">Next</a>" not in second
+    assert ">Previous</a>" in second
