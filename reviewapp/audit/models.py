@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy import BigInteger, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from reviewapp.db import Base, utcnow
@@ -15,7 +15,10 @@ class AuditEvent(Base):
     """One state change: who did what to which object, with before/after snapshots."""
 
     __tablename__ = "audit_event"
-    __table_args__ = (Index("ix_audit_event_subject", "subject_type", "subject_id"),)
+    __table_args__ = (
+        Index("ix_audit_event_subject", "subject_type", "subject_id"),
+        Index("ix_audit_event_chain_seq", "chain_seq", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     actor_id: Mapped[int | None] = mapped_column(
@@ -28,8 +31,9 @@ class AuditEvent(Base):
     after: Mapped[dict[str, Any] | None]
     request_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
-    # tamper evidence (audit/chain.py): SHA-256 over this event's fields and the previous
-    # event's hash; `flask audit verify` recomputes the chain
+    # tamper evidence (audit/chain.py): place in the chain (set at commit), SHA-256 over this
+    # event's fields and the previous event's hash; `flask audit verify` recomputes the chain
+    chain_seq: Mapped[int | None] = mapped_column(BigInteger)
     prev_hash: Mapped[str | None] = mapped_column(String(64))
     hash: Mapped[str | None] = mapped_column(String(64))
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from reviewapp.audit.chain import add_pending
 from reviewapp.audit.models import AuditEvent, OutboxEvent
 from reviewapp.auth.models import User
 
@@ -28,16 +29,14 @@ def record_event(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Append one audit event to the hash chain (audit/chain.py), in the caller's transaction.
+    """Record one audit event in the caller's transaction; it joins the hash chain
+    (audit/chain.py) when that transaction commits.
 
     Args:
         actor: who did it; None for the system (jobs, imports).
         action: dotted verb, e.g. ``application.submit``.
         before/after: JSON-safe snapshots of the fields that changed.
     """
-    from reviewapp.audit.chain import link, lock_chain
-
-    lock_chain(session)
     event = AuditEvent(
         actor_id=actor.id if actor is not None else None,
         action=action,
@@ -49,7 +48,7 @@ def record_event(
     )
     session.add(event)
     session.flush()
-    link(session, event)
+    add_pending(session, event)
     return event
 
 

@@ -14,6 +14,7 @@ def test_chain_detects_an_edited_and_a_deleted_event(app, db) -> None:
     with app.app_context():
         for _ in range(4):
             ApplicationFactory(submitted=True)
+    db.commit()  # events join the chain when their transaction commits
     total = db.scalar(select(func.count()).select_from(AuditEvent))
     assert total >= 4
     assert verify_chain(db).broken_event_id is None
@@ -35,6 +36,7 @@ def test_deleting_an_event_breaks_the_next_link(app, db) -> None:
     with app.app_context():
         for _ in range(3):
             ApplicationFactory(submitted=True)
+    db.commit()
     ids = db.scalars(select(AuditEvent.id).order_by(AuditEvent.id)).all()
     db.execute(delete(AuditEvent).where(AuditEvent.id == ids[1]))
     db.expire_all()
