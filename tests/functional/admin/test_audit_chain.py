@@ -3,7 +3,7 @@ the first edited or deleted event."""
 
 from __future__ import annotations
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, text, update
 
 from reviewapp.audit.chain import verify_chain
 from reviewapp.audit.models import AuditEvent
@@ -85,3 +85,55 @@ def test_reversed_dates_are_explained(login, db) -> None:
     client = login(UserFactory(admin=True, organization=OrganizationFactory()))
     page = client.get("/admin/audit?since=2026-11-30&until=2026-11-01").get_data(as_text=True)
     assert "before the “from” day" in page
+
+
+def test_concurrent_transactions_chain_in_commit_order_without_waiting(
+    app, committed_db, is_postgres
+) -> None:
+    """Two transactions record events; the later-inserted one commits first without waiting for
+    the other (the chain lock is taken only at commit), and the chain stays intact."""
+    from sqlalchemy.orm import Session
+
+    from reviewapp.audit.services import record_event
+    from reviewapp.extensions import db as database
+
+    if not is_postgres:
+        return  # SQLite serializes writers anyway; the lock under test is PostgreSQL's
+    engine = database.state(app).engine
+    first, second = Session(bind=engine), Session(bind=engine)
+    try:
+        early = record_event(
+            first, actor=None, action="test.early", subject_type="test", subject_id=1
+        )
+        second.execute(text("SET LOCAL lock_timeout = '2s'"))  # fail, not hang, if it waits
+        late = record_event(
+            second, actor=None, action="test.late", subject_type="test", subject_id=2
+        )
+        assert early.id < late.id
+        second.commit()  # would wait for `first` (and time out) if the lock were held early
+        first.commit()
+    finally:
+        first.close()
+        second.close()
+    rows = committed_db.execute(
+        select(AuditEvent.action, AuditEvent.chain_seq).where(AuditEvent.subject_type == "test")
+    ).all()
+    order = [action for action, _seq in sorted(rows, key=lambda r: r[1])]
+    assert order == ["test.late", "test.early"]
+    report = verify_chain(committed_db)
+    assert report.broken_event_id is None, report.problem
+
+
+def test_an_event_written_around_the_application_is_flagged(app, committed_db) -> None:
+    with app.app_context():
+        ApplicationFactory(submitted=True)
+    committed_db.commit()
+    committed_db.execute(
+        text(
+            "INSERT INTO audit_event (action, subject_type, subject_id, created_at)"
+            " VALUES ('application.approve', 'application', '1', CURRENT_TIMESTAMP)"
+        )
+    )
+    committed_db.commit()
+    report = verify_chain(committed_db)
+    assert report.broken_event_id is not None and "not in the chain" in report.problem
