@@ -7,6 +7,7 @@ the whole module. axe-core is the pinned npm release of tests/browser/axe.py.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -192,7 +193,16 @@ def test_login_and_register_with_errors(
 
 
 @pytest.mark.parametrize(
-    "path", ["/applications", "/applications/new", "/applications/{decided}", "/clarifications"]
+    "path",
+    [
+        "/applications",
+        "/applications/new",
+        "/applications/{decided}",
+        "/clarifications",
+        "/policies/usage-1.5",
+        "/account",
+        "/webhooks/new",
+    ],
 )
 def test_developer_pages(
     pages: dict[str, Page], site: dict[str, Any], axe_source: str, path: str
@@ -247,6 +257,9 @@ def test_reviewer_queue_and_review_page_with_decision_form(
         "/admin/rulesets/1",
         "/admin/rulesets/{draft}",
         "/admin/rulesets/{draft}/rules/new",
+        "/admin/users/invite",
+        "/admin/policies/sections/usage-1.5/edit",
+        "/admin/catalogue/templates/new",
     ],
 )
 def test_admin_pages(
@@ -262,6 +275,8 @@ def test_rules_lab_try_result(
 ) -> None:
     page = pages["admin"]
     page.goto(f"{site['url']}/admin/rulesets/{site['draft']}")
+    # the ↑/↓ buttons say which rule they move
+    expect(page.get_by_role("button", name=re.compile(r"^Move .+ down$")).first).to_be_visible()
     form = page.locator(f"form[action$='/admin/rulesets/{site['draft']}/try']")
     form.locator("[type=submit]").first.click()
     page.wait_for_load_state()
