@@ -36,35 +36,37 @@ def _integrity(data: bytes) -> str:
 def load_axe_source(cache_dir: Path = CACHE_DIR) -> str:
     """Return the text of ``axe.min.js`` for ``AXE_VERSION``.
 
-    The tarball's integrity is verified before anything is extracted; the extracted file is
-    cached as ``<cache_dir>/axe-core-<version>.min.js`` and re-checked against a sidecar digest
-    on later runs. Raises ``AxeUnavailable`` on a network failure or an integrity mismatch.
+    The registry tarball is cached as ``<cache_dir>/axe-core-<version>.tgz`` (downloaded when
+    missing; offline, put it there by hand) and checked against ``AXE_INTEGRITY`` on every
+    call, before anything is read from it. Raises ``AxeUnavailable`` on a network failure, an
+    integrity mismatch or a tarball without ``package/axe.min.js``.
     """
-    target = cache_dir / f"axe-core-{AXE_VERSION}.min.js"
-    digest_file = target.with_suffix(".sha512")
-    if target.is_file() and digest_file.is_file():
-        source = target.read_bytes()
-        if _integrity(source) == digest_file.read_text().strip():
-            return source.decode("utf-8")
-    try:
-        with urllib.request.urlopen(AXE_URL, timeout=60) as response:  # noqa: S310 - fixed https URL
-            tarball = response.read()
-    except OSError as exc:
-        raise AxeUnavailable(f"could not download {AXE_URL}: {exc}") from exc
-    actual = _integrity(tarball)
-    if actual != AXE_INTEGRITY:
-        raise AxeUnavailable(
-            f"{AXE_URL} does not match the pinned integrity: expected {AXE_INTEGRITY}, got {actual}"
-        )
+    cached = cache_dir / f"axe-core-{AXE_VERSION}.tgz"
+    if cached.is_file() and _integrity(cached.read_bytes()) == AXE_INTEGRITY:
+        tarball = cached.read_bytes()
+    else:
+        try:
+            with urllib.request.urlopen(AXE_URL, timeout=60) as response:  # noqa: S310 - fixed https URL
+                tarball = response.read()
+        except OSError as exc:
+            raise AxeUnavailable(f"could not download {AXE_URL}: {exc}") from exc
+        actual = _integrity(tarball)
+        if actual != AXE_INTEGRITY:
+            raise AxeUnavailable(
+                f"{AXE_URL} does not match the pinned integrity: expected {AXE_INTEGRITY}, got {actual}"
+            )
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_suffix(".part")
+        partial.write_bytes(tarball)
+        partial.replace(cached)
     with tarfile.open(fileobj=io.BytesIO(tarball), mode="r:gz") as archive:
-        member = archive.extractfile("package/axe.min.js")
+        try:
+            member = archive.extractfile("package/axe.min.js")
+        except KeyError:
+            member = None
         if member is None:
             raise AxeUnavailable(f"{AXE_URL} has no package/axe.min.js")
-        source = member.read()
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(source)
-    digest_file.write_text(_integrity(source) + "\n")
-    return source.decode("utf-8")
+        return member.read().decode("utf-8")
 
 
 def blocking_violations(results: dict[str, Any]) -> list[dict[str, Any]]:
