@@ -4,7 +4,7 @@ Shortcuts: ? shows help, j/k move through the queue, c claims next, r picks reje
 claimed application. Keyboard only (Tab, Shift+Tab, Enter, Space, arrows and typing): the skip
 link leads to the main content; a developer submits an application, a reviewer claims the next
 application and records a decision, an admin saves a rule in a new ruleset draft; every element
-that takes focus on the way shows a focus indicator (an outline or a box shadow).
+that takes focus on the way shows a focus ring (a solid outline of at least 2px).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ except ImportError:  # pragma: no cover - the test extra is not installed
 
 pytestmark = pytest.mark.browser
 
-# What has focus, and whether it shows it: a non-zero outline or a box shadow, on a visible box.
+# What has focus, and whether it shows it: a solid outline of 2px or more, on a visible box.
 FOCUSED_JS = """() => {
   const el = document.activeElement;
   if (!el || el === document.body) { return null; }
@@ -36,8 +36,7 @@ FOCUSED_JS = """() => {
   const label = el.getAttribute("aria-label") || el.innerText || el.value || el.name || el.id;
   return {
     element: el.tagName.toLowerCase() + " " + String(label || "").trim().slice(0, 60),
-    outline: style.outlineStyle !== "none" && parseFloat(style.outlineWidth) > 0,
-    shadow: style.boxShadow !== "none" && style.boxShadow !== "",
+    ring: style.outlineStyle === "solid" && parseFloat(style.outlineWidth) >= 2,
     shown: box.width > 0 && box.height > 0,
   };
 }"""
@@ -47,16 +46,14 @@ def press_tab_until(
     page: Page, target: Locator, *, backwards: bool = False, limit: int = 80
 ) -> None:
     """Press Tab (Shift+Tab if ``backwards``) until ``target`` has focus; every element focused
-    on the way must show a focus indicator. Fails after ``limit`` presses."""
+    on the way must show a focus ring. Fails after ``limit`` presses."""
     key = "Shift+Tab" if backwards else "Tab"
     for _ in range(limit):
         page.keyboard.press(key)
         focused = page.evaluate(FOCUSED_JS)
         if focused is not None:
             assert focused["shown"], f"focus went to an invisible element: {focused['element']}"
-            assert focused["outline"] or focused["shadow"], (
-                f"no visible focus indicator on {focused['element']}"
-            )
+            assert focused["ring"], f"no 2px focus ring on {focused['element']}"
         if target.evaluate("el => el === document.activeElement"):
             return
     raise AssertionError(f"{target} was not reached with {limit} presses of {key}")
