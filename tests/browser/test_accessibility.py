@@ -33,6 +33,7 @@ from tests.factories import (
 
 try:
     from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+    from playwright.sync_api import Error as PlaywrightError
 except ImportError:  # pragma: no cover - the test extra is not installed
     from tests.conftest import IN_CI
 
@@ -117,9 +118,13 @@ def site(app: Flask) -> Iterator[dict[str, Any]]:
 def browser(chromium_path: str) -> Iterator[Browser]:
     """One headless Chromium for the module."""
     with sync_playwright() as pw:
-        instance = pw.chromium.launch(
-            executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS
-        )
+        try:
+            instance = pw.chromium.launch(
+                executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS
+            )
+        except PlaywrightError as exc:
+            _browser_missing(f"Chromium at {chromium_path} did not start: {exc}")
+            raise
         try:
             yield instance
         finally:
