@@ -92,11 +92,12 @@ def site(app: Flask) -> Iterator[dict[str, Any]]:
             other = UserFactory(organization=OrganizationFactory(name="Other Org"))
             to_review = ApplicationFactory(submitter=other, submitted=True)
             ApplicationFactory(submitter=developer, submitted=True)
-            ApplicationFactory(submitter=developer)  # a draft in "My applications"
+            draft_application = ApplicationFactory(submitter=developer)
             draft = lab.start_draft(session, admin, lab.get_version(session, 1))
             session.commit()
             info = {
                 "decided": decided.reference,
+                "draft_application": draft_application.reference,
                 "to_review": to_review.reference,
                 "draft": draft.number,
             }
@@ -203,6 +204,7 @@ def test_login_and_register_with_errors(
         "/applications",
         "/applications/new",
         "/applications/{decided}",
+        "/applications/{draft_application}",
         "/clarifications",
         "/policies/usage-1.5",
         "/account",
