@@ -94,6 +94,7 @@ def site(app: Flask) -> Iterator[dict[str, Any]]:
             ApplicationFactory(submitter=developer, submitted=True)
             draft_application = ApplicationFactory(submitter=developer)
             draft = lab.start_draft(session, admin, lab.get_version(session, 1))
+            draft.rules[-1].enabled = False  # a disabled rule is shown dimmed
             session.commit()
             info = {
                 "decided": decided.reference,
