@@ -7,6 +7,7 @@ the whole module. axe-core is the pinned npm release of tests/browser/axe.py.
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections.abc import Iterator
@@ -24,11 +25,13 @@ from tests.browser.axe import AxeUnavailable, blocking_violations, describe, loa
 from tests.browser.conftest import CHROMIUM_ARGS, _browser_missing
 from tests.conftest import _reset_database
 from tests.factories import (
+    HIGH_RISK,
     PASSWORD,
     ApplicationFactory,
     OrganizationFactory,
     UserFactory,
     bind_factories,
+    content,
 )
 
 try:
@@ -285,7 +288,9 @@ def test_rules_lab_try_result(
     page.goto(f"{site['url']}/admin/rulesets/{site['draft']}")
     # the ↑/↓ buttons say which rule they move
     expect(page.get_by_role("button", name=re.compile(r"^Move .+ down$")).first).to_be_visible()
-    form = page.locator(f"form[action$='/admin/rulesets/{site['draft']}/try']")
-    form.locator("[type=submit]").first.click()
-    page.wait_for_load_state()
+    try_it = page.get_by_role("region", name="Try this version")
+    try_it.get_by_label("…or application JSON").fill(json.dumps(content(**HIGH_RISK)))
+    try_it.get_by_role("button", name="Evaluate").click()
+    expect(page.get_by_role("heading", name=f"Try ruleset v{site['draft']}")).to_be_visible()
+    expect(page.locator("main tr.table-warning").first).to_be_visible()  # a fired rule
     assert_accessible(page, axe_source)
