@@ -240,6 +240,8 @@ def test_reviewer_queue_and_review_page_with_decision_form(
     page = pages["reviewer"]
     page.goto(site["url"] + "/queue")
     expect(page.get_by_role("heading", name="Review queue")).to_be_visible()
+    page.keyboard.press("j")  # the row selected with the keyboard is highlighted
+    expect(page.locator("tr.table-active")).to_have_count(1)
     assert_accessible(page, axe_source)
     page.goto(f"{site['url']}/review/{site['to_review']}")
     page.get_by_role("button", name="Claim", exact=True).click()
