@@ -72,7 +72,7 @@ def double_claims(database_url: str, after_id: int) -> tuple[int, int, list[str]
         rows = db.session.execute(
             select(AuditEvent.id, AuditEvent.subject_id, AuditEvent.actor_id, AuditEvent.action)
             .where(AuditEvent.id > after_id, AuditEvent.subject_type == "application")
-            .order_by(AuditEvent.id)
+            .order_by(AuditEvent.chain_seq)  # commit order (reviewapp/audit/chain.py)
         ).all()
     for event_id, subject, actor, action in rows:
         if action == "application.claim":

@@ -85,7 +85,8 @@ def token_required(scope: str) -> Callable[[Callable[..., Any]], Callable[..., A
                     403, "insufficient_scope", f"This token lacks the {scope!r} scope."
                 )
             g.api_user = user
-            db.commit()  # last_used_at
+            if db.session.dirty:
+                db.commit()  # last_used_at (written at most once a minute)
             return view(*args, **kwargs)
 
         wrapper.required_scope = scope  # type: ignore[attr-defined]  # read by api/openapi.py

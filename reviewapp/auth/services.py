@@ -149,8 +149,17 @@ def authenticate(session: Session, email: str, password: str) -> User | None:
     return user
 
 
+#: seconds; how stale a token's recorded last use may be (see :func:`user_for_token`)
+TOKEN_LAST_USED_RESOLUTION_SECONDS = 60
+
+
 def user_for_token(session: Session, token: str) -> tuple[User, ApiToken] | None:
-    """Resolve ``ra_<prefix>_<secret>`` to its active user; records last use. None if invalid."""
+    """Resolve ``ra_<prefix>_<secret>`` to its active user; None if invalid.
+
+    Records the last use to the minute: ``last_used_at`` is written only when it is unset or
+    older than :data:`TOKEN_LAST_USED_RESOLUTION_SECONDS`, so a busy client does not write the
+    token row (and take its row lock) on every request.
+    """
     parts = token.strip().split("_", 2)
     if len(parts) != 3 or parts[0] != "ra":
         return None
@@ -161,7 +170,10 @@ def user_for_token(session: Session, token: str) -> tuple[User, ApiToken] | None
         return None
     if not row.user.active:
         return None
-    row.last_used_at = utcnow()
+    now = utcnow()
+    last = row.last_used_at
+    if last is None or (now - last).total_seconds() >= TOKEN_LAST_USED_RESOLUTION_SECONDS:
+        row.last_used_at = now
     return row.user, row
 
 

@@ -250,3 +250,27 @@ def test_reloading_the_page_that_shows_a_token_creates_no_second_one(login, db) 
     assert again.status_code == 303
     count = select(func.count()).where(ApiToken.user_id == user.id)
     assert db.scalar(count) == 1
+
+
+def test_last_use_is_recorded_to_the_minute(app, login, db) -> None:
+    """A busy client does not rewrite its token row on every request: the recorded last use
+    moves on only once it is a minute old."""
+    import datetime as dt
+
+    import time_machine
+
+    dev = UserFactory()
+    clear = clear_token_of(create(login(dev)))
+    (row,) = tokens_of(db, dev)
+    api = app.test_client()
+    start = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
+    with time_machine.travel(start, tick=False):
+        assert api.get("/api/v1/applications", headers=bearer(clear)).status_code == 200
+    with time_machine.travel(start + dt.timedelta(seconds=59), tick=False):
+        assert api.get("/api/v1/applications", headers=bearer(clear)).status_code == 200
+    db.refresh(row)
+    assert row.last_used_at == start
+    with time_machine.travel(start + dt.timedelta(seconds=61), tick=False):
+        assert api.get("/api/v1/applications", headers=bearer(clear)).status_code == 200
+    db.refresh(row)
+    assert row.last_used_at == start + dt.timedelta(seconds=61)
