@@ -40,7 +40,7 @@ from reviewapp.policies.services import (
     validate_template,
 )
 from reviewapp.review.models import Decision, Outcome, RequiredSafetyRequirement
-from reviewapp.web import permission_required, show_form_errors
+from reviewapp.web import keeps_input_on_csrf_failure, permission_required, show_form_errors
 
 bp = Blueprint("policy_admin", __name__, url_prefix="/admin/catalogue")
 
@@ -570,6 +570,7 @@ def _template_view(template: ResponseTemplate | None) -> Any:
 
 
 @bp.route("/templates/new", methods=["GET", "POST"])
+@keeps_input_on_csrf_failure
 @permission_required(Permission.manage_policies)
 def new_template() -> Any:
     """Create a response template (key, title, outcome, body), with preview."""
@@ -577,6 +578,7 @@ def new_template() -> Any:
 
 
 @bp.route("/templates/<key>", methods=["GET", "POST"])
+@keeps_input_on_csrf_failure
 @permission_required(Permission.manage_policies)
 def edit_template(key: str) -> Any:
     """Edit a response template, with a preview against a chosen application."""
@@ -584,6 +586,7 @@ def edit_template(key: str) -> Any:
 
 
 @bp.route("/requirements/<key>", methods=["GET", "POST"])
+@keeps_input_on_csrf_failure
 @permission_required(Permission.manage_policies)
 def edit_requirement(key: str) -> Any:
     """Edit a safety requirement's title, description and parameter specs (YAML)."""
