@@ -117,8 +117,10 @@ def logout() -> Any:
             db.session, actor=user, action="user.logout", subject_type="user", subject_id=user.id
         )
         db.commit()
-    logout_user()
+    # clear first: logout_user() leaves the flag that makes Flask-Login delete the remember-me
+    # cookie after the request (clearing afterwards dropped it and the cookie stayed)
     session.clear()
+    logout_user()
     flash("You are logged out.", "info")
     return redirect(url_for("auth.login"))
 
@@ -222,9 +224,8 @@ def password_reset(token: str) -> Any:
         "Your password was not changed: ",
     )
     if saved is not None:
-        if current_user.is_authenticated:
-            logout_user()
         session.clear()
+        logout_user()  # after clear(): it flags the remember-me cookie for deletion
         flash("Your password is changed. Log in with the new one.", "success")
         return redirect(url_for("auth.login"))
     return render_template("auth/password_reset.html", form=form, user=user), (
