@@ -52,7 +52,7 @@ class _NoAliasLoader(yaml.SafeLoader):
 
 def safe_load_yaml(text: str) -> Any:
     """``yaml.safe_load`` without aliases. Raises yaml.YAMLError."""
-    return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+    return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass  # nosec B506
 
 
 def validate_examples(examples: Any, *, rule_key: str) -> dict[str, Any]:
