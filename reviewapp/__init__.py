@@ -103,7 +103,9 @@ def configure_proxy(app: Flask) -> None:
 
 def configure_extensions(app: Flask) -> None:
     """Bind the unbound extensions of reviewapp.extensions."""
-    from reviewapp.extensions import bootstrap, csrf, db, login_manager, talisman
+    from flask_talisman import Talisman
+
+    from reviewapp.extensions import bootstrap, csrf, db, login_manager
 
     db.init_app(app)
     csrf.init_app(app)
@@ -113,7 +115,9 @@ def configure_extensions(app: Flask) -> None:
     login_manager.login_message = "Please log in to see this page."
     login_manager.login_message_category = "info"
     login_manager.session_protection = app.config["SESSION_PROTECTION"]
-    talisman.init_app(
+    # one Talisman per app: it keeps its options on the instance, so a shared one would carry
+    # the last app's settings (production's force_https) into every other app in the process
+    app.extensions["talisman"] = Talisman(
         app,
         force_https=app.config["FORCE_HTTPS"],
         session_cookie_secure=app.config["SESSION_COOKIE_SECURE"],

@@ -185,7 +185,7 @@ def _importer_user(session: Any, org_name: str, cache: dict[str, Any]) -> Any:
             role=Role.developer,
             organization=org,
             active=False,
-            password_hash="!disabled",  # noqa: S106 - not a hash: no password can match it
+            password_hash="!disabled",  # noqa: S106 - not a hash: no password can match it  # nosec B106
         )
         session.add(user)
         session.flush()
@@ -381,7 +381,7 @@ DEMO_USERS = [
     ("senior@example.com", "senior_reviewer", "Trust & Safety", "Sam Senior"),
     ("admin@example.com", "admin", "Trust & Safety", "Alex Admin"),
 ]
-DEMO_PASSWORD = "demo-password-1"  # noqa: S105 - demo accounts on a local embedded install
+DEMO_PASSWORD = "demo-password-1"  # noqa: S105 - demo accounts, local install  # nosec B105
 
 
 @click.command("demo")

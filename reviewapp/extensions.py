@@ -2,7 +2,6 @@
 
 from flask_bootstrap import Bootstrap5
 from flask_login import LoginManager
-from flask_talisman import Talisman
 from flask_wtf.csrf import CSRFProtect
 
 from reviewapp.db import Database
@@ -11,4 +10,3 @@ db = Database()
 login_manager = LoginManager()
 csrf = CSRFProtect()
 bootstrap = Bootstrap5()
-talisman = Talisman()

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 EXTENSION_KEY = "reviewapp_limiter"
 LOGIN_ENDPOINT = "auth.login"
+RESET_ENDPOINT = "auth.password_reset_request"
 # ``Authorization: Bearer ra_<prefix>_<secret>``; the prefix is the token's public id (hex)
 _BEARER_TOKEN = re.compile(r"Bearer ra_([0-9a-f]{1,16})_")
 # Redis client options: a slow or absent Redis must not hang requests (seconds)
@@ -179,6 +180,27 @@ def init_rate_limits(app: Flask) -> Limiter:
         error_message="Too many log-in attempts for this account.",
     )(login_view)
     app.view_functions[LOGIN_ENDPOINT] = login_view
+
+    # password-reset requests send email: the same per-address limit as log-in, and a
+    # per-account one so nobody floods an inbox with reset links
+    reset_view: Any = app.view_functions.get(RESET_ENDPOINT)
+    if reset_view is not None:
+        reset_view = app_limiter.limit(
+            _setting("RATELIMIT_LOGIN"),
+            scope="reset-address",
+            key_func=client_ip,
+            methods=["POST"],
+            error_message="Too many password-reset requests from your address.",
+        )(reset_view)
+        reset_view = app_limiter.limit(
+            _setting("RATELIMIT_PASSWORD_RESET_ACCOUNT"),
+            scope="reset-account",
+            key_func=login_account_key,
+            methods=["POST"],
+            exempt_when=lambda: not request.form.get("email", "").strip(),
+            error_message="Too many password-reset requests for this account.",
+        )(reset_view)
+        app.view_functions[RESET_ENDPOINT] = reset_view
 
     app.register_error_handler(RateLimitExceeded, too_many_requests)
     return app_limiter

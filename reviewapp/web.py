@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from flask import (
     Blueprint,
     Flask,
     abort,
     flash,
+    g,
     jsonify,
+    make_response,
     redirect,
     render_template,
     request,
@@ -51,15 +54,55 @@ def permission_required(permission: Permission) -> Callable[[F], F]:
     return decorator
 
 
+# what a ``next=`` target may contain: an absolute path on this site in plain ASCII URL
+# characters (url_for percent-encodes everything else), never a backslash or whitespace
+_SAFE_NEXT_RE = re.compile(r"/(?![/\\])[A-Za-z0-9\-._~!$&'()*+,;=:@/%?#]*")
+
+
 def is_safe_next(target: str | None) -> bool:
-    """True for a path on this site (``/x``), never another host or scheme."""
-    if not target:
+    """True only for a path on this site (``/x``, ``/x?y=1``), never another host or scheme.
+
+    Refused: scheme-relative (``//h``, ``///h``, ``/\\h``), any scheme (``https:``,
+    ``javascript:``, ``data:``), backslashes, whitespace and control characters anywhere
+    (browsers drop tabs and newlines, turning ``/\t/h`` into ``//h``), non-ASCII look-alikes,
+    ``//`` anywhere in the path, and percent-encoded slashes, backslashes or control characters
+    (``/%2F%2Fh``) which some servers and proxies decode before redirecting again.
+    """
+    if not target or len(target) > 2000 or not _SAFE_NEXT_RE.fullmatch(target):
         return False
-    target = target.strip()
-    if target.startswith(("//", "/\\")) or "\\" in target or any(ord(c) < 32 for c in target):
+    path = target.split("?", 1)[0].split("#", 1)[0]
+    decoded = path
+    for _ in range(3):  # nested encodings (%252F) decode one layer at a time
+        decoded = unquote(decoded)
+    if "//" in decoded or "\\" in decoded or any(ord(c) < 32 or ord(c) == 127 for c in decoded):
         return False
     parts = urlsplit(target)
-    return not parts.scheme and not parts.netloc and target.startswith("/")
+    return not parts.scheme and not parts.netloc
+
+
+CSRF_EXPIRED_MESSAGE = (
+    "This form expired (or could not be verified) before it was sent, so nothing was saved. "
+    "What you typed is below: check it and submit again."
+)
+
+
+def keeps_input_on_csrf_failure(view: F) -> F:
+    """Mark a form view whose input is worth keeping when its CSRF token fails (typically
+    expired after a long time typing): instead of the bare 400 page, the CSRF error handler
+    calls the view again with ``g.csrf_failed`` set. The view's FlaskForm then fails on its
+    csrf field (so nothing is saved: the form must gate every write on ``validate()``), and
+    the page re-renders with what was typed, the :data:`CSRF_EXPIRED_MESSAGE` and status 400.
+
+    Only for views whose writes all sit behind FlaskForm validation, ``save_form`` or ``act``
+    (which refuse when ``g.csrf_failed`` is set as a second line of defence).
+    """
+    view.keeps_input_on_csrf_failure = True  # type: ignore[attr-defined]
+    return view
+
+
+def csrf_failed() -> bool:
+    """True while a view is re-run to re-render a form whose CSRF token failed."""
+    return bool(g.get("csrf_failed"))
 
 
 MAX_PAGE = 100_000
@@ -86,7 +129,7 @@ def act(
     from reviewapp.applications.forms import ConfirmForm
     from reviewapp.extensions import db
 
-    if not ConfirmForm().validate_on_submit():
+    if csrf_failed() or not ConfirmForm().validate_on_submit():
         abort(400)
     try:
         result = action()
@@ -108,7 +151,7 @@ def save_form(form: Any, action: Callable[[], T], error_prefix: str = "") -> T |
     """
     from reviewapp.extensions import db
 
-    if not form.validate_on_submit():
+    if csrf_failed() or not form.validate_on_submit():
         return None
     try:
         result = action()
@@ -237,6 +280,22 @@ def json_error(status: int, code: str, message: str, fields: dict[str, str] | No
     return response
 
 
+CSRF_FAILED_MESSAGE = (
+    "This form expired or was sent from another site, so nothing was saved. "
+    "Go back, reload the page and submit it again."
+)
+
+
+def _same_site_referrer() -> str | None:
+    """The Referer as a path on this site (for a "back" link), else None."""
+    referrer = request.referrer or ""
+    parts = urlsplit(referrer)
+    if parts.netloc != request.host or parts.scheme not in ("http", "https"):
+        return None
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+    return target if is_safe_next(target) else None
+
+
 def error_response(
     status: int, code: str, message: str, fields: dict[str, str] | None = None
 ) -> Any:
@@ -305,11 +364,38 @@ def init_errors(app: Flask) -> None:
 
     @app.errorhandler(CSRFError)
     def _csrf(exc: CSRFError) -> Any:
-        return error_response(
-            400,
-            "csrf_failed",
-            "Your form expired or was sent from another site. Nothing was saved; please submit it again.",
-        )
+        # CSRFProtect refused the POST in before_request: the view has not run. Views marked
+        # with keeps_input_on_csrf_failure run once more, flagged, to re-render the typed form.
+        view = app.view_functions.get(request.endpoint or "")
+        if (
+            view is not None
+            and getattr(view, "keeps_input_on_csrf_failure", False)
+            and not csrf_failed()
+            and not _wants_json()
+        ):
+            from reviewapp.extensions import db
+
+            g.csrf_failed = True
+            flash(CSRF_EXPIRED_MESSAGE, "danger")
+            try:
+                response = make_response(view(**(request.view_args or {})))
+            except HTTPException as refused:
+                db.rollback()
+                if refused.code != 400:
+                    return _http(refused)  # 403/404: the same answer as without the token
+                response = make_response(_csrf_page())
+            db.rollback()  # nothing a re-render loaded may be committed
+            if response.status_code < 300 or response.status_code in (409, 422):
+                response.status_code = 400
+            return response
+        return _csrf_page()
+
+    def _csrf_page() -> Any:
+        if _wants_json():
+            return json_error(400, "csrf_failed", CSRF_FAILED_MESSAGE)
+        return render_template(
+            "error.html", code=400, message=CSRF_FAILED_MESSAGE, back=_same_site_referrer()
+        ), 400
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Any:

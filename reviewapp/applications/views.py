@@ -27,7 +27,14 @@ from reviewapp.review.mitigations import AnswerInput, answer_requirements, mitig
 from reviewapp.review.models import Decision
 from reviewapp.review.services import appeals_for, file_appeal
 from reviewapp.triage.services import latest_triage_result
-from reviewapp.web import act, page_arg, permission_required, save_form
+from reviewapp.web import (
+    act,
+    csrf_failed,
+    keeps_input_on_csrf_failure,
+    page_arg,
+    permission_required,
+    save_form,
+)
 
 bp = Blueprint("applications", __name__, url_prefix="/applications")
 
@@ -55,6 +62,7 @@ def index() -> Any:
 
 
 @bp.route("/new", methods=["GET", "POST"])
+@keeps_input_on_csrf_failure
 @permission_required(Permission.submit_applications)
 def new() -> Any:
     """Create a draft; "Submit for review" also submits it."""
@@ -87,6 +95,7 @@ def _saved_message(application: Application) -> str:
 
 
 @bp.route("/<reference>/edit", methods=["GET", "POST"])
+@keeps_input_on_csrf_failure
 @login_required
 def edit(reference: str) -> Any:
     """Edit a draft (or an application awaiting mitigations), optionally submitting it."""
@@ -187,6 +196,7 @@ def submit(reference: str) -> Any:
 
 
 @bp.route("/<reference>/appeal", methods=["POST"])
+@keeps_input_on_csrf_failure
 @login_required
 def appeal(reference: str) -> Any:
     """File an appeal against the rejection; errors re-render the page with the text kept."""
@@ -207,6 +217,7 @@ def appeal(reference: str) -> Any:
 
 
 @bp.route("/<reference>/answers", methods=["POST"])
+@keeps_input_on_csrf_failure
 @login_required
 def answers(reference: str) -> Any:
     """Save the answers to a mitigation request (attestation, details, link per requirement);
@@ -214,6 +225,8 @@ def answers(reference: str) -> Any:
     application = get_application(db.session, current_user, reference)
     if not can_edit(current_user, application):
         abort(403)
+    if csrf_failed():
+        return _render_detail(application, status=400)  # the answers as typed, nothing saved
     if not ConfirmForm().validate_on_submit():
         abort(400)
     given = {

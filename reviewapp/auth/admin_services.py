@@ -390,3 +390,77 @@ def reactivate_user(session: Session, actor: User, user: User) -> User:
         after={"active": True},
     )
     return user
+
+
+# --- self-service password reset --------------------------------------------------------------
+
+RESET_SALT = "reviewapp.password-reset"
+DEFAULT_RESET_MAX_AGE = 3600  # seconds; setting PASSWORD_RESET_MAX_AGE_SECONDS overrides
+
+
+def _reset_serializer(secret_key: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(secret_key, salt=RESET_SALT)
+
+
+def make_reset_token(user: User, secret_key: str) -> str:
+    """A signed, URL-safe password-reset token for ``user``.
+
+    Like the set-password link it carries a digest of the current password hash, so it works
+    once (setting the password changes the hash) and stops working if the password changes
+    another way; a different salt keeps reset and invite tokens apart. The age is checked by
+    :func:`user_for_reset_token`.
+    """
+    return _reset_serializer(secret_key).dumps({"u": user.id, "h": _hash_fingerprint(user)})
+
+
+def user_for_reset_token(
+    session: Session, token: str, secret_key: str, *, max_age: int = DEFAULT_RESET_MAX_AGE
+) -> User:
+    """The active user a password-reset token was issued for.
+
+    Raises:
+        LinkExpired: older than ``max_age`` seconds (status 410).
+        NotFound: forged, malformed, already used, or the user is gone or deactivated.
+    """
+    try:
+        data: Any = _reset_serializer(secret_key).loads(token, max_age=max_age)
+    except SignatureExpired:
+        raise LinkExpired(
+            "This password-reset link has expired. Ask for a new one on the log-in page."
+        ) from None
+    except BadSignature:
+        raise NotFound("This password-reset link is not valid or was already used.") from None
+    user_id = data.get("u") if isinstance(data, dict) else None
+    user = session.get(User, user_id) if isinstance(user_id, int) else None
+    if user is None or not user.active or data.get("h") != _hash_fingerprint(user):
+        raise NotFound("This password-reset link is not valid or was already used.")
+    return user
+
+
+def reset_password_with_token(
+    session: Session,
+    token: str,
+    password: str,
+    secret_key: str,
+    *,
+    max_age: int = DEFAULT_RESET_MAX_AGE,
+) -> User:
+    """Set a new password from a reset token; the token is used up and other sessions end.
+
+    Raises:
+        LinkExpired, NotFound: see :func:`user_for_reset_token`.
+        ValidationFailed: the password is shorter than 10 characters (field ``password``).
+    """
+    user = user_for_reset_token(session, token, secret_key, max_age=max_age)
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValidationFailed(
+            f"Passwords need at least {MIN_PASSWORD_LENGTH} characters.",
+            fields={"password": f"use at least {MIN_PASSWORD_LENGTH} characters"},
+        )
+    user.set_password(password)
+    user.session_epoch += 1
+    session.flush()
+    record_event(
+        session, actor=user, action="user.reset_password", subject_type="user", subject_id=user.id
+    )
+    return user

@@ -82,3 +82,35 @@ class TokenForm(FlaskForm):
         validators=[_at_least_one],
         description="Give the token only what the script needs.",
     )
+
+
+class PasswordResetRequestForm(FlaskForm):
+    """Ask for a password-reset link by email."""
+
+    email = EmailField(
+        "Email",
+        validators=[
+            DataRequired(message="Enter the email you log in with."),
+            Email(message="Enter an email address like name@example.com."),
+            Length(max=254),
+        ],
+    )
+
+
+class PasswordResetForm(FlaskForm):
+    """Choose a new password from a reset link."""
+
+    password = PasswordField(
+        "New password",
+        validators=[
+            DataRequired(message="Choose a password."),
+            Length(min=10, max=1000, message="Use at least 10 characters."),
+        ],
+    )
+    confirm = PasswordField(
+        "Repeat password",
+        validators=[
+            DataRequired(message="Repeat the password."),
+            EqualTo("password", message="The passwords differ."),
+        ],
+    )

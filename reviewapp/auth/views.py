@@ -4,16 +4,37 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import current_user, login_required, login_user, logout_user
 
-from reviewapp.audit.services import record_event
-from reviewapp.auth.forms import AccountForm, LoginForm, RegisterForm
+from reviewapp.audit.services import add_outbox_event, record_event
+from reviewapp.auth.admin_services import (
+    DEFAULT_RESET_MAX_AGE,
+    make_reset_token,
+    reset_password_with_token,
+    user_for_reset_token,
+)
+from reviewapp.auth.forms import (
+    AccountForm,
+    LoginForm,
+    PasswordResetForm,
+    PasswordResetRequestForm,
+    RegisterForm,
+)
 from reviewapp.auth.models import User
-from reviewapp.auth.services import authenticate, register_developer
+from reviewapp.auth.services import authenticate, find_user_by_email, register_developer
 from reviewapp.errors import DomainError
 from reviewapp.extensions import db, login_manager
-from reviewapp.web import is_safe_next
+from reviewapp.web import is_safe_next, save_form
 
 bp = Blueprint("auth", __name__)
 
@@ -96,8 +117,10 @@ def logout() -> Any:
             db.session, actor=user, action="user.logout", subject_type="user", subject_id=user.id
         )
         db.commit()
-    logout_user()
+    # clear first: logout_user() leaves the flag that makes Flask-Login delete the remember-me
+    # cookie after the request (clearing afterwards dropped it and the cookie stayed)
     session.clear()
+    logout_user()
     flash("You are logged out.", "info")
     return redirect(url_for("auth.login"))
 
@@ -132,3 +155,79 @@ def register() -> Any:
             )
             return redirect(url_for("applications.index"))
     return render_template("auth/register.html", form=form)
+
+
+RESET_SENT_MESSAGE = (
+    "If an account uses that email, a password-reset link is on its way to it. "
+    "The link works once and expires in {minutes} minutes."
+)
+
+
+def _reset_max_age() -> int:
+    return int(current_app.config.get("PASSWORD_RESET_MAX_AGE_SECONDS", DEFAULT_RESET_MAX_AGE))
+
+
+@bp.route("/password-reset", methods=["GET", "POST"])
+def password_reset_request() -> Any:
+    """Ask for a reset link. The answer is the same whether or not the email has an account
+    (no user enumeration); only an active account gets an email."""
+    if current_user.is_authenticated:
+        return redirect(url_for("web.index"))
+    form = PasswordResetRequestForm()
+    if form.validate_on_submit():
+        user = find_user_by_email(db.session, form.email.data or "")
+        if user is not None and user.active:
+            token = make_reset_token(user, str(current_app.config["SECRET_KEY"]))
+            link = url_for("auth.password_reset", token=token, _external=True)
+            add_outbox_event(
+                db.session,
+                "password_reset",
+                {
+                    "to": [user.email],
+                    "subject": "Reset your review app password",
+                    "body": "Someone (hopefully you) asked to reset the password of this "
+                    "account. Choose a new one here; the link works once and expires in "
+                    f"{_reset_max_age() // 60} minutes:\n\n{link}\n\n"
+                    "If it was not you, ignore this email: your password stays as it is.\n",
+                },
+            )
+            record_event(
+                db.session,
+                actor=user,
+                action="user.password_reset_requested",
+                subject_type="user",
+                subject_id=user.id,
+            )
+            db.commit()
+        flash(RESET_SENT_MESSAGE.format(minutes=_reset_max_age() // 60), "info")
+        return redirect(url_for("auth.login"))
+    return render_template("auth/password_reset_request.html", form=form), (
+        422 if form.errors else 200
+    )
+
+
+@bp.route("/password-reset/<token>", methods=["GET", "POST"])
+def password_reset(token: str) -> Any:
+    """Choose a new password from an emailed link: a bad or used link is 404, an expired
+    one 410. Setting it ends every other session of the account."""
+    secret = str(current_app.config["SECRET_KEY"])
+    try:
+        user = user_for_reset_token(db.session, token, secret, max_age=_reset_max_age())
+    except DomainError as exc:
+        return render_template("error.html", code=exc.status, message=exc.message), exc.status
+    form = PasswordResetForm()
+    saved = save_form(
+        form,
+        lambda: reset_password_with_token(
+            db.session, token, form.password.data or "", secret, max_age=_reset_max_age()
+        ),
+        "Your password was not changed: ",
+    )
+    if saved is not None:
+        session.clear()
+        logout_user()  # after clear(): it flags the remember-me cookie for deletion
+        flash("Your password is changed. Log in with the new one.", "success")
+        return redirect(url_for("auth.login"))
+    return render_template("auth/password_reset.html", form=form, user=user), (
+        422 if form.errors else 200
+    )

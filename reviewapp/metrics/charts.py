@@ -78,6 +78,9 @@ def _svg_without_scripts(chart: Any) -> str:
     return str(etree.tostring(tree, encoding="unicode"))
 
 
+LABEL_CHARS = 40  # longest axis label drawn; longer ones end in "…"
+
+
 def _config(chart_class: Any, title: str, x_title: str, y_title: str, **extra: Any) -> Any:
     """A pygal chart with values printed on it. pygal puts ``x_title`` under the bottom axis
     and ``y_title`` beside the left one, also for horizontal charts (values at the bottom)."""
@@ -92,11 +95,21 @@ def _config(chart_class: Any, title: str, x_title: str, y_title: str, **extra: A
         width=900,
         height=420,
         legend_at_bottom=True,
-        truncate_label=-1,
+        # labels are user text (reviewer names, section titles up to 300 characters): an
+        # untruncated long one widens the margin past the chart width and pygal's title
+        # splitter then loops forever, eating memory; the value table shows them in full
+        truncate_label=LABEL_CHARS,
         truncate_legend=-1,
         no_data_text="No data for these filters",
         **extra,
     )
+
+
+def _label(value: Any) -> str:
+    """An axis label cut to LABEL_CHARS: pygal's own truncation does not cover every margin
+    computation (a 200-character reviewer name made a horizontal chart loop forever)."""
+    text = str(value)
+    return text if len(text) <= LABEL_CHARS else text[: LABEL_CHARS - 1] + "…"
 
 
 def _percent(value: float | None) -> str:
@@ -137,7 +150,7 @@ def _rate_bar(label_key: str, share_key: str, x_title: str, y_title: str) -> Ren
             formatter=_percent,
             show_legend=False,
         )
-        chart.x_labels = [str(r[label_key]) for r in rows]
+        chart.x_labels = [_label(r[label_key]) for r in rows]
         chart.add(y_title, [_pct(r[share_key]) for r in rows])
         return chart
 
@@ -164,7 +177,7 @@ def _draw_decision_mix(rows: list[Row], title: str) -> Any:
 
 def _draw_feedback(rows: list[Row], title: str) -> Any:
     chart = _config(pygal.HorizontalStackedBar, title, "Feedback entries", "Policy section")
-    chart.x_labels = [r["section"] for r in rows]
+    chart.x_labels = [_label(r["section"]) for r in rows]
     chart.add("edge case", [r["edge_case"] or None for r in rows])
     chart.add("unclear", [r["unclear"] or None for r in rows])
     return chart
@@ -179,7 +192,7 @@ def _draw_overturns(rows: list[Row], title: str) -> Any:
         range=(0, 100),
         show_legend=False,
     )
-    chart.x_labels = [f"{r['section']} ({r['overturned']}/{r['appeals']})" for r in rows]
+    chart.x_labels = [f"{_label(r['section'])} ({r['overturned']}/{r['appeals']})" for r in rows]
     chart.add("overturned", [_pct(r["overturn_rate"]) for r in rows], formatter=_percent)
     return chart
 
@@ -187,7 +200,7 @@ def _draw_overturns(rows: list[Row], title: str) -> Any:
 def _horizontal(label_key: str, value_key: str, label_title: str, value_title: str) -> Render:
     def draw(rows: list[Row], title: str) -> Any:
         chart = _config(pygal.HorizontalBar, title, value_title, label_title, show_legend=False)
-        chart.x_labels = [str(r[label_key]) for r in rows]
+        chart.x_labels = [_label(r[label_key]) for r in rows]
         chart.add(value_title, [r[value_key] for r in rows])
         return chart
 
@@ -197,7 +210,7 @@ def _horizontal(label_key: str, value_key: str, label_title: str, value_title: s
 def _vertical(label_key: str, value_key: str, label_title: str, value_title: str) -> Render:
     def draw(rows: list[Row], title: str) -> Any:
         chart = _config(pygal.Bar, title, label_title, value_title, show_legend=False)
-        chart.x_labels = [str(r[label_key]) for r in rows]
+        chart.x_labels = [_label(r[label_key]) for r in rows]
         chart.add(value_title, [r[value_key] for r in rows])
         return chart
 

@@ -42,7 +42,7 @@ from reviewapp.policies.services import (
 )
 from reviewapp.review.models import Decision, Outcome, RequiredSafetyRequirement
 from reviewapp.textfiles import load_yaml, yaml_problem
-from reviewapp.web import permission_required, show_form_errors
+from reviewapp.web import keeps_input_on_csrf_failure, permission_required, show_form_errors
 
 bp = Blueprint("policy_admin", __name__, url_prefix="/admin/catalogue")
 
@@ -577,6 +577,7 @@ def _template_view(template: ResponseTemplate | None) -> Any:
 
 
 @bp.route("/templates/new", methods=["GET", "POST"])
+@keeps_input_on_csrf_failure
 @permission_required(Permission.manage_policies)
 def new_template() -> Any:
     """Create a response template (key, title, outcome, body), with preview."""
@@ -584,6 +585,7 @@ def new_template() -> Any:
 
 
 @bp.route("/templates/<key>", methods=["GET", "POST"])
+@keeps_input_on_csrf_failure
 @permission_required(Permission.manage_policies)
 def edit_template(key: str) -> Any:
     """Edit a response template, with a preview against a chosen application."""
@@ -591,6 +593,7 @@ def edit_template(key: str) -> Any:
 
 
 @bp.route("/requirements/<key>", methods=["GET", "POST"])
+@keeps_input_on_csrf_failure
 @permission_required(Permission.manage_policies)
 def edit_requirement(key: str) -> Any:
     """Edit a safety requirement's title, description and parameter specs (YAML)."""

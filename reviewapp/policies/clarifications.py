@@ -33,7 +33,7 @@ from reviewapp.errors import ConflictError, DomainError, ValidationFailed
 from reviewapp.extensions import db
 from reviewapp.limits import LIMITS, max_length
 from reviewapp.policies.models import PolicyFeedback, PolicySection, PolicySectionVersion
-from reviewapp.web import permission_required, show_form_errors
+from reviewapp.web import keeps_input_on_csrf_failure, permission_required, show_form_errors
 
 MESSAGE_MIN = 20
 MESSAGE_MAX = LIMITS["clarification.message"]
@@ -303,6 +303,7 @@ def _pinned_version(section: PolicySection, raw: str | None) -> PolicySectionVer
 
 
 @bp.route("/policies/<key>/clarifications", methods=["GET", "POST"])
+@keeps_input_on_csrf_failure
 @permission_required(Permission.submit_applications)
 def ask(key: str) -> Any:
     """A developer asks about a section; GET shows the form, a bad POST re-renders it (422)."""
@@ -411,6 +412,7 @@ def admin_index() -> Any:
 
 
 @bp.route("/admin/policies/clarifications/<int:request_id>", methods=["GET", "POST"])
+@keeps_input_on_csrf_failure
 @permission_required(Permission.manage_policies)
 def admin_respond(request_id: int) -> Any:
     """Answer or decline one request; a bad POST re-renders with the text kept (422)."""

@@ -36,7 +36,7 @@ from reviewapp.extensions import db
 from reviewapp.limits import LIMITS, max_length
 from reviewapp.policies.models import PolicyFeedback, PolicySection, PolicySectionVersion
 from reviewapp.policies.services import _sort_key, render_markdown, sections_in_order
-from reviewapp.web import permission_required, show_form_errors
+from reviewapp.web import keeps_input_on_csrf_failure, permission_required, show_form_errors
 
 bp = Blueprint("policy_editor", __name__, url_prefix="/admin/policies")
 
@@ -262,6 +262,7 @@ def index() -> Any:
 
 
 @bp.route("/new", methods=["GET", "POST"])
+@keeps_input_on_csrf_failure
 @permission_required(Permission.manage_policies)
 def new() -> Any:
     """Create a section (key, number, title, text, effective date), with preview."""
@@ -325,6 +326,7 @@ def section(key: str) -> Any:
 
 
 @bp.route("/sections/<key>/edit", methods=["GET", "POST"])
+@keeps_input_on_csrf_failure
 @permission_required(Permission.manage_policies)
 def edit(key: str) -> Any:
     """Publish a new version of a section's text, with preview; old versions stay as cited."""

@@ -57,6 +57,7 @@ from reviewapp.triage.services import latest_triage_result
 from reviewapp.web import (
     act,
     is_safe_next,
+    keeps_input_on_csrf_failure,
     local_text,
     page_arg,
     permission_required,
@@ -393,6 +394,7 @@ def release_view(reference: str) -> Any:
 
 
 @bp.route("/review/<reference>/notes", methods=["POST"])
+@keeps_input_on_csrf_failure
 @permission_required(Permission.view_queue)
 def add_note_view(reference: str) -> Any:
     """Append an internal note; on a problem re-render the page with the text kept."""
@@ -410,6 +412,7 @@ def add_note_view(reference: str) -> Any:
 
 
 @bp.route("/review/<reference>/decide", methods=["POST"])
+@keeps_input_on_csrf_failure
 @permission_required(Permission.decide)
 def decide_view(reference: str) -> Any:
     """Record a decision; on any problem re-render the form with what was typed."""

@@ -22,7 +22,7 @@ from reviewapp.triage.engine import RULE_FIELDS, rule_context
 from reviewapp.triage.forms import KeywordListForm, RuleForm, TryForm
 from reviewapp.triage.models import Backtest, RulesetStatus, TriageResult
 from reviewapp.triage.services import active_ruleset, compile_document, ruleset_document
-from reviewapp.web import act, permission_required, show_form_errors
+from reviewapp.web import act, keeps_input_on_csrf_failure, permission_required, show_form_errors
 
 bp = Blueprint("rules", __name__, url_prefix="/admin/rulesets")
 
@@ -113,6 +113,7 @@ def _rule_form_data(form: RuleForm) -> dict[str, Any]:
 
 @bp.route("/<int:number>/rules/new", methods=["GET", "POST"])
 @bp.route("/<int:number>/rules/<key>/edit", methods=["GET", "POST"])
+@keeps_input_on_csrf_failure
 @permission_required(Permission.manage_rulesets)
 def edit_rule(number: int, key: str | None = None) -> Any:
     """Add or edit a rule; the whole draft is validated on save and errors sit by the field."""

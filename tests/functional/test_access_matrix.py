@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from reviewapp.auth.models import ApiToken
 from reviewapp.db import utcnow
 from reviewapp.policies.clarifications import ClarificationRequest
 from reviewapp.policies.models import PolicySection
@@ -90,6 +91,54 @@ MATRIX = [
             reviewer=302,
             senior_reviewer=302,
             admin=302,
+        ),
+    ),
+    (
+        "GET",
+        "/password-reset",
+        dict(
+            anonymous=200,
+            developer=302,
+            other_developer=302,
+            reviewer=302,
+            senior_reviewer=302,
+            admin=302,
+        ),
+    ),
+    (
+        "POST",
+        "/password-reset",
+        dict(
+            anonymous=422,
+            developer=302,
+            other_developer=302,
+            reviewer=302,
+            senior_reviewer=302,
+            admin=302,
+        ),
+    ),
+    (
+        "GET",
+        "/password-reset/not-a-valid-token",
+        dict(
+            anonymous=404,
+            developer=404,
+            other_developer=404,
+            reviewer=404,
+            senior_reviewer=404,
+            admin=404,
+        ),
+    ),
+    (
+        "POST",
+        "/password-reset/not-a-valid-token",
+        dict(
+            anonymous=404,
+            developer=404,
+            other_developer=404,
+            reviewer=404,
+            senior_reviewer=404,
+            admin=404,
         ),
     ),
     (
@@ -482,6 +531,18 @@ MATRIX = [
         dict(
             anonymous=302,
             developer=404,
+            other_developer=404,
+            reviewer=404,
+            senior_reviewer=404,
+            admin=404,
+        ),
+    ),
+    (
+        "POST",
+        "/account/tokens/{token}/revoke",  # the developer's real token: nobody else may see it
+        dict(
+            anonymous=302,
+            developer=302,
             other_developer=404,
             reviewer=404,
             senior_reviewer=404,
@@ -1430,7 +1491,11 @@ def test_access(
     )
     db.add(clarification)
     db.flush()
+    api_token, _clear = ApiToken.issue(developer, name="matrix")
+    db.add(api_token)
+    db.flush()
     url = path.format(
+        token=api_token.id,
         clarification=clarification.id,
         user=developer.id,
         ref=application.reference,
@@ -1481,7 +1546,9 @@ def test_every_route_is_in_the_matrix(app) -> None:
             .replace("/templates/approve-standard", "/templates/<key>")
             .replace("/requirements/age-assurance", "/requirements/<key>")
             .replace("/invite/not-a-valid-token", "/invite/<token>")
+            .replace("/password-reset/not-a-valid-token", "/password-reset/<token>")
             .replace("{endpoint}", "<int:endpoint_id>")
+            .replace("/account/tokens/{token}/", "/account/tokens/<int:token_id>/")
             .replace("{delivery}", "<int:delivery_id>")
             .replace("/webhooks/999999", "/webhooks/<int:endpoint_id>")
             .replace("/deliveries/999999/", "/deliveries/<int:delivery_id>/")
