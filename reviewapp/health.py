@@ -18,15 +18,20 @@ import time
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, jsonify
+from flask_talisman import Talisman
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
 
-from reviewapp.extensions import csrf, talisman
+from reviewapp.extensions import csrf
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("health", __name__)
+
+# Talisman's per-view options are read from the view function by each app's own Talisman
+# (reviewapp/__init__.py); this unbound instance only lends its public view decorator
+talisman = Talisman()
 
 #: paths the request log and access matrix know as probes
 HEALTH_PATHS = ("/healthz", "/readyz")

@@ -74,7 +74,8 @@ def load_yaml(text: str) -> Any:
     Raises:
         yaml.YAMLError: with ``problem_mark`` at the offending place (see :func:`yaml_problem`).
     """
-    return yaml.load(text, Loader=StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    # StrictLoader is a SafeLoader subclass: no Python objects are built
+    return yaml.load(text, Loader=StrictLoader)  # noqa: S506  # nosec B506
 
 
 def yaml_problem(exc: yaml.YAMLError) -> str:

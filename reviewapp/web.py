@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import re
@@ -328,10 +329,8 @@ def database_unavailable(exc: Exception) -> Any:
     from reviewapp.extensions import db, login_manager
 
     current_app.logger.warning("database unavailable: %s", type(exc).__name__)
-    try:
+    with contextlib.suppress(Exception):  # the connection is gone; teardown closes the session
         db.rollback()
-    except Exception:  # noqa: BLE001, S110 - the connection is gone; teardown closes the session
-        pass
     if g.get("_login_user") is None:
         g._login_user = login_manager.anonymous_user()
     response = error_response(
