@@ -92,7 +92,7 @@ class PasswordResetRequestForm(FlaskForm):
         validators=[
             DataRequired(message="Enter the email you log in with."),
             Email(message="Enter an email address like name@example.com."),
-            Length(max=254),
+            max_length("user.email"),
         ],
     )
 
@@ -104,7 +104,8 @@ class PasswordResetForm(FlaskForm):
         "New password",
         validators=[
             DataRequired(message="Choose a password."),
-            Length(min=10, max=1000, message="Use at least 10 characters."),
+            Length(min=10, message="Use at least 10 characters."),
+            max_length("user.password"),
         ],
     )
     confirm = PasswordField(
@@ -112,5 +113,6 @@ class PasswordResetForm(FlaskForm):
         validators=[
             DataRequired(message="Repeat the password."),
             EqualTo("password", message="The passwords differ."),
+            max_length("user.password"),
         ],
     )

@@ -153,6 +153,6 @@ def test_cli_refuses_bad_users_and_policies(app, db, tmp_path) -> None:
     result = runner.invoke(args=["import-policies", str(policies)])
     assert result.exit_code == 1 and "text title" in result.output
     latin1 = tmp_path / "latin1.csv"
-    latin1.write_bytes("row_id,agency\n1,Caf\xe9\n".encode("latin-1"))
+    latin1.write_bytes("row_id,agenc\xe9\n1,Cafe\n".encode("latin-1"))
     result = runner.invoke(args=["import-applications", str(latin1)])
     assert result.exit_code != 0 and "UTF-8" in result.output
