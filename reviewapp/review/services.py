@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
 from flask import current_app, has_request_context, url_for
-from sqlalchemy import Select, and_, func, or_, select
-from sqlalchemy.orm import Session, defer, joinedload
+from sqlalchemy import Select, and_, case, func, or_, select
+from sqlalchemy.orm import Session, aliased, defer, joinedload
 
 from reviewapp.applications.lifecycle import Action, Actor, next_status
-from reviewapp.applications.models import OPEN_FOR_REVIEW, Application, Status
+from reviewapp.applications.models import OPEN_FOR_REVIEW, Application, Revision, Status
 from reviewapp.applications.services import snapshot, unclaim
 from reviewapp.audit.services import add_outbox_event, record_event
-from reviewapp.auth.models import Permission, Role, User
+from reviewapp.auth.models import Organization, Permission, Role, User
 from reviewapp.db import is_postgres, utcnow
 from reviewapp.errors import ConflictError, InvalidTransition, PermissionDenied, ValidationFailed
 from reviewapp.limits import LIMITS
@@ -35,10 +36,10 @@ from reviewapp.review.models import (
     Decision,
     Note,
     Outcome,
-    Queue,
     RequiredSafetyRequirement,
     RiskTier,
 )
+from reviewapp.review.reference import QueueInfo, reference_data
 from reviewapp.review.sla import add_business_seconds
 
 CLAIMABLE = (Status.queued, Status.in_review, Status.awaiting_second_approval, Status.appealed)
@@ -59,10 +60,10 @@ def _is_high_risk(session: Session, application: Application) -> bool:
     return (application.tier_rank or 0) >= threshold
 
 
-def queues_for(session: Session, user: User) -> list[Queue]:
-    """Queues ``user``'s role may work, in display order."""
-    queues = session.scalars(select(Queue).order_by(Queue.position, Queue.key)).all()
-    return [q for q in queues if str(user.role) in q.roles]
+def queues_for(session: Session, user: User) -> list[QueueInfo]:
+    """Queues ``user``'s role may work, in display order (from the reference cache, checked
+    against the database on every call: see :mod:`reviewapp.review.reference`)."""
+    return reference_data(session).queues_for_role(str(user.role))
 
 
 @dataclass
@@ -84,11 +85,19 @@ QUEUE_VIEWS = {"due_soon": "Due soon", "overdue": "Overdue", "unclaimed": "Uncla
 
 
 def queue_statement(
-    session: Session, user: User, filters: QueueFilters, now: dt.datetime | None = None
+    session: Session,
+    user: User,
+    filters: QueueFilters,
+    now: dt.datetime | None = None,
+    *,
+    queues: Sequence[QueueInfo] | None = None,
 ) -> Select[Any]:
     """SELECT of the applications ``user`` may see in the queue, filtered and in queue order:
-    SLA due time, then tier (highest first), then age (oldest first)."""
-    allowed = [q.key for q in queues_for(session, user)]
+    SLA due time, then tier (highest first), then age (oldest first). ``queues``: the result of
+    ``queues_for(session, user)`` when the caller already has it."""
+    if queues is None:
+        queues = queues_for(session, user)
+    allowed = [q.key for q in queues]
     stmt = select(Application).where(
         Application.queue.in_(allowed),
         Application.organization_id != user.organization_id,  # conflict of interest
@@ -162,6 +171,106 @@ def list_queue(
         .limit(per_page)
     ).all()
     return list(items), total
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    """What the queue page shows of one application (no ORM object: a page is 50 of them).
+
+    ``title``: of the submitted revision; ``organization``: its name; ``claimant``: e-mail of
+    the user holding (or who last held) the claim, None when unclaimed.
+    """
+
+    id: int
+    external_ref: str | None
+    status: str
+    risk_tier: str | None
+    queue: str | None
+    sla_due_at: dt.datetime | None
+    claimed_by_id: int | None
+    lease_expires_at: dt.datetime | None
+    preferred_reviewer_id: int | None
+    title: str
+    organization: str
+    claimant: str | None
+
+    @property
+    def reference(self) -> str:
+        """Public reference, e.g. ``APP-000123`` (as :attr:`Application.reference`)."""
+        return f"APP-{self.id:06d}"
+
+
+def list_queue_rows(
+    session: Session,
+    user: User,
+    filters: QueueFilters,
+    *,
+    page: int = 1,
+    per_page: int = 50,
+    count_limit: int | None = None,
+    queues: Sequence[QueueInfo] | None = None,
+) -> tuple[list[QueueRow], int]:
+    """As :func:`list_queue`, but the page as :class:`QueueRow` tuples read by one statement
+    (the queue page's columns only), and ``queues`` as in :func:`queue_statement`.
+
+    Raises:
+        PermissionDenied: ``user`` may not see the queue.
+    """
+    if not user.can(Permission.view_queue):
+        raise PermissionDenied("Only reviewers see the queue.")
+    stmt = queue_statement(session, user, filters, queues=queues)
+    matching = stmt.order_by(None).with_only_columns(Application.id)
+    if count_limit is not None:
+        matching = matching.limit(count_limit + 1)
+    total = session.scalar(select(func.count()).select_from(matching.subquery())) or 0
+    claimant = aliased(User)
+    # Application.title: the submitted revision's title, the draft's while a draft
+    title = case(
+        (
+            and_(Application.current_revision_id.is_not(None), Application.status != Status.draft),
+            Revision.content["title"].as_string(),
+        ),
+        else_=Application.draft["title"].as_string(),
+    )
+    rows = session.execute(
+        stmt.with_only_columns(
+            Application.id,
+            Application.external_ref,
+            Application.status,
+            Application.risk_tier,
+            Application.queue,
+            Application.sla_due_at,
+            Application.claimed_by_id,
+            Application.lease_expires_at,
+            Application.preferred_reviewer_id,
+            title,
+            Organization.name,
+            claimant.email,
+        )
+        .select_from(Application)
+        .join(Organization, Organization.id == Application.organization_id)
+        .outerjoin(Revision, Revision.id == Application.current_revision_id)
+        .outerjoin(claimant, claimant.id == Application.claimed_by_id)
+        .offset((page - 1) * per_page)
+        .limit(per_page)
+    ).all()
+    return [
+        QueueRow(
+            id=r[0],
+            external_ref=r[1],
+            status=r[2],
+            risk_tier=r[3],
+            queue=r[4],
+            sla_due_at=r[5],
+            claimed_by_id=r[6],
+            lease_expires_at=r[7],
+            preferred_reviewer_id=r[8],
+            title=str(r[9] or ""),
+            organization=r[10],
+            claimant=r[11],
+        )
+        for r in rows
+    ], total
 
 
 def _lease_seconds() -> int:
