@@ -9,14 +9,15 @@ Builds the app with the embedded default settings (as the HTTP benchmark's gunic
 logs in as ``reviewer000@bench.example`` (bench/seed.py) through Flask-Login's test client
 with the benchmark's User-Agent, warms up, then times ``--requests`` views of ``--path`` with
 the Flask test client (no network, no gunicorn): prints the min/median/p95 in milliseconds,
-the SQL statements of one view with their times, and with ``--profile`` a cProfile of one view
-(``--sort``, ``--limit`` lines). Nothing is written to the database.
+the SQL statements of one view with their times, and with ``--profile`` a cProfile of ``--profile-views``
+views (``--sort``, ``--limit`` lines; ``--gc-freeze``: as wsgi.py). Nothing is written to the database.
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import pstats
 import statistics
 import sys
@@ -42,8 +43,12 @@ def main() -> None:
     parser.add_argument("--path", default="/queue")
     parser.add_argument("--requests", type=int, default=40)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--profile-views", type=int, default=20)
     parser.add_argument("--sort", default="cumulative")
     parser.add_argument("--limit", type=int, default=40)
+    parser.add_argument(
+        "--gc-freeze", action="store_true", help="gc.freeze() after building the app (as wsgi.py)"
+    )
     args = parser.parse_args()
     app = create_app(
         "default",
@@ -57,6 +62,9 @@ def main() -> None:
             select(User).where(User.email == "reviewer000@bench.example")
         ).one()
         cookie = session_cookie(app, user)
+    if args.gc_freeze:
+        gc.collect()
+        gc.freeze()
     client = app.test_client()
     client.set_cookie("session", cookie)
     headers = {"User-Agent": USER_AGENT}
@@ -69,16 +77,28 @@ def main() -> None:
 
     for _ in range(5):
         view()
+    gc_pauses: list[float] = []
+    gc_started = [0.0]
+
+    def on_gc(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            gc_started[0] = time.perf_counter()
+        else:
+            gc_pauses.append((time.perf_counter() - gc_started[0]) * 1000)
+
+    gc.callbacks.append(on_gc)
     times = []
     for _ in range(args.requests):
         start = time.perf_counter()
         view()
         times.append((time.perf_counter() - start) * 1000)
+    gc.callbacks.remove(on_gc)
     times.sort()
     p95 = times[min(len(times) - 1, int(0.95 * len(times)))]
     print(
         f"GET {args.path}: min {times[0]:.1f} ms  median {statistics.median(times):.1f} ms  "
-        f"p95 {p95:.1f} ms  ({args.requests} views)"
+        f"p95 {p95:.1f} ms  ({args.requests} views); garbage collector: {len(gc_pauses)} runs, "
+        f"{sum(gc_pauses):.1f} ms in all, longest {max(gc_pauses, default=0):.1f} ms"
     )
 
     statements: list[tuple[float, str]] = []
@@ -104,8 +124,10 @@ def main() -> None:
     if args.profile:
         profiler = cProfile.Profile()
         profiler.enable()
-        view()
+        for _ in range(args.profile_views):
+            view()
         profiler.disable()
+        print(f"cProfile of {args.profile_views} views (times are totals over all of them):")
         pstats.Stats(profiler).sort_stats(args.sort).print_stats(args.limit)
 
 
