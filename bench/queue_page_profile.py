@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import gc
+import os
 import pstats
 import statistics
 import sys
@@ -47,6 +48,11 @@ def main() -> None:
     parser.add_argument("--sort", default="cumulative")
     parser.add_argument("--limit", type=int, default=40)
     parser.add_argument(
+        "--ceiling",
+        action="store_true",
+        help="time the bare page of bench/ceiling_apps.py instead (same cookie)",
+    )
+    parser.add_argument(
         "--gc-freeze", action="store_true", help="gc.freeze() after building the app (as wsgi.py)"
     )
     args = parser.parse_args()
@@ -65,7 +71,13 @@ def main() -> None:
     if args.gc_freeze:
         gc.collect()
         gc.freeze()
-    client = app.test_client()
+    if args.ceiling:
+        os.environ.update(BENCH_DATABASE_URL=args.database_url, REVIEWAPP_SECRET_KEY=SECRET_KEY)
+        from ceiling_apps import queue_app
+
+        client = queue_app.test_client()
+    else:
+        client = app.test_client()
     client.set_cookie("session", cookie)
     headers = {"User-Agent": USER_AGENT}
 
@@ -102,8 +114,13 @@ def main() -> None:
     )
 
     statements: list[tuple[float, str]] = []
-    with app.app_context():
-        engine = db.engine
+    if args.ceiling:
+        from ceiling_apps import engine as ceiling_engine
+
+        engine = ceiling_engine()
+    else:
+        with app.app_context():
+            engine = db.engine
 
     def before(conn: Any, cursor: Any, statement: str, *a: Any) -> None:
         conn.info["t0"] = time.perf_counter()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -95,39 +96,58 @@ def queue_statement(
     """SELECT of the applications ``user`` may see in the queue, filtered and in queue order:
     SLA due time, then tier (highest first), then age (oldest first). ``queues``: the result of
     ``queues_for(session, user)`` when the caller already has it."""
+    return (
+        select(Application)
+        .where(*_queue_conditions(session, user, filters, now, queues))
+        .order_by(*_queue_order())
+    )
+
+
+def _queue_conditions(
+    session: Session,
+    user: User,
+    filters: QueueFilters,
+    now: dt.datetime | None,
+    queues: Sequence[QueueInfo] | None,
+) -> list[Any]:
+    """WHERE conditions of :func:`queue_statement`."""
     if queues is None:
         queues = queues_for(session, user)
-    allowed = [q.key for q in queues]
-    stmt = select(Application).where(
-        Application.queue.in_(allowed),
+    conditions = [
+        Application.queue.in_([q.key for q in queues]),
         Application.organization_id != user.organization_id,  # conflict of interest
-    )
+    ]
     if filters.queue:
-        stmt = stmt.where(Application.queue == filters.queue)
+        conditions.append(Application.queue == filters.queue)
     if filters.tier:
-        stmt = stmt.where(Application.risk_tier == filters.tier)
+        conditions.append(Application.risk_tier == filters.tier)
     if filters.status:
-        stmt = stmt.where(Application.status == filters.status)
+        conditions.append(Application.status == filters.status)
     else:
-        stmt = stmt.where(Application.status.in_(OPEN_FOR_REVIEW))
+        conditions.append(Application.status.in_(OPEN_FOR_REVIEW))
     if filters.age_days:
         cutoff = (now or utcnow()) - dt.timedelta(days=filters.age_days)
-        stmt = stmt.where(Application.queued_at <= cutoff)
+        conditions.append(Application.queued_at <= cutoff)
     if filters.mine:
-        stmt = stmt.where(Application.claimed_by_id == user.id)
+        conditions.append(Application.claimed_by_id == user.id)
     if filters.view in QUEUE_VIEWS:
         now = now or utcnow()
         if filters.view == "overdue":
-            stmt = stmt.where(Application.sla_due_at < now)
+            conditions.append(Application.sla_due_at < now)
         elif filters.view == "due_soon":
             cal = business_calendar()
             horizon = add_business_seconds(cal, now, int(cal.due_soon_hours * 3600))
-            stmt = stmt.where(Application.sla_due_at >= now, Application.sla_due_at <= horizon)
+            conditions += [Application.sla_due_at >= now, Application.sla_due_at <= horizon]
         else:
-            stmt = stmt.where(
+            conditions.append(
                 or_(Application.claimed_by_id.is_(None), Application.lease_expires_at < now)
             )
-    return stmt.order_by(
+    return conditions
+
+
+@functools.cache
+def _queue_order() -> tuple[Any, ...]:
+    return (
         Application.sla_due_at.asc(),
         Application.tier_rank.desc(),
         Application.queued_at.asc(),
@@ -200,6 +220,40 @@ class QueueRow:
         return f"APP-{self.id:06d}"
 
 
+@functools.cache
+def _queue_rows_select() -> Select[Any]:
+    """The columns and joins of :class:`QueueRow` (built once: SQL constructs are immutable)."""
+    claimant = aliased(User)
+    # Application.title: the submitted revision's title, the draft's while a draft
+    title = case(
+        (
+            and_(Application.current_revision_id.is_not(None), Application.status != Status.draft),
+            Revision.content["title"].as_string(),
+        ),
+        else_=Application.draft["title"].as_string(),
+    )
+    return (
+        select(
+            Application.id,
+            Application.external_ref,
+            Application.status,
+            Application.risk_tier,
+            Application.queue,
+            Application.sla_due_at,
+            Application.claimed_by_id,
+            Application.lease_expires_at,
+            Application.preferred_reviewer_id,
+            title,
+            Organization.name,
+            claimant.email,
+        )
+        .select_from(Application)
+        .join(Organization, Organization.id == Application.organization_id)
+        .outerjoin(Revision, Revision.id == Application.current_revision_id)
+        .outerjoin(claimant, claimant.id == Application.claimed_by_id)
+    )
+
+
 def list_queue_rows(
     session: Session,
     user: User,
@@ -218,39 +272,15 @@ def list_queue_rows(
     """
     if not user.can(Permission.view_queue):
         raise PermissionDenied("Only reviewers see the queue.")
-    stmt = queue_statement(session, user, filters, queues=queues)
-    matching = stmt.order_by(None).with_only_columns(Application.id)
+    conditions = _queue_conditions(session, user, filters, None, queues)
+    matching = select(Application.id).where(*conditions)
     if count_limit is not None:
         matching = matching.limit(count_limit + 1)
     total = session.scalar(select(func.count()).select_from(matching.subquery())) or 0
-    claimant = aliased(User)
-    # Application.title: the submitted revision's title, the draft's while a draft
-    title = case(
-        (
-            and_(Application.current_revision_id.is_not(None), Application.status != Status.draft),
-            Revision.content["title"].as_string(),
-        ),
-        else_=Application.draft["title"].as_string(),
-    )
     rows = session.execute(
-        stmt.with_only_columns(
-            Application.id,
-            Application.external_ref,
-            Application.status,
-            Application.risk_tier,
-            Application.queue,
-            Application.sla_due_at,
-            Application.claimed_by_id,
-            Application.lease_expires_at,
-            Application.preferred_reviewer_id,
-            title,
-            Organization.name,
-            claimant.email,
-        )
-        .select_from(Application)
-        .join(Organization, Organization.id == Application.organization_id)
-        .outerjoin(Revision, Revision.id == Application.current_revision_id)
-        .outerjoin(claimant, claimant.id == Application.claimed_by_id)
+        _queue_rows_select()
+        .where(*conditions)
+        .order_by(*_queue_order())
         .offset((page - 1) * per_page)
         .limit(per_page)
     ).all()
