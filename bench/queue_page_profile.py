@@ -145,6 +145,8 @@ def main() -> None:
             view()
         profiler.disable()
         print(f"cProfile of {args.profile_views} views (times are totals over all of them):")
+        if os.environ.get("PROFILE_DUMP"):
+            profiler.dump_stats(os.environ["PROFILE_DUMP"])
         pstats.Stats(profiler).sort_stats(args.sort).print_stats(args.limit)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import current_app, has_request_context, url_for
 from sqlalchemy import Select, and_, case, func, or_, select
-from sqlalchemy.orm import Session, aliased, defer, joinedload
+from sqlalchemy.orm import Session, defer, joinedload
 
 from reviewapp.applications.lifecycle import Action, Actor, next_status
 from reviewapp.applications.models import OPEN_FOR_REVIEW, Application, Revision, Status
@@ -110,49 +110,46 @@ def _queue_conditions(
     now: dt.datetime | None,
     queues: Sequence[QueueInfo] | None,
 ) -> list[Any]:
-    """WHERE conditions of :func:`queue_statement`."""
+    """WHERE conditions of :func:`queue_statement`, on the table's columns (no ORM attributes:
+    the queue page runs them as plain Core statements, which skip the ORM's per-statement
+    work)."""
+    a = Application.__table__.c
     if queues is None:
         queues = queues_for(session, user)
     conditions = [
-        Application.queue.in_([q.key for q in queues]),
-        Application.organization_id != user.organization_id,  # conflict of interest
+        a.queue.in_([q.key for q in queues]),
+        a.organization_id != user.organization_id,  # conflict of interest
     ]
     if filters.queue:
-        conditions.append(Application.queue == filters.queue)
+        conditions.append(a.queue == filters.queue)
     if filters.tier:
-        conditions.append(Application.risk_tier == filters.tier)
+        conditions.append(a.risk_tier == filters.tier)
     if filters.status:
-        conditions.append(Application.status == filters.status)
+        conditions.append(a.status == filters.status)
     else:
-        conditions.append(Application.status.in_(OPEN_FOR_REVIEW))
+        conditions.append(a.status.in_(OPEN_FOR_REVIEW))
     if filters.age_days:
         cutoff = (now or utcnow()) - dt.timedelta(days=filters.age_days)
-        conditions.append(Application.queued_at <= cutoff)
+        conditions.append(a.queued_at <= cutoff)
     if filters.mine:
-        conditions.append(Application.claimed_by_id == user.id)
+        conditions.append(a.claimed_by_id == user.id)
     if filters.view in QUEUE_VIEWS:
         now = now or utcnow()
         if filters.view == "overdue":
-            conditions.append(Application.sla_due_at < now)
+            conditions.append(a.sla_due_at < now)
         elif filters.view == "due_soon":
             cal = business_calendar()
             horizon = add_business_seconds(cal, now, int(cal.due_soon_hours * 3600))
-            conditions += [Application.sla_due_at >= now, Application.sla_due_at <= horizon]
+            conditions += [a.sla_due_at >= now, a.sla_due_at <= horizon]
         else:
-            conditions.append(
-                or_(Application.claimed_by_id.is_(None), Application.lease_expires_at < now)
-            )
+            conditions.append(or_(a.claimed_by_id.is_(None), a.lease_expires_at < now))
     return conditions
 
 
 @functools.cache
 def _queue_order() -> tuple[Any, ...]:
-    return (
-        Application.sla_due_at.asc(),
-        Application.tier_rank.desc(),
-        Application.queued_at.asc(),
-        Application.id.asc(),
-    )
+    a = Application.__table__.c
+    return (a.sla_due_at.asc(), a.tier_rank.desc(), a.queued_at.asc(), a.id.asc())
 
 
 def list_queue(
@@ -222,35 +219,38 @@ class QueueRow:
 
 @functools.cache
 def _queue_rows_select() -> Select[Any]:
-    """The columns and joins of :class:`QueueRow` (built once: SQL constructs are immutable)."""
-    claimant = aliased(User)
+    """The columns and joins of :class:`QueueRow`, on tables (a Core statement), built once."""
+    a = Application.__table__.c
+    revision = Revision.__table__
+    organization = Organization.__table__
+    claimant = User.__table__.alias("claimant")
     # Application.title: the submitted revision's title, the draft's while a draft
     title = case(
         (
-            and_(Application.current_revision_id.is_not(None), Application.status != Status.draft),
-            Revision.content["title"].as_string(),
+            and_(a.current_revision_id.is_not(None), a.status != Status.draft),
+            revision.c.content["title"].as_string(),
         ),
-        else_=Application.draft["title"].as_string(),
+        else_=a.draft["title"].as_string(),
     )
     return (
         select(
-            Application.id,
-            Application.external_ref,
-            Application.status,
-            Application.risk_tier,
-            Application.queue,
-            Application.sla_due_at,
-            Application.claimed_by_id,
-            Application.lease_expires_at,
-            Application.preferred_reviewer_id,
+            a.id,
+            a.external_ref,
+            a.status,
+            a.risk_tier,
+            a.queue,
+            a.sla_due_at,
+            a.claimed_by_id,
+            a.lease_expires_at,
+            a.preferred_reviewer_id,
             title,
-            Organization.name,
-            claimant.email,
+            organization.c.name,
+            claimant.c.email,
         )
-        .select_from(Application)
-        .join(Organization, Organization.id == Application.organization_id)
-        .outerjoin(Revision, Revision.id == Application.current_revision_id)
-        .outerjoin(claimant, claimant.id == Application.claimed_by_id)
+        .select_from(Application.__table__)
+        .join(organization, organization.c.id == a.organization_id)
+        .outerjoin(revision, revision.c.id == a.current_revision_id)
+        .outerjoin(claimant, claimant.c.id == a.claimed_by_id)
     )
 
 
@@ -273,7 +273,7 @@ def list_queue_rows(
     if not user.can(Permission.view_queue):
         raise PermissionDenied("Only reviewers see the queue.")
     conditions = _queue_conditions(session, user, filters, None, queues)
-    matching = select(Application.id).where(*conditions)
+    matching = select(Application.__table__.c.id).where(*conditions)
     if count_limit is not None:
         matching = matching.limit(count_limit + 1)
     total = session.scalar(select(func.count()).select_from(matching.subquery())) or 0
