@@ -276,14 +276,18 @@ def list_queue_rows(
     matching = select(Application.__table__.c.id).where(*conditions)
     if count_limit is not None:
         matching = matching.limit(count_limit + 1)
-    total = session.scalar(select(func.count()).select_from(matching.subquery())) or 0
+    count = select(func.count()).select_from(matching.subquery())
+    # the count rides along with the page (an uncorrelated subquery, evaluated once): one
+    # statement per view; a page past the end has no row to carry it and counts on its own
     rows = session.execute(
         _queue_rows_select()
+        .add_columns(count.correlate(None).scalar_subquery())
         .where(*conditions)
         .order_by(*_queue_order())
         .offset((page - 1) * per_page)
         .limit(per_page)
     ).all()
+    total = rows[0][12] if rows else (session.scalar(count) or 0)
     return [
         QueueRow(
             id=r[0],
