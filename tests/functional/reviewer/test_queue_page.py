@@ -6,10 +6,10 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+import time_machine
 from sqlalchemy import select
 
 from reviewapp.applications.models import Status
-from reviewapp.db import utcnow
 from reviewapp.policies.models import PolicySection, ResponseTemplate
 from reviewapp.review.models import Queue, RiskTier
 from tests.factories import ApplicationFactory, OrganizationFactory, UserFactory
@@ -41,7 +41,7 @@ def test_rows_show_claimant_expired_lease_returned_resubmission_and_external_ref
     staff = OrganizationFactory(name="Trust & Safety")
     me = reviewer(organization=staff)
     other = reviewer(organization=staff, email="holder@example.com")
-    now = utcnow()
+    now = dt.datetime(2026, 11, 30, 15, 0, tzinfo=dt.UTC)
     held = ApplicationFactory(submitted=True, external_ref="CRM-77")
     held.status = Status.in_review
     held.claimed_by_id = other.id
@@ -55,7 +55,8 @@ def test_rows_show_claimant_expired_lease_returned_resubmission_and_external_ref
     returned.sla_due_at = now - dt.timedelta(hours=3, minutes=30)
     db.flush()
 
-    page = login(me).get("/queue").get_data(as_text=True)
+    with time_machine.travel(now, tick=False):
+        page = login(me).get("/queue").get_data(as_text=True)
 
     row = row_of(page, held.reference)
     assert "holder@example.com" in row and "lease expired" not in row
