@@ -14,6 +14,7 @@ ceiling_apps:queue_app`` with ``BENCH_DATABASE_URL`` set.
 
 from __future__ import annotations
 
+import gc
 import os
 from typing import Any
 
@@ -82,3 +83,8 @@ def queue() -> str:
             params["tier"] = tier
         rows = conn.execute(stmt, params).all()
     return render_template_string(PAGE, rows=rows)
+
+
+# as reviewapp's wsgi.py does, so both sides of the comparison run with the same collector setup
+gc.collect()
+gc.freeze()

@@ -15,6 +15,7 @@ from flask import (
     url_for,
 )
 from flask_login import current_user, login_required, login_user, logout_user
+from sqlalchemy.orm import joinedload
 
 from reviewapp.audit.services import add_outbox_event, record_event
 from reviewapp.auth.admin_services import (
@@ -46,7 +47,8 @@ def load_user(identity: str) -> User | None:
         user_id, epoch = (int(x) for x in identity.split(":", 1))
     except ValueError:
         return None
-    user = db.session.get(User, user_id)
+    # one primary-key query: every page's layout shows the user's organization
+    user = db.session.get(User, user_id, options=[joinedload(User.organization)])
     if user is None or user.session_epoch != epoch or not user.active:
         return None
     return user

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
 from flask import current_app, has_request_context, url_for
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, and_, case, func, or_, select
 from sqlalchemy.orm import Session, defer, joinedload
 
 from reviewapp.applications.lifecycle import Action, Actor, next_status
-from reviewapp.applications.models import OPEN_FOR_REVIEW, Application, Status
+from reviewapp.applications.models import OPEN_FOR_REVIEW, Application, Revision, Status
 from reviewapp.applications.services import snapshot, unclaim
 from reviewapp.audit.services import add_outbox_event, record_event
-from reviewapp.auth.models import Permission, Role, User
+from reviewapp.auth.models import Organization, Permission, Role, User
 from reviewapp.db import is_postgres, utcnow
 from reviewapp.errors import ConflictError, InvalidTransition, PermissionDenied, ValidationFailed
 from reviewapp.limits import LIMITS
@@ -35,10 +37,10 @@ from reviewapp.review.models import (
     Decision,
     Note,
     Outcome,
-    Queue,
     RequiredSafetyRequirement,
     RiskTier,
 )
+from reviewapp.review.reference import QueueInfo, reference_data
 from reviewapp.review.sla import add_business_seconds
 
 CLAIMABLE = (Status.queued, Status.in_review, Status.awaiting_second_approval, Status.appealed)
@@ -59,10 +61,10 @@ def _is_high_risk(session: Session, application: Application) -> bool:
     return (application.tier_rank or 0) >= threshold
 
 
-def queues_for(session: Session, user: User) -> list[Queue]:
-    """Queues ``user``'s role may work, in display order."""
-    queues = session.scalars(select(Queue).order_by(Queue.position, Queue.key)).all()
-    return [q for q in queues if str(user.role) in q.roles]
+def queues_for(session: Session, user: User) -> list[QueueInfo]:
+    """Queues ``user``'s role may work, in display order (from the reference cache, checked
+    against the database on every call: see :mod:`reviewapp.review.reference`)."""
+    return reference_data(session).queues_for_role(str(user.role))
 
 
 @dataclass
@@ -84,46 +86,70 @@ QUEUE_VIEWS = {"due_soon": "Due soon", "overdue": "Overdue", "unclaimed": "Uncla
 
 
 def queue_statement(
-    session: Session, user: User, filters: QueueFilters, now: dt.datetime | None = None
+    session: Session,
+    user: User,
+    filters: QueueFilters,
+    now: dt.datetime | None = None,
+    *,
+    queues: Sequence[QueueInfo] | None = None,
 ) -> Select[Any]:
     """SELECT of the applications ``user`` may see in the queue, filtered and in queue order:
-    SLA due time, then tier (highest first), then age (oldest first)."""
-    allowed = [q.key for q in queues_for(session, user)]
-    stmt = select(Application).where(
-        Application.queue.in_(allowed),
-        Application.organization_id != user.organization_id,  # conflict of interest
+    SLA due time, then tier (highest first), then age (oldest first). ``queues``: the result of
+    ``queues_for(session, user)`` when the caller already has it."""
+    return (
+        select(Application)
+        .where(*_queue_conditions(session, user, filters, now, queues))
+        .order_by(*_queue_order())
     )
+
+
+def _queue_conditions(
+    session: Session,
+    user: User,
+    filters: QueueFilters,
+    now: dt.datetime | None,
+    queues: Sequence[QueueInfo] | None,
+) -> list[Any]:
+    """WHERE conditions of :func:`queue_statement`, on the table's columns (no ORM attributes:
+    the queue page runs them as plain Core statements, which skip the ORM's per-statement
+    work)."""
+    a = Application.__table__.c
+    if queues is None:
+        queues = queues_for(session, user)
+    conditions = [
+        a.queue.in_([q.key for q in queues]),
+        a.organization_id != user.organization_id,  # conflict of interest
+    ]
     if filters.queue:
-        stmt = stmt.where(Application.queue == filters.queue)
+        conditions.append(a.queue == filters.queue)
     if filters.tier:
-        stmt = stmt.where(Application.risk_tier == filters.tier)
+        conditions.append(a.risk_tier == filters.tier)
     if filters.status:
-        stmt = stmt.where(Application.status == filters.status)
+        conditions.append(a.status == filters.status)
     else:
-        stmt = stmt.where(Application.status.in_(OPEN_FOR_REVIEW))
+        conditions.append(a.status.in_(OPEN_FOR_REVIEW))
     if filters.age_days:
         cutoff = (now or utcnow()) - dt.timedelta(days=filters.age_days)
-        stmt = stmt.where(Application.queued_at <= cutoff)
+        conditions.append(a.queued_at <= cutoff)
     if filters.mine:
-        stmt = stmt.where(Application.claimed_by_id == user.id)
+        conditions.append(a.claimed_by_id == user.id)
     if filters.view in QUEUE_VIEWS:
         now = now or utcnow()
         if filters.view == "overdue":
-            stmt = stmt.where(Application.sla_due_at < now)
+            conditions.append(a.sla_due_at < now)
         elif filters.view == "due_soon":
             cal = business_calendar()
             horizon = add_business_seconds(cal, now, int(cal.due_soon_hours * 3600))
-            stmt = stmt.where(Application.sla_due_at >= now, Application.sla_due_at <= horizon)
+            conditions += [a.sla_due_at >= now, a.sla_due_at <= horizon]
         else:
-            stmt = stmt.where(
-                or_(Application.claimed_by_id.is_(None), Application.lease_expires_at < now)
-            )
-    return stmt.order_by(
-        Application.sla_due_at.asc(),
-        Application.tier_rank.desc(),
-        Application.queued_at.asc(),
-        Application.id.asc(),
-    )
+            conditions.append(or_(a.claimed_by_id.is_(None), a.lease_expires_at < now))
+    return conditions
+
+
+@functools.cache
+def _queue_order() -> tuple[Any, ...]:
+    a = Application.__table__.c
+    return (a.sla_due_at.asc(), a.tier_rank.desc(), a.queued_at.asc(), a.id.asc())
 
 
 def list_queue(
@@ -162,6 +188,123 @@ def list_queue(
         .limit(per_page)
     ).all()
     return list(items), total
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    """What the queue page shows of one application (no ORM object: a page is 50 of them).
+
+    ``title``: of the submitted revision; ``organization``: its name; ``claimant``: e-mail of
+    the user holding (or who last held) the claim, None when unclaimed.
+    """
+
+    id: int
+    external_ref: str | None
+    status: str
+    risk_tier: str | None
+    queue: str | None
+    sla_due_at: dt.datetime | None
+    claimed_by_id: int | None
+    lease_expires_at: dt.datetime | None
+    preferred_reviewer_id: int | None
+    title: str
+    organization: str
+    claimant: str | None
+
+    @property
+    def reference(self) -> str:
+        """Public reference, e.g. ``APP-000123`` (as :attr:`Application.reference`)."""
+        return f"APP-{self.id:06d}"
+
+
+@functools.cache
+def _queue_rows_select() -> Select[Any]:
+    """The columns and joins of :class:`QueueRow`, on tables (a Core statement), built once."""
+    a = Application.__table__.c
+    revision = Revision.__table__
+    organization = Organization.__table__
+    claimant = User.__table__.alias("claimant")
+    # Application.title: the submitted revision's title, the draft's while a draft
+    title = case(
+        (
+            and_(a.current_revision_id.is_not(None), a.status != Status.draft),
+            revision.c.content["title"].as_string(),
+        ),
+        else_=a.draft["title"].as_string(),
+    )
+    return (
+        select(
+            a.id,
+            a.external_ref,
+            a.status,
+            a.risk_tier,
+            a.queue,
+            a.sla_due_at,
+            a.claimed_by_id,
+            a.lease_expires_at,
+            a.preferred_reviewer_id,
+            title,
+            organization.c.name,
+            claimant.c.email,
+        )
+        .select_from(Application.__table__)
+        .join(organization, organization.c.id == a.organization_id)
+        .outerjoin(revision, revision.c.id == a.current_revision_id)
+        .outerjoin(claimant, claimant.c.id == a.claimed_by_id)
+    )
+
+
+def list_queue_rows(
+    session: Session,
+    user: User,
+    filters: QueueFilters,
+    *,
+    page: int = 1,
+    per_page: int = 50,
+    count_limit: int | None = None,
+    queues: Sequence[QueueInfo] | None = None,
+) -> tuple[list[QueueRow], int]:
+    """As :func:`list_queue`, but the page as :class:`QueueRow` tuples read by one statement
+    (the queue page's columns only), and ``queues`` as in :func:`queue_statement`.
+
+    Raises:
+        PermissionDenied: ``user`` may not see the queue.
+    """
+    if not user.can(Permission.view_queue):
+        raise PermissionDenied("Only reviewers see the queue.")
+    conditions = _queue_conditions(session, user, filters, None, queues)
+    matching = select(Application.__table__.c.id).where(*conditions)
+    if count_limit is not None:
+        matching = matching.limit(count_limit + 1)
+    count = select(func.count()).select_from(matching.subquery())
+    # the count rides along with the page (an uncorrelated subquery, evaluated once): one
+    # statement per view; a page past the end has no row to carry it and counts on its own
+    rows = session.execute(
+        _queue_rows_select()
+        .add_columns(count.correlate(None).scalar_subquery())
+        .where(*conditions)
+        .order_by(*_queue_order())
+        .offset((page - 1) * per_page)
+        .limit(per_page)
+    ).all()
+    total = rows[0][12] if rows else (session.scalar(count) or 0)
+    return [
+        QueueRow(
+            id=r[0],
+            external_ref=r[1],
+            status=r[2],
+            risk_tier=r[3],
+            queue=r[4],
+            sla_due_at=r[5],
+            claimed_by_id=r[6],
+            lease_expires_at=r[7],
+            preferred_reviewer_id=r[8],
+            title=str(r[9] or ""),
+            organization=r[10],
+            claimant=r[11],
+        )
+        for r in rows
+    ], total
 
 
 def _lease_seconds() -> int:

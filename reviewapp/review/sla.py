@@ -577,14 +577,24 @@ def local_time(due_utc: dt.datetime, tz_name: str | None) -> str:
     An unknown, empty or ``None`` zone name falls back to UTC (``"…, 19:00 UTC"``). Names are
     English whatever the process locale. Raises ``ValueError`` if ``due_utc`` is naive.
     """
-    due = _as_utc(due_utc, "due_utc")
-    zone: dt.tzinfo = UTC
+    return format_local(due_utc, resolve_zone(tz_name))
+
+
+def resolve_zone(tz_name: str | None) -> dt.tzinfo:
+    """The IANA zone named ``tz_name``; UTC for an unknown, empty or ``None`` name."""
     if tz_name:
         try:
-            zone = ZoneInfo(tz_name)
+            return ZoneInfo(tz_name)
         except (ZoneInfoNotFoundError, ValueError, TypeError):
-            zone = UTC
-    local = due.astimezone(zone)
+            pass
+    return UTC
+
+
+def format_local(due_utc: dt.datetime, zone: dt.tzinfo) -> str:
+    """:func:`local_time` with the zone already resolved (:func:`resolve_zone`): pages that
+    show many instants resolve the viewer's zone once. Raises ``ValueError`` if ``due_utc``
+    is naive."""
+    local = _as_utc(due_utc, "due_utc").astimezone(zone)
     return (
         f"{_DAY_ABBR[local.weekday()]} {local.day} {_MONTH_ABBR[local.month - 1]} {local.year}, "
         f"{local:%H:%M} {local.tzname()}"

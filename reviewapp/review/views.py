@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user
+from markupsafe import Markup
 from sqlalchemy import select
 from wtforms.fields.choices import SelectChoice
 
@@ -15,10 +25,11 @@ from reviewapp.applications.forms import ConfirmForm, choices
 from reviewapp.applications.models import Application, Revision, Status
 from reviewapp.applications.services import get_application
 from reviewapp.auth.models import Permission
+from reviewapp.db import utcnow
 from reviewapp.errors import ConflictError, DomainError
 from reviewapp.extensions import db
-from reviewapp.policies.models import PolicySection, ResponseTemplate, SafetyRequirement
-from reviewapp.policies.services import SECTION_ORDER, sections_in_order
+from reviewapp.policies.models import ResponseTemplate, SafetyRequirement
+from reviewapp.policies.services import sections_in_order
 from reviewapp.review.bulk import BULK_OUTCOMES, bulk_decide
 from reviewapp.review.forms import (
     BulkDecisionForm,
@@ -35,10 +46,12 @@ from reviewapp.review.mitigations import (
 )
 from reviewapp.review.models import Decision, Outcome
 from reviewapp.review.precedents import find_precedents
+from reviewapp.review.reference import ReferenceData, reference_data
 from reviewapp.review.services import (
     QUEUE_VIEWS,
     DecisionInput,
     QueueFilters,
+    QueueRow,
     add_note,
     appeals_for,
     claim,
@@ -46,13 +59,14 @@ from reviewapp.review.services import (
     decide,
     escalate,
     hand_back,
-    list_queue,
+    list_queue_rows,
     notes_for,
     queues_for,
     release,
     renew_lease,
     tier_labels,
 )
+from reviewapp.review.sla import describe, format_local, resolve_zone
 from reviewapp.triage.services import latest_triage_result
 from reviewapp.web import (
     act,
@@ -63,6 +77,7 @@ from reviewapp.web import (
     permission_required,
     save_form,
     show_form_errors,
+    viewer_timezone,
 )
 
 bp = Blueprint("review", __name__)
@@ -75,11 +90,12 @@ QUEUE_COUNT_LIMIT = 1_000
 @permission_required(Permission.view_queue)
 def queue() -> Any:
     """The queue: filters (queue, tier, status, age), SLA order, pagination."""
+    user = current_user._get_current_object()
+    ref = reference_data(db.session)
+    queues = ref.queues_for_role(str(user.role))
     form = QueueFilterForm(request.args)
-    queues = queues_for(db.session, current_user)
-    tiers = tier_labels(db.session)
     form.queue.choices = choices([("", "All my queues")] + [(q.key, q.title) for q in queues])
-    form.tier.choices = choices([("", "All tiers")] + [(t.name, t.label) for t in tiers.values()])
+    form.tier.choices = choices([("", "All tiers")] + [(t.name, t.label) for t in ref.tiers])
     form.validate()  # errors are shown next to each filter; the valid filters still apply
 
     def valid(field: Any) -> Any:
@@ -95,53 +111,125 @@ def queue() -> Any:
     )
     page = page_arg()
     per_page = 50
-    items, total = list_queue(
+    rows, total = list_queue_rows(
         db.session,
-        current_user,
+        user,
         filters,
         page=page,
         per_page=per_page,
         count_limit=QUEUE_COUNT_LIMIT,
+        queues=queues,
     )
     args = {k: v for k, v in request.args.items() if k != "page" and v}
+    can_decide = user.can(Permission.decide)
     return render_template(
         "review/queue.html",
         form=form,
-        items=items,
+        items=_queue_items(rows, user.id, viewer_timezone()),
         total=total,
         page=page,
         per_page=per_page,
         count_limit=QUEUE_COUNT_LIMIT,
-        tiers=tiers,
-        confirm=ConfirmForm(),
         args=args,
         filters=filters,
         views=QUEUE_VIEWS,
-        bulk=_bulk_form(),
+        can_decide=can_decide,
+        bulk_fields=_bulk_fields_html(ref) if can_decide else None,
     )
+
+
+class QueueItem(NamedTuple):
+    """One queue row as the page prints it (every text computed here, in one pass)."""
+
+    reference: str
+    url: str
+    title: str
+    external_ref: str | None
+    organization: str
+    risk_tier: str | None
+    tier_colour: str
+    queue: str | None
+    status_label: str
+    status_colour: str
+    due: str  # "due in 3 h" / "overdue by 2 d 1 h"; "" without an SLA due time
+    is_overdue: bool
+    due_local: str  # the due time in the viewer's zone
+    claimant: str | None  # e-mail of the holder of an unexpired claim
+    lease_expired: bool  # claimed, but the lease ran out
+    back_to_you: bool  # a resubmission held for this reviewer
+
+
+def _queue_items(rows: list[QueueRow], viewer_id: int, tz_name: str) -> list[QueueItem]:
+    """The page's rows: one clock read for every "due in" text and lease, the viewer's time
+    zone resolved once, the review page's URL built once (references are URL-safe)."""
+    now = utcnow()
+    zone = resolve_zone(tz_name)
+    sample = "APP-000000"
+    sample_url = url_for(".application", reference=sample)
+    prefix = sample_url[: -len(sample)] if sample_url.endswith(sample) else None
+    items = []
+    for r in rows:
+        reference = r.reference
+        due = describe(r.sla_due_at, now) if r.sla_due_at is not None else ""
+        lease_active = r.lease_expires_at is not None and r.lease_expires_at > now
+        items.append(
+            QueueItem(
+                reference=reference,
+                url=prefix + reference
+                if prefix is not None
+                else url_for(".application", reference=reference),
+                title=r.title,
+                external_ref=r.external_ref,
+                organization=r.organization,
+                risk_tier=r.risk_tier,
+                tier_colour=tier_badge(r.risk_tier),
+                queue=r.queue,
+                status_label=str(r.status).replace("_", " "),
+                status_colour=status_badge(r.status),
+                due=due,
+                is_overdue=due.startswith("overdue"),
+                due_local=format_local(r.sla_due_at, zone) if r.sla_due_at is not None else "",
+                claimant=r.claimant if r.claimed_by_id and lease_active else None,
+                lease_expired=bool(r.claimed_by_id) and not lease_active,
+                back_to_you=r.preferred_reviewer_id == viewer_id,
+            )
+        )
+    return items
 
 
 def _bulk_form() -> BulkDecisionForm:
     form = BulkDecisionForm()
-    # only the columns the choices show: this form is on every queue page view
-    form.citations.choices = [
-        (key, f"{number} {title}")
-        for key, number, title in db.session.execute(
-            select(PolicySection.key, PolicySection.number, PolicySection.title).order_by(
-                *SECTION_ORDER
-            )
-        )
-    ]
+    _set_bulk_choices(form, reference_data(db.session))
+    return form
+
+
+def _set_bulk_choices(form: BulkDecisionForm, ref: ReferenceData) -> None:
+    form.citations.choices = [(key, f"{number} {title}") for key, number, title in ref.sections]
     groups = {"approve": "Approve", "reject": "Reject"}
     form.template.choices = [SelectChoice("", "— choose —")] + [
         SelectChoice(key, title, optgroup=groups[outcome])
-        for key, title, outcome in db.session.execute(
-            select(ResponseTemplate.key, ResponseTemplate.title, ResponseTemplate.outcome)
-            .where(ResponseTemplate.outcome.in_(BULK_OUTCOMES))
-            .order_by(ResponseTemplate.outcome, ResponseTemplate.title)
-        )
+        for key, title, outcome in ref.templates
+        if outcome in BULK_OUTCOMES
     ]
-    return form
+
+
+def _bulk_fields_html(ref: ReferenceData) -> Markup:
+    """The bulk-decision form's fields as the queue page shows them (never filled in on a
+    GET: errors come back as a flash after a redirect). They depend only on the policy
+    sections and response templates, so the HTML is kept per process with the reference
+    data's fingerprint and rendered again when that changes."""
+    cached = current_app.extensions.get(_BULK_FIELDS_KEY)
+    if cached is not None and cached[0] == ref.fingerprint:
+        return cached[1]  # type: ignore[no-any-return]
+    form = BulkDecisionForm(meta={"csrf": False})
+    _set_bulk_choices(form, ref)
+    # the template is autoescaped: its output is HTML already
+    html = Markup(render_template("review/_bulk_fields.html", bulk=form))  # noqa: S704
+    current_app.extensions[_BULK_FIELDS_KEY] = (ref.fingerprint, html)
+    return html
+
+
+_BULK_FIELDS_KEY = "reviewapp.queue_bulk_fields"
 
 
 @bp.route("/queue/bulk", methods=["POST"])
