@@ -143,12 +143,15 @@ def configure_extensions(app: Flask) -> None:
 def configure_request_ids(app: Flask) -> None:
     """Give every request an id (from X-Request-ID when sane), echoed in the response."""
 
-    @app.before_request
     def _assign_request_id() -> None:
         incoming = request.headers.get("X-Request-ID", "")
         g.request_id = (
             incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else uuid.uuid4().hex
         )
+
+    # first of all before-request hooks, so requests refused by an earlier one (CSRF, the HTTPS
+    # redirect, rate limits) still carry and echo their id
+    app.before_request_funcs.setdefault(None, []).insert(0, _assign_request_id)
 
     @app.after_request
     def _echo_request_id(response: Any) -> Any:

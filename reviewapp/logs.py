@@ -92,9 +92,11 @@ def configure_logging(app: Flask) -> None:
         app.logger.handlers.clear()
         app.extensions["reviewapp_log_handler"] = handler
 
-    @app.before_request
     def _start_clock() -> None:
         g.request_started = time.perf_counter()
+
+    # before the extensions' hooks (CSRF, HTTPS redirect) so refused requests are timed too
+    app.before_request_funcs.setdefault(None, []).insert(0, _start_clock)
 
     @app.after_request
     def _log_request(response: Any) -> Any:

@@ -14,6 +14,7 @@ from flask import (
     Blueprint,
     Flask,
     abort,
+    current_app,
     flash,
     g,
     jsonify,
@@ -58,6 +59,17 @@ def permission_required(permission: Permission) -> Callable[[F], F]:
 # what a ``next=`` target may contain: an absolute path on this site in plain ASCII URL
 # characters (url_for percent-encodes everything else), never a backslash or whitespace
 _SAFE_NEXT_RE = re.compile(r"/(?![/\\])[A-Za-z0-9\-._~!$&'()*+,;=:@/%?#]*")
+
+
+def external_url(endpoint: str, **values: Any) -> str:
+    """Absolute URL of ``endpoint`` on the configured public address ``BASE_URL``.
+
+    For links sent by email (password reset, invitations, citations in decisions): never built
+    from the request's Host or X-Forwarded-Host headers, which a client chooses (a reset link
+    pointing at an attacker's host would hand over the token). Works without a request too.
+    """
+    path = current_app.url_map.bind("localhost").build(endpoint, values)
+    return str(current_app.config["BASE_URL"]).rstrip("/") + path
 
 
 def is_safe_next(target: str | None) -> bool:
@@ -346,8 +358,28 @@ def database_unavailable(exc: Exception) -> Any:
     return response
 
 
+NUL_MESSAGE = (
+    "Text cannot contain the NUL character (U+0000), which the database cannot store; "
+    "remove it from {fields} and try again. Nothing was saved."
+)
+
+
 def init_errors(app: Flask) -> None:
     """Error pages (HTML) and JSON errors under /api/."""
+
+    @app.before_request
+    def _refuse_nul_characters() -> Any:
+        # PostgreSQL text cannot hold U+0000: a browser form holding it is refused up front (a
+        # 400 page naming the fields) instead of a database error; the API's schemas refuse it
+        # field by field (422)
+        if request.method not in {"POST", "PUT", "PATCH"} or request.path.startswith("/api/"):
+            return None
+        bad = sorted({k for k, values in request.form.lists() for v in values if "\x00" in v})
+        if bad:
+            return error_response(
+                400, "invalid_character", NUL_MESSAGE.format(fields=", ".join(bad))
+            )
+        return None
 
     @app.errorhandler(DomainError)
     def _domain(exc: DomainError) -> Any:

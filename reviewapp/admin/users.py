@@ -45,7 +45,7 @@ from reviewapp.auth.models import ApiToken, Organization, Permission, Role, User
 from reviewapp.errors import DomainError
 from reviewapp.extensions import db
 from reviewapp.limits import max_length
-from reviewapp.web import act, page_arg, permission_required, save_form
+from reviewapp.web import act, external_url, page_arg, permission_required, save_form
 
 bp = Blueprint("admin_users", __name__)
 
@@ -127,7 +127,7 @@ def _organizations() -> list[Organization]:
 
 
 def _link(token: str) -> str:
-    return url_for("admin_users.set_password", token=token, _external=True)
+    return external_url("admin_users.set_password", token=token)
 
 
 # --- list ------------------------------------------------------------------------------------

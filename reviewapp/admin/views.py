@@ -182,8 +182,10 @@ def audit() -> Any:
         if args[key] and not (key == "until" and reversed_range):
             try:
                 day = dt.datetime.combine(dt.date.fromisoformat(args[key]), dt.time(), dt.UTC)
+                if day.year > 9000:  # the day after must exist (date.max is 9999-12-31)
+                    raise ValueError(day)
             except ValueError:
-                problems[key] = "Use a date like 2026-11-30."
+                problems[key] = "Use a date like 2026-11-30 (years up to 9000)."
                 continue
             if op == "ge":
                 stmt = stmt.where(AuditEvent.created_at >= day)

@@ -35,7 +35,7 @@ from reviewapp.auth.models import User
 from reviewapp.auth.services import authenticate, find_user_by_email, register_developer
 from reviewapp.errors import DomainError
 from reviewapp.extensions import db, login_manager
-from reviewapp.web import is_safe_next, save_form
+from reviewapp.web import external_url, is_safe_next, save_form
 
 bp = Blueprint("auth", __name__)
 
@@ -180,7 +180,7 @@ def password_reset_request() -> Any:
         user = find_user_by_email(db.session, form.email.data or "")
         if user is not None and user.active:
             token = make_reset_token(user, str(current_app.config["SECRET_KEY"]))
-            link = url_for("auth.password_reset", token=token, _external=True)
+            link = external_url("auth.password_reset", token=token)
             add_outbox_event(
                 db.session,
                 "password_reset",

@@ -60,6 +60,10 @@ class Filters:
         return args
 
 
+#: latest year a filter date may have (date.max is 9999-12-31; periods need the day after)
+MAX_YEAR = 9000
+
+
 def read_filters(today: dt.date) -> Filters:
     """Validate ``from``, ``to`` and ``tier`` from the query string.
 
@@ -71,8 +75,12 @@ def read_filters(today: dt.date) -> Filters:
     form.tier.choices = choices([("", "All tiers")] + [(t.name, t.label) for t in tiers.values()])
     form.validate()
     for field in (form.start, form.end):
+        if field.data and field.data.year > MAX_YEAR and not field.errors:
+            field.errors = [f"Choose a year up to {MAX_YEAR}."]  # the day after must exist
         if field.errors and field.raw_data and field.raw_data[0]:
-            field.errors = ["Enter a date as YYYY-MM-DD, e.g. 2026-01-31."]
+            field.errors = [
+                f"Enter a date as YYYY-MM-DD, e.g. 2026-01-31 (years up to {MAX_YEAR})."
+            ]
     end = form.end.data if form.end.data and not form.end.errors else today
     start = form.start.data if form.start.data and not form.start.errors else None
     if start is None:

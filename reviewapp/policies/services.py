@@ -303,7 +303,8 @@ def render_template_text(body: str, context: dict[str, Any]) -> str:
             f"The template does something templates may not do: {exc}",
             fields={"template": "unsafe"},
         ) from None
-    except (OverflowError, RecursionError, MemoryError) as exc:  # e.g. range() past its cap
+    # e.g. range() past its cap, or an integer too big to print (10**5000: ValueError)
+    except (OverflowError, RecursionError, MemoryError, ValueError) as exc:
         raise ValidationFailed(
             f"The template does something templates may not do: {exc}",
             fields={"template": "unsafe"},

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
-from flask import current_app, has_request_context, url_for
+from flask import current_app
 from sqlalchemy import Select, and_, case, func, or_, select
 from sqlalchemy.orm import Session, defer, joinedload
 
@@ -724,12 +724,10 @@ def template_context(
     """The placeholders a response template may use (see policies.services.TEMPLATE_VARIABLES)."""
 
     def version_url(v: Any) -> str:
-        values = {"key": v.section.key, "version": v.version}
-        if has_request_context():  # the host the reviewer uses is the host developers use
-            return url_for("policies.section_version", _external=True, **values)
-        # jobs and commands: no request, so the configured public address
-        path = current_app.url_map.bind("localhost").build("policies.section_version", values)
-        return str(current_app.config["BASE_URL"]).rstrip("/") + path
+        from reviewapp.web import external_url
+
+        # the configured public address, never the request's Host header (emails carry it)
+        return external_url("policies.section_version", key=v.section.key, version=v.version)
 
     return {
         "application": SimpleNamespace(reference=application.reference, title=application.title),

@@ -352,6 +352,7 @@ def _render_review(
     status: int = 200,
     note_form: NoteForm | None = None,
     requirement_errors: dict[str, str] | None = None,
+    reason_form: ReasonForm | None = None,
 ) -> Any:
     triage = (
         latest_triage_result(db.session, application.current_revision_id)
@@ -396,6 +397,7 @@ def _render_review(
             (a for a in appeals_for(db.session, application) if a.outcome is None), None
         ),
         note_form=note_form or NoteForm(formdata=None),
+        reason_form=reason_form or ReasonForm(formdata=None),
         section_names={s.key: f"{s.number} {s.title}" for s in sections_in_order(db.session)},
         requirement_names={r.key: r.title for r in requirement_catalogue.values()},
         requirement_rows=requirement_catalogue,
@@ -434,7 +436,11 @@ def claim_view(reference: str) -> Any:
 def _move_queue(reference: str, move: Callable[..., None], done: str) -> Any:
     """Escalate or hand back with the posted reason; to the queue on success, else back."""
     app_row = get_application(db.session, current_user, reference)
-    reason = ReasonForm().reason.data or ""
+    reason_form = ReasonForm()
+    if not reason_form.validate():
+        # over-long reason (or an expired form): the page again, with the text and the error
+        return _render_review(app_row, _decision_form(app_row), 400, reason_form=reason_form)
+    reason = reason_form.reason.data or ""
     if act(lambda: move(db.session, current_user, app_row, reason), f"{reference} {done}.", "info"):
         return redirect(url_for(".queue"))
     return redirect(url_for(".application", reference=reference))

@@ -87,3 +87,41 @@ def test_api_body_over_the_limit_gets_a_json_413(app, client, db) -> None:
             "fields": {},
         }
     }
+
+
+def test_a_nul_character_in_a_form_is_refused_naming_the_field_and_nothing_is_stored(
+    app, db
+) -> None:
+    """PostgreSQL text cannot hold U+0000: a form holding it gets a 400 page naming the field,
+    not a database error, and no account is created."""
+    from sqlalchemy import func, select
+
+    from reviewapp.auth.models import User
+    from tests.conftest import csrf_token
+
+    client = app.test_client()
+    before = db.scalar(select(func.count()).select_from(User))
+    response = client.post(
+        "/register",
+        data={
+            "name": "Nul\x00Name",
+            "email": "nul-name@example.com",
+            "organization": "Nul Org",
+            "password": "a-long-enough-password",
+            "confirm": "a-long-enough-password",
+            "csrf_token": csrf_token(client, "/register"),
+        },
+    )
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "NUL character" in page and "name" in page and "Traceback" not in page
+    assert db.scalar(select(func.count()).select_from(User)) == before
+
+
+def test_requests_refused_before_the_view_still_carry_their_request_id(app) -> None:
+    """A POST refused by the CSRF check echoes the client's X-Request-ID."""
+    response = app.test_client().post(
+        "/applications/new", data={"title": "x"}, headers={"X-Request-ID": "trace-abc-123"}
+    )
+    assert response.status_code in {400, 302}
+    assert response.headers["X-Request-ID"] == "trace-abc-123"

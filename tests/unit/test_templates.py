@@ -57,3 +57,8 @@ def test_markdown_is_sanitized() -> None:
 def test_a_runaway_range_is_refused_not_a_server_error() -> None:
     with pytest.raises(ValidationFailed, match="may not do"):
         validate_template("{% for i in range(999999999) %}x{% endfor %}")
+
+
+def test_an_integer_too_big_to_print_is_refused_not_a_server_error() -> None:
+    with pytest.raises(ValidationFailed, match="may not do"):
+        validate_template("{{ 10 ** 5000 }}")

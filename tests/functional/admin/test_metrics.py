@@ -558,3 +558,16 @@ def test_only_admins_get_in(login, client, role: str) -> None:  # noqa: ANN001
         response = client.get(path)
         assert response.status_code == 302
         assert "/login" in response.headers["Location"]
+
+
+def test_far_future_dates_are_refused_with_a_message_not_a_500(login) -> None:  # noqa: ANN001
+    """9999-12-31 has no day after it: the dashboard, its CSV and the audit filter say so."""
+    from tests.factories import UserFactory
+
+    admin = login(UserFactory(admin=True))
+    page = admin.get("/admin/metrics?from=9999-12-31&to=9999-12-31")
+    assert page.status_code == 200 and "years up to 9000" in page.get_data(as_text=True)
+    audit = admin.get("/admin/audit?until=9999-12-31")
+    assert audit.status_code == 200 and "years up to 9000" in audit.get_data(as_text=True)
+    csv = admin.get("/admin/metrics/intake.csv?from=9999-12-31&to=9999-12-31")
+    assert csv.status_code in {200, 400}

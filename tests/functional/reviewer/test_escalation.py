@@ -78,3 +78,38 @@ def test_escalating_needs_a_claim(login, db) -> None:
         follow_redirects=True,
     )
     assert b"Claim the application before escalating it." in response.data
+
+
+def test_an_over_long_reason_comes_back_with_the_text_and_nothing_moves(login, db) -> None:
+    """The reason's limit (LIMITS["reason.text"], in characters) is checked: one over re-renders
+    the review page with the text kept and the error by the field; at the limit it is taken."""
+    from reviewapp.limits import LIMITS
+
+    limit = LIMITS["reason.text"]
+    application = ApplicationFactory(submitted=True)
+    original_queue = application.queue
+    reviewer = login(UserFactory(reviewer=True, organization=OrganizationFactory()))
+    post_form(reviewer, f"/review/{application.reference}/claim", token_from="/queue")
+    too_long = "é" * (limit + 1)
+    refused = post_form(
+        reviewer,
+        f"/review/{application.reference}/escalate",
+        {"reason": too_long},
+        token_from="/queue",
+    )
+    page = refused.get_data(as_text=True)
+    assert refused.status_code == 400
+    assert f"the limit is {limit:,}" in page or f"the limit is {limit}" in page
+    assert too_long in page  # kept in the box
+    db.expire_all()
+    assert application.queue == original_queue and application.status == Status.in_review
+    assert db.scalars(select(Note.body).where(Note.application_id == application.id)).all() == []
+    taken = post_form(
+        reviewer,
+        f"/review/{application.reference}/escalate",
+        {"reason": "é" * limit},
+        token_from="/queue",
+    )
+    assert taken.status_code == 302
+    db.expire_all()
+    assert application.queue == "escalations"

@@ -175,3 +175,30 @@ def test_reset_requests_are_throttled(make_app, db, case: str) -> None:
         )
         allowed = 3 if case == "per address" else 2
         assert response.status_code == (302 if n < allowed else 429), (n, response.status_code)
+
+
+def test_reset_and_invitation_links_use_the_configured_address_not_the_host_header(
+    app, db, login
+) -> None:
+    """A reset link built from the request's Host (or X-Forwarded-Host) would hand the token to
+    whatever host the requester names; emailed links use BASE_URL."""
+    base = app.config["BASE_URL"].rstrip("/")
+    user = UserFactory()
+    OUTBOX_MEMORY.clear()
+    from tests.conftest import _CSRF_RE
+
+    client = app.test_client()
+    evil = {"base_url": "http://evil.example", "headers": {"X-Forwarded-Host": "evil.example"}}
+    form = client.get("/password-reset", **evil).get_data(as_text=True)
+    token = next(t for t in _CSRF_RE.search(form).groups() if t)
+    sent = client.post(
+        "/password-reset", data={"email": user.email, "csrf_token": token}, **evil, **_address()
+    )
+    assert sent.status_code == 302
+    body = next(m for m in OUTBOX_MEMORY if m["To"] == user.email).get_content()
+    assert "evil.example" not in body
+    assert f"{base}/password-reset/" in body
+    from reviewapp.admin.users import _link
+
+    with app.test_request_context("/admin/users/invite", base_url="http://evil.example"):
+        assert _link("a-token").startswith(f"{base}/invite/")
