@@ -21,6 +21,7 @@ import hmac
 import ipaddress
 import json
 import secrets
+import socket
 import time
 from dataclasses import dataclass
 from typing import Any, cast
@@ -170,6 +171,23 @@ def is_forbidden_address(address: str, *, allow_loopback: bool = False) -> bool:
     return not ip.is_global or ip.is_multicast
 
 
+def _literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The IP address ``host`` spells, or None for a host name.
+
+    Besides the standard forms this reads the legacy IPv4 spellings the system resolver also
+    accepts (``2130706433``, ``0x7f000001``, ``017700000001``, ``127.1``), so none of them slips
+    a loopback or private address past the check (inet_aton, POSIX).
+    """
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        pass
+    try:
+        return ipaddress.IPv4Address(socket.inet_ntoa(socket.inet_aton(host)))
+    except OSError:
+        return None
+
+
 def validate_url(url: str, *, allow_http_localhost: bool) -> str:
     """Normalise and check an endpoint URL; returns it stripped.
 
@@ -215,10 +233,7 @@ def validate_url(url: str, *, allow_http_localhost: bool) -> str:
         raise bad("The port must be between 1 and 65535.")
     if is_local and not allow_http_localhost:
         raise bad("Use a public address: events cannot be sent to this server's own machine.")
-    try:
-        literal = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        literal = None
+    literal = _literal_address(host)
     if literal is not None and is_forbidden_address(str(literal), allow_loopback=is_local):
         raise bad("Use a public address: private, local and link-local addresses are refused.")
     return url

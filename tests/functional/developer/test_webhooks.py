@@ -192,6 +192,12 @@ def test_endpoint_urls_must_be_https_on_public_addresses() -> None:
         ("https://10.1.2.3/x", "private, local"),
         ("https://169.254.169.254/latest", "private, local"),
         ("https://[fd00::1]/x", "private, local"),
+        # legacy IPv4 spellings the resolver also reads: loopback and private in disguise
+        ("https://2130706433/x", "private, local"),
+        ("https://0x7f000001/x", "private, local"),
+        ("https://017700000001/x", "private, local"),
+        ("https://127.1/x", "private, local"),
+        ("https://10.258/x", "private, local"),
         ("https://localhost/x", "this server's own machine"),
         ("http://127.0.0.1:8000/x", "Use https://"),
         ("https://exa mple.com/", "spaces"),
