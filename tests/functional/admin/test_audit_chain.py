@@ -76,7 +76,7 @@ def test_audit_page_filters_and_shows_before_after(app, login, db) -> None:
     none = client.get("/admin/audit?action=nothing.").get_data(as_text=True)
     assert "No event matches" in none
     bad = client.get("/admin/audit?since=yesterday").get_data(as_text=True)
-    assert "Use a date like 2026-11-30." in bad
+    assert "Use a date like 2026-11-30" in bad
 
 
 def test_reversed_dates_are_explained(login, db) -> None:
