@@ -224,7 +224,7 @@ def _bulk_fields_html(ref: ReferenceData) -> Markup:
     form = BulkDecisionForm(meta={"csrf": False})
     _set_bulk_choices(form, ref)
     # the template is autoescaped: its output is HTML already
-    html = Markup(render_template("review/_bulk_fields.html", bulk=form))  # noqa: S704
+    html = Markup(render_template("review/_bulk_fields.html", bulk=form))  # noqa: S704  # nosec B704
     current_app.extensions[_BULK_FIELDS_KEY] = (ref.fingerprint, html)
     return html
 
