@@ -230,7 +230,8 @@ def test_two_web_processes_and_two_workers_never_hand_out_one_application_twice(
     # over HTTP: every application handed out exactly once, all of them handed out
     assert Counter(handed_out).most_common(1)[0][1] == 1
     assert len(handed_out) == APPLICATIONS
-    assert all(results[i] for i in range(2))  # both web processes handed out claims
+    # (which process wins the claims is up to the scheduler: on a quiet machine one process can
+    # answer all of them first, so the split between them is not asserted)
     # in the database: one claim event per application, held by the reviewer who was told
     committed_db.expire_all()
     claim_events = committed_db.execute(
