@@ -22,9 +22,9 @@ from flask import (
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
-from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField
+from wtforms import BooleanField, EmailField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional
+from wtforms.validators import DataRequired, Email, Optional
 
 from reviewapp.audit.models import AuditEvent
 from reviewapp.audit.services import add_outbox_event
@@ -41,6 +41,7 @@ from reviewapp.auth.admin_services import (
     set_password_with_token,
     user_for_password_token,
 )
+from reviewapp.auth.forms import SetPasswordForm
 from reviewapp.auth.models import ApiToken, Organization, Permission, Role, User
 from reviewapp.errors import DomainError
 from reviewapp.extensions import db
@@ -86,25 +87,6 @@ class InviteForm(FlaskForm):
 
 class RoleForm(FlaskForm):
     role = SelectField("Role", choices=ROLE_CHOICES)
-
-
-class SetPasswordForm(FlaskForm):
-    password = PasswordField(
-        "New password",
-        validators=[
-            DataRequired(message="Choose a password."),
-            Length(min=10, message="Use at least 10 characters."),
-            max_length("user.password"),
-        ],
-    )
-    confirm = PasswordField(
-        "Repeat password",
-        validators=[
-            DataRequired(message="Repeat the password."),
-            EqualTo("password", message="The passwords differ."),
-            max_length("user.password"),
-        ],
-    )
 
 
 def _max_age() -> int:

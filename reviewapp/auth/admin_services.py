@@ -143,18 +143,7 @@ def set_password_with_token(
         ValidationFailed: the password is shorter than 10 characters (field ``password``).
     """
     user = user_for_password_token(session, token, secret_key, max_age=max_age)
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise ValidationFailed(
-            f"Passwords need at least {MIN_PASSWORD_LENGTH} characters.",
-            fields={"password": f"use at least {MIN_PASSWORD_LENGTH} characters"},
-        )
-    user.set_password(password)
-    user.session_epoch += 1
-    session.flush()
-    record_event(
-        session, actor=user, action="user.set_password", subject_type="user", subject_id=user.id
-    )
-    return user
+    return _replace_password(session, user, password, "user.set_password")
 
 
 def issue_password_link(session: Session, actor: User, user: User, secret_key: str) -> str:
@@ -437,6 +426,24 @@ def user_for_reset_token(
     return user
 
 
+def _replace_password(session: Session, user: User, password: str, action: str) -> User:
+    """Give ``user`` a new password (Argon2id), end their other sessions, audit ``action``.
+
+    Raises:
+        ValidationFailed: the password is shorter than MIN_PASSWORD_LENGTH (field ``password``).
+    """
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValidationFailed(
+            f"Passwords need at least {MIN_PASSWORD_LENGTH} characters.",
+            fields={"password": f"use at least {MIN_PASSWORD_LENGTH} characters"},
+        )
+    user.set_password(password)
+    user.session_epoch += 1
+    session.flush()
+    record_event(session, actor=user, action=action, subject_type="user", subject_id=user.id)
+    return user
+
+
 def reset_password_with_token(
     session: Session,
     token: str,
@@ -452,15 +459,4 @@ def reset_password_with_token(
         ValidationFailed: the password is shorter than 10 characters (field ``password``).
     """
     user = user_for_reset_token(session, token, secret_key, max_age=max_age)
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise ValidationFailed(
-            f"Passwords need at least {MIN_PASSWORD_LENGTH} characters.",
-            fields={"password": f"use at least {MIN_PASSWORD_LENGTH} characters"},
-        )
-    user.set_password(password)
-    user.session_epoch += 1
-    session.flush()
-    record_event(
-        session, actor=user, action="user.reset_password", subject_type="user", subject_id=user.id
-    )
-    return user
+    return _replace_password(session, user, password, "user.reset_password")

@@ -97,8 +97,8 @@ class PasswordResetRequestForm(FlaskForm):
     )
 
 
-class PasswordResetForm(FlaskForm):
-    """Choose a new password from a reset link."""
+class SetPasswordForm(FlaskForm):
+    """Choose a new password (invitation and reset links)."""
 
     password = PasswordField(
         "New password",
@@ -116,3 +116,7 @@ class PasswordResetForm(FlaskForm):
             max_length("user.password"),
         ],
     )
+
+
+#: the reset link's form is the invitation's (same fields, limits and messages)
+PasswordResetForm = SetPasswordForm
