@@ -148,7 +148,10 @@ class ApplicationOut(ApplicationSummary):
     queue_position = fields.Integer(
         required=True,
         allow_none=True,
-        metadata={"description": "1 = next in its queue; null when not waiting in a queue."},
+        metadata={
+            "description": "1 = next in its queue, up to 1000; null when not waiting in a "
+            "queue, or when 1,000 or more applications are ahead of it."
+        },
     )
     version = fields.Integer(required=True, metadata={"description": "Also the ETag."})
     created_at = fields.DateTime(required=True)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm.interfaces import ORMOption
 
 from reviewapp.applications.lifecycle import Action, Actor, next_status
 from reviewapp.applications.models import Application, Revision, Status
@@ -15,6 +16,13 @@ from reviewapp.auth.models import Permission, User
 from reviewapp.db import utcnow
 from reviewapp.errors import NotFound, PermissionDenied, ValidationFailed
 from reviewapp.triage.services import triage_revision
+
+#: Loader options for the relations an application's page and API answer show, joined into
+#: the statement that loads the application (one statement instead of two lazy loads).
+ANSWER_RELATIONS: tuple[ORMOption, ...] = (
+    joinedload(Application.organization, innerjoin=True),
+    joinedload(Application.current_revision),
+)
 
 
 def snapshot(application: Application) -> dict[str, Any]:
@@ -60,7 +68,14 @@ def get_application(
         NotFound: unknown reference, or one the user may not see (no existence leak).
     """
     app_id = Application.id_from_reference(reference)
-    application = session.get(Application, app_id, with_for_update=for_update) if app_id else None
+    # the organization and the current revision, which every page and answer shows, in the
+    # same statement (not when locking: FOR UPDATE would lock the organization's row too)
+    options = () if for_update else ANSWER_RELATIONS
+    application = (
+        session.get(Application, app_id, with_for_update=for_update, options=options)
+        if app_id
+        else None
+    )
     if application is None or not can_view(user, application):
         raise NotFound(f"No application {reference!r} that you can see.")
     return application
@@ -167,24 +182,29 @@ def submit_application(
                 fields={"answers": "unanswered: " + ", ".join(missing)},
             )
     content = clean_content(application.draft, for_submit=require_complete)
-    number = (
-        session.scalar(
-            select(func.max(Revision.number)).where(Revision.application_id == application.id)
+    # every revision becomes the current one when it is made, so an application without a
+    # current revision has none yet
+    number = 1
+    if application.current_revision_id is not None:
+        number += (
+            session.scalar(
+                select(func.max(Revision.number)).where(Revision.application_id == application.id)
+            )
+            or 0
         )
-        or 0
-    ) + 1
     revision = Revision(
         application_id=application.id, number=number, content=content, submitted_by_id=actor.id
     )
     session.add(revision)
-    session.flush()
     application.current_revision = revision
-    application.status = submitted
+    session.flush()  # the revision's id, for its triage result
+    triage_revision(session, application, revision)
+    # set after triage's queries (which autoflush), so they go out with triage's changes as
+    # one UPDATE of the application
     application.submitted_at = utcnow()
     application.claimed_by_id = None
     application.lease_expires_at = None
-    triage_revision(session, application, revision)
-    application.status = next_status(application.status, Action.triage, Actor.system)
+    application.status = next_status(submitted, Action.triage, Actor.system)
     session.flush()
     record_event(
         session,

@@ -7,7 +7,7 @@ import unicodedata
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from reviewapp.audit.services import record_event
 from reviewapp.auth.models import ApiToken, Organization, Role, User, hash_token_secret
@@ -166,7 +166,12 @@ def user_for_token(session: Session, token: str) -> tuple[User, ApiToken] | None
     parts = token.strip().split("_", 2)
     if len(parts) != 3 or parts[0] != "ra":
         return None
-    row = session.scalars(select(ApiToken).where(ApiToken.prefix == parts[1])).first()
+    row = session.scalars(
+        # the user in the same statement: every API request needs both
+        select(ApiToken)
+        .options(joinedload(ApiToken.user, innerjoin=True))
+        .where(ApiToken.prefix == parts[1])
+    ).first()
     if row is None or row.revoked_at is not None:
         return None
     if not hmac.compare_digest(row.secret_hash, hash_token_secret(parts[2])):

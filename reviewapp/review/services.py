@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, defer, joinedload
 
 from reviewapp.applications.lifecycle import Action, Actor, next_status
 from reviewapp.applications.models import OPEN_FOR_REVIEW, Application, Revision, Status
-from reviewapp.applications.services import snapshot, unclaim
+from reviewapp.applications.services import ANSWER_RELATIONS, snapshot, unclaim
 from reviewapp.audit.services import add_outbox_event, record_event
 from reviewapp.auth.models import Organization, Permission, Role, User
 from reviewapp.db import is_postgres, utcnow
@@ -45,6 +45,11 @@ from reviewapp.review.sla import add_business_seconds
 
 CLAIMABLE = (Status.queued, Status.in_review, Status.awaiting_second_approval, Status.appealed)
 APPEAL_STATEMENT_LIMITS = (20, LIMITS["appeal.statement"])  # code points
+
+
+#: queue counts (the queue page's total, the API's queue_position) stop at this many: past it
+#: they say "more than" instead of reading every index entry of a long queue
+QUEUE_COUNT_LIMIT = 1_000
 
 
 def _approvals_required(session: Session, application: Application) -> int:
@@ -437,7 +442,9 @@ def _take_first(
     """Claim the first application of ``stmt`` that nobody else takes at the same moment."""
     if is_postgres(session):
         candidate = session.scalars(
-            stmt.limit(1).with_for_update(skip_locked=True, of=Application)
+            stmt.options(*ANSWER_RELATIONS)
+            .limit(1)
+            .with_for_update(skip_locked=True, of=Application)
         ).first()
         if candidate is None:
             return None

@@ -48,6 +48,7 @@ from reviewapp.review.models import Decision, Outcome
 from reviewapp.review.precedents import find_precedents
 from reviewapp.review.reference import ReferenceData, reference_data
 from reviewapp.review.services import (
+    QUEUE_COUNT_LIMIT,
     QUEUE_VIEWS,
     DecisionInput,
     QueueFilters,
@@ -81,9 +82,6 @@ from reviewapp.web import (
 )
 
 bp = Blueprint("review", __name__)
-
-#: the queue page counts matching applications up to this many, then says "more than"
-QUEUE_COUNT_LIMIT = 1_000
 
 
 @bp.route("/queue")

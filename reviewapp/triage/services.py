@@ -6,8 +6,8 @@ import datetime as dt
 import threading
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session, joinedload
 
 from reviewapp.applications.models import Application, Revision
 from reviewapp.auth.models import User
@@ -21,6 +21,7 @@ from reviewapp.triage.ruleset_file import parse_ruleset_document
 
 _cache_lock = threading.Lock()
 _compiled_cache: dict[tuple[int, str], CompiledRuleset] = {}
+NO_PUBLISHED_RULESET = "No triage ruleset is published; run `flask --app wsgi seed`."
 
 
 def tiers_in_order(session: Session) -> list[RiskTier]:
@@ -76,7 +77,7 @@ def active_ruleset(session: Session) -> RulesetVersion:
         select(RulesetVersion).where(RulesetVersion.status == RulesetStatus.published)
     ).first()
     if version is None:
-        raise NotFound("No triage ruleset is published; run `flask --app wsgi seed`.")
+        raise NotFound(NO_PUBLISHED_RULESET)
     return version
 
 
@@ -156,7 +157,17 @@ def triage_revision(
     A draft running in shadow mode is evaluated too and recorded as a shadow result; it changes
     nothing else.
     """
-    version = version or active_ruleset(session)
+    # the published version and a shadow draft in one statement (a submission's hot path)
+    versions = session.scalars(
+        select(RulesetVersion).where(
+            or_(RulesetVersion.status == RulesetStatus.published, RulesetVersion.shadow.is_(True))
+        )
+    ).all()
+    shadow = next((v for v in versions if v.shadow), None)
+    if version is None:
+        version = next((v for v in versions if v.status == RulesetStatus.published), None)
+        if version is None:
+            raise NotFound(NO_PUBLISHED_RULESET)
     compiled = compiled_ruleset(session, version)
     outcome = compiled.evaluate(revision.content)
     result = store_triage_result(session, revision, version, outcome)
@@ -172,7 +183,6 @@ def triage_revision(
 
     # the business-hours SLA clock starts on entering the queue and resumes on resubmission
     run_clock(application, tier.sla_hours, application.queued_at)
-    shadow = session.scalars(select(RulesetVersion).where(RulesetVersion.shadow.is_(True))).first()
     if shadow is not None and shadow.id != version.id:
         record_shadow_result(session, revision, shadow)
     return result
@@ -232,9 +242,10 @@ def store_triage_result(
 
 
 def latest_triage_result(session: Session, revision_id: int) -> TriageResult | None:
-    """The newest non-shadow triage result of a revision."""
+    """The newest non-shadow triage result of a revision (its ruleset version loaded with it)."""
     return session.scalars(
         select(TriageResult)
+        .options(joinedload(TriageResult.ruleset_version, innerjoin=True))
         .where(TriageResult.revision_id == revision_id, TriageResult.shadow.is_(False))
         .order_by(TriageResult.id.desc())
         .limit(1)

@@ -317,3 +317,25 @@ def test_decision_errors_use_json_paths(client, db) -> None:
         headers=reviewer,
     ).json["error"]["fields"]
     assert "citations.1" in nested
+
+
+def test_queue_position_counts_up_to_the_limit_then_says_null(client, db, monkeypatch) -> None:
+    """Each submission lands behind the earlier ones of its queue; once QUEUE_COUNT_LIMIT
+    applications are ahead the answer stops counting (null) instead of reading the whole queue,
+    and reading an application early in the queue still gives its exact place."""
+    from reviewapp.api import views
+
+    monkeypatch.setattr(views, "QUEUE_COUNT_LIMIT", 2)
+    dev = bearer(db, UserFactory())
+    answers = [
+        client.post(
+            "/api/v1/applications", json={**content(title=f"Helper {n}"), "submit": True}, headers=dev
+        )
+        for n in range(3)
+    ]
+    assert [a.status_code for a in answers] == [201, 201, 201]
+    assert len({a.json["queue"] for a in answers}) == 1  # same content, same queue
+    assert [a.json["queue_position"] for a in answers] == [1, 2, None]
+    assert all(a.json["status"] == "queued" for a in answers)
+    first = client.get(f"/api/v1/applications/{answers[0].json['reference']}", headers=dev)
+    assert first.json["queue_position"] == 1
