@@ -92,6 +92,17 @@ def app(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Flask:
     return application
 
 
+@pytest.fixture(autouse=True)
+def fresh_rate_limits(request: pytest.FixtureRequest) -> None:
+    """Each test starts with empty rate-limit counters in the shared app (its memory storage
+    would otherwise carry one test's log-ins into the next: 10 log-ins per minute from
+    127.0.0.1 is soon reached by a fast run of the browser tests)."""
+    if "app" in request.fixturenames:
+        from reviewapp.ratelimit import EXTENSION_KEY
+
+        request.getfixturevalue("app").extensions[EXTENSION_KEY].reset()
+
+
 @pytest.fixture()
 def db(app: Flask) -> Iterator[Session]:
     """A session for test setup and assertions, sharing one rolled-back transaction with the
