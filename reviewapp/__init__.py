@@ -32,6 +32,7 @@ def create_app(config: str | None = None, **overrides: Any) -> Flask:
     app = Flask(__name__, template_folder=str(TEMPLATE_DIR), instance_path=str(ROOT / "instance"))
     configure_settings(app, config, overrides)
     configure_proxy(app)
+    configure_request_bodies(app)
     configure_extensions(app)
     configure_request_ids(app)
     configure_logging(app)
@@ -99,6 +100,14 @@ def configure_proxy(app: Flask) -> None:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops
         )
+
+
+def configure_request_bodies(app: Flask) -> None:
+    """Refuse any request body over ``MAX_CONTENT_LENGTH`` with 413, chunked ones included
+    (:class:`reviewapp.web.BodyLimitedRequest`)."""
+    from reviewapp.web import BodyLimitedRequest
+
+    app.request_class = BodyLimitedRequest
 
 
 def configure_extensions(app: Flask) -> None:

@@ -7,12 +7,13 @@ import datetime as dt
 import functools
 import re
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar, cast
 from urllib.parse import unquote, urlsplit
 
 from flask import (
     Blueprint,
     Flask,
+    Request,
     abort,
     current_app,
     flash,
@@ -29,7 +30,9 @@ from flask_login import current_user, login_required
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.utils import cached_property
+from werkzeug.wsgi import LimitedStream, get_content_length, get_input_stream
 
 from reviewapp.auth.models import Permission
 from reviewapp.errors import DomainError
@@ -280,6 +283,79 @@ def init_templates(app: Flask) -> None:
         from reviewapp.applications.schema import FIELD_LABELS, load_vocabularies
 
         return {"vocab": load_vocabularies(), "field_labels": FIELD_LABELS}
+
+
+class _BodyOverLimitStream(LimitedStream):
+    """A request body of unknown length (``Transfer-Encoding: chunked``) that raises
+    :exc:`RequestEntityTooLarge` as soon as more than ``limit`` bytes arrive, however it is read.
+
+    werkzeug's own maximum-length stream stops quietly at the limit when read to the end
+    (``request.get_data()``, a urlencoded form), so an oversized chunked body reached the app
+    cut short: malformed JSON (400), a form missing its tail, or worse, a form whose first
+    ``limit`` bytes happened to be valid and were saved. Reading one byte past the limit tells
+    "too large" apart from "exactly at the limit".
+    """
+
+    def __init__(self, stream: IO[bytes], limit: int) -> None:
+        super().__init__(stream, limit + 1, is_max=True)
+        self.max_bytes = limit
+
+    def readinto(self, b: bytearray) -> int | None:  # type: ignore[override]
+        size = super().readinto(b)
+        if self.tell() > self.max_bytes:
+            raise RequestEntityTooLarge()
+        return size
+
+
+class BodyLimitedRequest(Request):
+    """Flask's request, but a body over ``MAX_CONTENT_LENGTH`` is refused with 413 also when it
+    comes without a Content-Length (chunked), not only when its Content-Length says so."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._upload_streams: list[IO[bytes]] = []
+
+    @cached_property
+    def stream(self) -> IO[bytes]:
+        """The request body: as werkzeug gives it, except that a body of unknown length from a
+        server that ends the stream itself (``wsgi.input_terminated``: gunicorn, werkzeug's
+        server for chunked requests) raises :exc:`RequestEntityTooLarge` (413) on the first
+        read past ``max_content_length`` bytes instead of ending there silently."""
+        if self.shallow:
+            raise RuntimeError("This request was created with shallow=True: no body to read.")
+        limit = self.max_content_length
+        if (
+            limit is not None
+            and "wsgi.input_terminated" in self.environ
+            and get_content_length(self.environ) is None
+        ):
+            return cast(IO[bytes], _BodyOverLimitStream(self.environ["wsgi.input"], limit))
+        return get_input_stream(self.environ, max_content_length=limit)
+
+    def _get_file_stream(
+        self,
+        total_content_length: int | None,
+        content_type: str | None,
+        filename: str | None = None,
+        content_length: int | None = None,
+    ) -> IO[bytes]:
+        # werkzeug's multipart parser opens a temporary file per uploaded file and drops it
+        # unclosed when the body turns out too large half-way (a chunked upload): remember
+        # each one, so close() releases it at the end of the request
+        stream = super()._get_file_stream(
+            total_content_length, content_type, filename, content_length
+        )
+        self._upload_streams.append(stream)
+        return stream
+
+    def close(self) -> None:
+        """Close the request's files, also those of a multipart body refused half-way."""
+        try:
+            super().close()
+        finally:
+            for stream in self._upload_streams:
+                stream.close()
+            self._upload_streams.clear()
 
 
 def _wants_json() -> bool:
