@@ -329,7 +329,9 @@ def test_queue_position_counts_up_to_the_limit_then_says_null(client, db, monkey
     dev = bearer(db, UserFactory())
     answers = [
         client.post(
-            "/api/v1/applications", json={**content(title=f"Helper {n}"), "submit": True}, headers=dev
+            "/api/v1/applications",
+            json={**content(title=f"Helper {n}"), "submit": True},
+            headers=dev,
         )
         for n in range(3)
     ]
