@@ -15,7 +15,8 @@ from reviewapp.db import utcnow
 from reviewapp.policies.models import ResponseTemplate
 from reviewapp.policies.services import render_template_text
 from reviewapp.review.clock import pause_clock
-from reviewapp.review.models import Decision, Outcome, RiskTier
+from reviewapp.review.models import Decision, Outcome
+from reviewapp.review.tiers import tier_named
 
 QA_QUEUE = "qa-sample"
 AUTO_TEMPLATE = "approve-automatic"
@@ -44,7 +45,7 @@ def fast_track(session: Session, application: Application) -> str | None:
 
     if application.status != Status.queued or application.current_revision is None:
         return None
-    tier = session.scalars(select(RiskTier).where(RiskTier.name == application.risk_tier)).first()
+    tier = tier_named(session, application.risk_tier)
     if tier is None or not tier.auto_approve:
         return None
     number = application.current_revision.number

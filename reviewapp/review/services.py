@@ -42,6 +42,7 @@ from reviewapp.review.models import (
 )
 from reviewapp.review.reference import QueueInfo, reference_data
 from reviewapp.review.sla import add_business_seconds
+from reviewapp.review.tiers import tier_named
 
 CLAIMABLE = (Status.queued, Status.in_review, Status.awaiting_second_approval, Status.appealed)
 APPEAL_STATEMENT_LIMITS = (20, LIMITS["appeal.statement"])  # code points
@@ -54,7 +55,7 @@ QUEUE_COUNT_LIMIT = 1_000
 
 def _approvals_required(session: Session, application: Application) -> int:
     """Approvals the application's tier requires (config/tiers.yaml; default high: 2)."""
-    tier = session.scalars(select(RiskTier).where(RiskTier.name == application.risk_tier)).first()
+    tier = tier_named(session, application.risk_tier)
     return tier.approvals_required if tier is not None else 1
 
 
@@ -1122,7 +1123,7 @@ def file_appeal(session: Session, actor: User, application: Application, stateme
     now = utcnow()
     application.queue = "appeals"
     application.queued_at = now
-    tier = session.scalars(select(RiskTier).where(RiskTier.name == application.risk_tier)).first()
+    tier = tier_named(session, application.risk_tier)
     run_clock(application, tier.sla_hours if tier else 72, now, fresh=True)  # a new review task
     session.flush()
     record_event(
@@ -1173,7 +1174,7 @@ def hand_back(session: Session, user: User, application: Application, reason: st
         raise PermissionDenied("Only senior reviewers hand escalations back.")
     if not application.is_claimed_by(user):
         raise ConflictError("Claim the application before handing it back.")
-    tier = session.scalars(select(RiskTier).where(RiskTier.name == application.risk_tier)).first()
+    tier = tier_named(session, application.risk_tier)
     _move_with_note(
         session,
         user,

@@ -15,6 +15,7 @@ from reviewapp.db import utcnow
 from reviewapp.errors import NotFound
 from reviewapp.policies.models import PolicySection, SafetyRequirement
 from reviewapp.review.models import Queue, RiskTier
+from reviewapp.review.tiers import tier_named
 from reviewapp.triage.engine import CompiledRuleset, TriageOutcome, canonical_hash
 from reviewapp.triage.models import Rule, RulesetStatus, RulesetVersion, TriageResult
 from reviewapp.triage.ruleset_file import parse_ruleset_document
@@ -171,7 +172,9 @@ def triage_revision(
     compiled = compiled_ruleset(session, version)
     outcome = compiled.evaluate(revision.content)
     result = store_triage_result(session, revision, version, outcome)
-    tier = session.scalars(select(RiskTier).where(RiskTier.name == outcome.tier)).one()
+    tier = tier_named(session, outcome.tier)
+    if tier is None:  # the compiler checks tier names against the table; a tier deleted since
+        raise LookupError(f"The ruleset names an unknown risk tier {outcome.tier!r}.")
     now = now or utcnow()
     application.risk_tier = tier.name
     application.tier_rank = tier.rank

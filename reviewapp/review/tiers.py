@@ -1,0 +1,48 @@
+"""Risk tiers by name, looked up once per transaction.
+
+A submission asks for its tier several times (triage for the SLA target, fast track for
+``auto_approve``); the rows are a handful and change only through the admin pages. The lookup
+keeps the session's own tier objects in ``session.info`` for the rest of the transaction:
+the same instances a query would return from the session's identity map, so an edit made in
+the same session is seen. The cache is dropped when the transaction ends (commit or rollback)
+and when the session flushes a tier it added, changed or deleted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
+
+from reviewapp.review.models import RiskTier
+
+_INFO_KEY = "reviewapp_risk_tiers"
+
+
+def tier_named(session: Session, name: str | None) -> RiskTier | None:
+    """The risk tier called ``name`` (None for an unknown name or None).
+
+    Loads every tier in one statement at the first call of a transaction; later calls in the
+    same transaction run no SQL.
+    """
+    tiers: dict[str, RiskTier] | None = session.info.get(_INFO_KEY)
+    if tiers is None:
+        tiers = {t.name: t for t in session.scalars(select(RiskTier))}
+        session.info[_INFO_KEY] = tiers
+    return tiers.get(name) if name is not None else None
+
+
+def _forget(session: Session, *_: Any) -> None:
+    session.info.pop(_INFO_KEY, None)
+
+
+def _forget_if_tiers_changed(session: Session, *_: Any) -> None:
+    if any(isinstance(o, RiskTier) for o in (*session.new, *session.dirty, *session.deleted)):
+        _forget(session)
+
+
+event.listen(Session, "after_commit", _forget)
+event.listen(Session, "after_rollback", _forget)
+event.listen(Session, "after_soft_rollback", _forget)
+event.listen(Session, "before_flush", _forget_if_tiers_changed)
