@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -46,7 +48,7 @@ from reviewapp.review.mitigations import (
 )
 from reviewapp.review.models import Decision, Outcome
 from reviewapp.review.precedents import find_precedents
-from reviewapp.review.reference import ReferenceData, reference_data
+from reviewapp.review.reference import QueueInfo, ReferenceData, reference_data
 from reviewapp.review.services import (
     QUEUE_COUNT_LIMIT,
     QUEUE_VIEWS,
@@ -91,19 +93,10 @@ def queue() -> Any:
     user = current_user._get_current_object()
     ref = reference_data(db.session)
     queues = ref.queues_for_role(str(user.role))
-    form = QueueFilterForm(request.args)
-    form.queue.choices = choices([("", "All my queues")] + [(q.key, q.title) for q in queues])
-    form.tier.choices = choices([("", "All tiers")] + [(t.name, t.label) for t in ref.tiers])
-    form.validate()  # errors are shown next to each filter; the valid filters still apply
-
-    def valid(field: Any) -> Any:
-        return None if field.errors else (field.data or None)
-
-    filters = QueueFilters(
-        queue=valid(form.queue),
-        tier=valid(form.tier),
-        status=valid(form.status),
-        age_days=None if form.age_days.errors else form.age_days.data,
+    filters, filter_form = _filter_form(
+        ref,
+        str(user.role),
+        queues,
         mine=request.args.get("mine") == "1",
         view=request.args.get("view") if request.args.get("view") in QUEUE_VIEWS else None,
     )
@@ -122,7 +115,7 @@ def queue() -> Any:
     can_decide = user.can(Permission.decide)
     return render_template(
         "review/queue.html",
-        form=form,
+        filter_form=filter_form,
         items=_queue_items(rows, user.id, viewer_timezone()),
         total=total,
         page=page,
@@ -134,6 +127,64 @@ def queue() -> Any:
         can_decide=can_decide,
         bulk_fields=_bulk_fields_html(ref) if can_decide else None,
     )
+
+
+#: the raw query arguments the filter form reads (view and mine are links, not fields)
+_FILTER_ARGS = ("queue", "tier", "status", "age_days")
+_FILTER_FORMS_KEY = "reviewapp.queue_filter_forms"
+_FILTER_FORMS_SIZE = 256  # distinct filter choices kept per process
+_FILTER_ARG_MAX = 64  # longer raw values are not kept (no valid choice is that long)
+_filter_forms_lock = threading.Lock()
+
+
+def _filter_form(
+    ref: ReferenceData, role: str, queues: list[QueueInfo], *, mine: bool, view: str | None
+) -> tuple[QueueFilters, Markup]:
+    """The filters of ``request.args`` as the query applies them, and the filter form's HTML.
+
+    Invalid values are shown as errors next to their field and ignored; the valid ones apply.
+    Both results depend only on the raw arguments, the viewer's role (which queues it may
+    filter on) and the reference data, so they are kept per process under
+    (fingerprint, role, arguments), the newest :data:`_FILTER_FORMS_SIZE` of them: a
+    reviewer paging through a filtered queue does not build, validate and render the form
+    on every page. Changed queues or tiers change the fingerprint, so nothing stale is shown.
+    """
+    raw = tuple(request.args.get(k, "") for k in _FILTER_ARGS)
+    key = (ref.fingerprint, role, raw, mine, view)
+    cacheable = all(len(v) <= _FILTER_ARG_MAX for v in raw)
+    cache: OrderedDict[Any, tuple[QueueFilters, Markup]] = current_app.extensions.setdefault(
+        _FILTER_FORMS_KEY, OrderedDict()
+    )
+    if cacheable:
+        with _filter_forms_lock:
+            found = cache.get(key)
+            if found is not None:
+                cache.move_to_end(key)
+                return found
+    form = QueueFilterForm(request.args)
+    form.queue.choices = choices([("", "All my queues")] + [(q.key, q.title) for q in queues])
+    form.tier.choices = choices([("", "All tiers")] + [(t.name, t.label) for t in ref.tiers])
+    form.validate()  # errors are shown next to each filter; the valid filters still apply
+
+    def valid(field: Any) -> Any:
+        return None if field.errors else (field.data or None)
+
+    filters = QueueFilters(
+        queue=valid(form.queue),
+        tier=valid(form.tier),
+        status=valid(form.status),
+        age_days=None if form.age_days.errors else form.age_days.data,
+        mine=mine,
+        view=view,
+    )
+    # the template is autoescaped: its output is HTML already
+    html = Markup(render_template("review/_queue_filters.html", form=form, filters=filters))  # noqa: S704  # nosec B704
+    if cacheable:
+        with _filter_forms_lock:
+            cache[key] = (filters, html)
+            while len(cache) > _FILTER_FORMS_SIZE:
+                cache.popitem(last=False)
+    return filters, html
 
 
 class QueueItem(NamedTuple):

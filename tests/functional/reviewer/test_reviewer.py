@@ -337,3 +337,25 @@ def test_queue_pagination_past_the_count_limit_offers_next_while_pages_are_full(
     second = client.get("/queue?page=2").get_data(as_text=True)
     assert "Page 2 · more than 1 in all" in second and ">Next</a>" not in second
     assert ">Previous</a>" in second
+
+
+def test_queue_filter_form_follows_queue_changes_and_the_viewers_role(login, db) -> None:
+    """The filter form is rendered once per (reference data, role, arguments) and kept: a
+    renamed queue or a queue opened to reviewers shows at the next view, and the same
+    arguments give each role its own choices."""
+    from reviewapp.review.models import Queue
+
+    client = login(reviewer())
+    url = "/queue?queue=policy-violations&age_days=2"
+    first = client.get(url).get_data(as_text=True)
+    assert "Not a valid choice" in first  # reviewers do not work that queue
+    again = client.get(url).get_data(as_text=True)  # the kept form
+    assert "Not a valid choice" in again and "This filter was ignored." in again
+    violations = db.scalars(select(Queue).where(Queue.key == "policy-violations")).one()
+    violations.roles = [*violations.roles, "reviewer"]
+    violations.title = "Prohibited uses (renamed)"
+    db.flush()
+    opened = client.get(url).get_data(as_text=True)
+    assert "Not a valid choice" not in opened
+    assert "Prohibited uses (renamed)</option>" in opened
+    assert 'value="2"' in opened  # the age filter kept its value
