@@ -28,7 +28,7 @@ from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from http_common import BENCH_DIR, gunicorn, percent, run_wrk, server_env  # noqa: E402
+from http_common import BENCH_DIR, gunicorn, load_api, percent, run_wrk, server_env  # noqa: E402
 from queue_page_http import prepare  # noqa: E402
 
 from reviewapp import create_app  # noqa: E402
@@ -39,7 +39,6 @@ from reviewapp.extensions import db  # noqa: E402
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/reviewapp_bench_claim"
 HOLD_ENDS = {"application.release", "application.lease_expired", "application.decide"}
-UNLIMITED = "1000000 per minute"
 
 
 def issue_tokens(database_url: str, count: int) -> tuple[list[str], int]:
@@ -100,40 +99,25 @@ def main() -> None:
     args = parser.parse_args()
     prepare(args.database_url, args.rows, args.reuse)
     tokens, last_event = issue_tokens(args.database_url, args.reviewers)
-    env = server_env(
-        args.database_url,
-        args.redis_url,
-        REVIEWAPP_RATELIMIT_API=UNLIMITED,
-        REVIEWAPP_RATELIMIT_API_IP=UNLIMITED,
-    )
     wrk_env = {"BENCH_TOKENS": ",".join(tokens)}
     n = args.reviewers
     print(f"{args.workers} gunicorn sync workers, {n} reviewers (wrk threads = connections = {n})")
-    with gunicorn("wsgi:app", workers=args.workers, env=env) as server:
-        # warm-up: every worker imports, compiles templates and fills its connection pool
-        run_wrk(
-            server.url + "/",
-            connections=n,
-            threads=n,
-            seconds=15,
-            script="claim_release.lua",
-            env=wrk_env,
-            timeout=60,
-        )
-        real = run_wrk(
-            server.url + "/",
-            connections=n,
-            threads=n,
-            seconds=args.seconds,
-            script="claim_release.lua",
-            env=wrk_env,
-        )
+    real = load_api(
+        database_url=args.database_url,
+        redis_url=args.redis_url,
+        workers=args.workers,
+        clients=n,
+        seconds=args.seconds,
+        script="claim_release.lua",
+        wrk_env=wrk_env,
+    )
     print(f"reviewapp claim-next + release  {real.line()}")
     print(
         f"  claims {real.extra['claims']:,} ({real.extra['claims'] / real.seconds:.1f}/s), "
         f"releases {real.extra['releases']:,}, nothing to claim {real.extra['empty']}, "
         f"refused {real.extra['refused']}"
     )
+    env = server_env(args.database_url, args.redis_url)
     with gunicorn(
         "ceiling_apps:hello_app", workers=args.workers, env=env, chdir=BENCH_DIR
     ) as server:

@@ -247,3 +247,41 @@ def server_env(database_url: str, redis_url: str, **extra: str) -> dict[str, str
 def percent(value: float, ceiling: float) -> str:
     """``value`` as a percentage of ``ceiling`` (text)."""
     return f"{100 * value / ceiling:.0f} %" if ceiling else "n/a"
+
+
+#: API rate limits of the benchmark servers: one client address sends every request
+UNLIMITED = "1000000 per minute"
+
+
+def load_api(
+    *,
+    database_url: str,
+    redis_url: str,
+    workers: int,
+    clients: int,
+    seconds: int,
+    script: str,
+    wrk_env: dict[str, str],
+) -> WrkResult:
+    """Run the real app (``wsgi:app``) under gunicorn with the API rate limits raised, warm it
+    up for 15 s with the same wrk ``script`` (every worker imports, compiles templates and
+    the ruleset, fills its connection pool), then measure ``seconds`` of it; wrk runs one
+    thread and one connection per client, each with its own API token from ``wrk_env``."""
+    env = server_env(
+        database_url,
+        redis_url,
+        REVIEWAPP_RATELIMIT_API=UNLIMITED,
+        REVIEWAPP_RATELIMIT_API_IP=UNLIMITED,
+    )
+    with gunicorn("wsgi:app", workers=workers, env=env) as server:
+        for length, timeout in ((15, 60), (seconds, 10)):
+            result = run_wrk(
+                server.url + "/",
+                connections=clients,
+                threads=clients,
+                seconds=length,
+                script=script,
+                env=wrk_env,
+                timeout=timeout,
+            )
+    return result

@@ -27,7 +27,7 @@ from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from http_common import gunicorn, run_wrk, server_env  # noqa: E402
+from http_common import load_api  # noqa: E402
 from queue_page_http import prepare  # noqa: E402
 
 from reviewapp import create_app  # noqa: E402
@@ -38,7 +38,6 @@ from reviewapp.extensions import db  # noqa: E402
 from reviewapp.triage.models import TriageResult  # noqa: E402
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/reviewapp_bench_submit"
-UNLIMITED = "1000000 per minute"
 TITLE = "Bench submission"
 BODY = {
     "submit": True,
@@ -106,34 +105,17 @@ def main() -> None:
     args = parser.parse_args()
     prepare(args.database_url, args.rows, args.reuse)
     tokens, last_id = issue_tokens(args.database_url, args.developers)
-    env = server_env(
-        args.database_url,
-        args.redis_url,
-        REVIEWAPP_RATELIMIT_API=UNLIMITED,
-        REVIEWAPP_RATELIMIT_API_IP=UNLIMITED,
-    )
     n = args.developers
     print(f"{args.workers} gunicorn sync workers, {n} developers (wrk threads = connections = {n})")
-    wrk_env = {"BENCH_TOKENS": ",".join(tokens), "BENCH_BODY": json.dumps(BODY)}
-    with gunicorn("wsgi:app", workers=args.workers, env=env) as server:
-        # warm-up: every worker imports, compiles the ruleset and fills its connection pool
-        run_wrk(
-            server.url + "/",
-            connections=n,
-            threads=n,
-            seconds=15,
-            script="submit.lua",
-            env=wrk_env,
-            timeout=60,
-        )
-        result = run_wrk(
-            server.url + "/",
-            connections=n,
-            threads=n,
-            seconds=args.seconds,
-            script="submit.lua",
-            env=wrk_env,
-        )
+    result = load_api(
+        database_url=args.database_url,
+        redis_url=args.redis_url,
+        workers=args.workers,
+        clients=n,
+        seconds=args.seconds,
+        script="submit.lua",
+        wrk_env={"BENCH_TOKENS": ",".join(tokens), "BENCH_BODY": json.dumps(BODY)},
+    )
     created, queued, triaged = check_created(args.database_url, last_id)
     rate = result.extra["created"] / result.seconds
     print(f"POST /api/v1/applications (submit)  {result.line()}")
