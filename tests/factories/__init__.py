@@ -105,3 +105,30 @@ class ApplicationFactory(_Base):
             session = ApplicationFactory._meta.sqlalchemy_session
             submit_application(session, obj.submitter, obj)
             session.flush()
+
+
+def publish_general_medium(session: Session) -> Any:
+    """Publish a copy of the active ruleset with one more rule that raises 'general'
+    applications to the medium tier (what re-triage tests change); returns the new version."""
+    from sqlalchemy import select
+
+    from reviewapp.triage import lab
+    from reviewapp.triage.models import RulesetStatus, RulesetVersion
+    from reviewapp.triage.services import create_ruleset_version, ruleset_document
+
+    active = session.scalars(
+        select(RulesetVersion).where(RulesetVersion.status == RulesetStatus.published)
+    ).one()
+    document = ruleset_document(active)
+    document["rules"].append(
+        {
+            "key": "general-medium",
+            "name": "General purpose goes to medium",
+            "description": "",
+            "condition": "'general' in domains",
+            "actions": lab.parse_actions("raise_tier: medium"),
+            "enabled": True,
+            "examples": {},
+        }
+    )
+    return create_ruleset_version(session, document, actor=None, publish=True)

@@ -19,12 +19,14 @@ from reviewapp import ROOT, create_app
 from reviewapp.audit.models import AuditEvent
 from reviewapp.extensions import db as database
 from reviewapp.jobs import enqueue_after_commit, rq_queue
-from reviewapp.triage import lab
-from reviewapp.triage.models import RulesetStatus, RulesetVersion
 from reviewapp.triage.retriage import retriage_open_applications
-from reviewapp.triage.services import create_ruleset_version, ruleset_document
 from tests.conftest import csrf_token
-from tests.factories import ApplicationFactory, OrganizationFactory, UserFactory
+from tests.factories import (
+    ApplicationFactory,
+    OrganizationFactory,
+    UserFactory,
+    publish_general_medium,
+)
 
 
 @pytest.fixture()
@@ -91,33 +93,13 @@ def test_request_id_is_in_the_audit_event_and_the_json_request_line(
     assert health and health[-1]["user_id"] is None and health[-1]["status"] == 200
 
 
-def _publish_general_medium(session) -> RulesetVersion:  # noqa: ANN001
-    """Publish a copy of the active ruleset that raises 'general' applications to medium."""
-    active = session.scalars(
-        select(RulesetVersion).where(RulesetVersion.status == RulesetStatus.published)
-    ).one()
-    document = ruleset_document(active)
-    document["rules"].append(
-        {
-            "key": "general-medium",
-            "name": "General purpose goes to medium",
-            "description": "",
-            "condition": "'general' in domains",
-            "actions": lab.parse_actions("raise_tier: medium"),
-            "enabled": True,
-            "examples": {},
-        }
-    )
-    return create_ruleset_version(session, document, actor=None, publish=True)
-
-
 def test_inline_job_audit_events_carry_the_request_id(app, committed_db) -> None:
     application = ApplicationFactory(submitted=True)
     committed_db.commit()
     assert application.risk_tier == "low"
     with app.test_request_context(headers={"X-Request-ID": "req-inline-5"}):
         app.preprocess_request()
-        version = _publish_general_medium(database.session)
+        version = publish_general_medium(database.session)
         enqueue_after_commit(retriage_open_applications, version.id)
         database.commit()  # no REDIS_URL: the job runs inline here
     committed_db.expire_all()
@@ -138,7 +120,7 @@ def test_rq_job_logs_and_audits_with_the_enqueuing_request_id(
     )
     with app.test_request_context(headers={"X-Request-ID": "req-job-7"}):
         app.preprocess_request()
-        version = _publish_general_medium(database.session)
+        version = publish_general_medium(database.session)
         enqueue_after_commit(retriage_open_applications, version.id)
         database.commit()  # enqueued on RQ, with the request id in the job's meta
         jobs = rq_queue(app=app).jobs

@@ -25,13 +25,16 @@ from reviewapp.applications.models import Application
 from reviewapp.audit.models import OutboxEvent
 from reviewapp.extensions import db as database
 from reviewapp.jobs import enqueue_after_commit
-from reviewapp.triage import lab
 from reviewapp.triage.backtest import start_backtest
 from reviewapp.triage.models import Backtest, RulesetStatus, RulesetVersion
 from reviewapp.triage.retriage import RETRIAGE_LOCK_CLASS, retriage_open_applications
-from reviewapp.triage.services import create_ruleset_version, ruleset_document
 from reviewapp.webhooks.models import WebhookDelivery
-from tests.factories import ApplicationFactory, OrganizationFactory, UserFactory
+from tests.factories import (
+    ApplicationFactory,
+    OrganizationFactory,
+    UserFactory,
+    publish_general_medium,
+)
 
 
 @pytest.fixture()
@@ -205,23 +208,7 @@ def test_retriage_whose_worker_was_killed_is_resumed_by_the_sweep(setup, committ
     ids = [ApplicationFactory(submitted=True).id for _ in range(3)]
     committed_db.commit()
     with app.app_context():
-        session = database.session
-        active = session.scalars(
-            select(RulesetVersion).where(RulesetVersion.status == RulesetStatus.published)
-        ).one()
-        document = ruleset_document(active)
-        document["rules"].append(
-            {
-                "key": "general-medium",
-                "name": "General purpose goes to medium",
-                "description": "",
-                "condition": "'general' in domains",
-                "actions": lab.parse_actions("raise_tier: medium"),
-                "enabled": True,
-                "examples": {},
-            }
-        )
-        version = create_ruleset_version(session, document, actor=None, publish=True)
+        version = publish_general_medium(database.session)
         enqueue_after_commit(retriage_open_applications, version.id)
         database.commit()  # the re-triage job is on the default queue
 
