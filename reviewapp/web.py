@@ -444,6 +444,22 @@ def init_errors(app: Flask) -> None:
     """Error pages (HTML) and JSON errors under /api/."""
 
     @app.before_request
+    def _refuse_oversized_bodies() -> None:
+        # a body over the limit is refused also where the view never reads it (claim-next,
+        # submit, release): a Content-Length over the limit without reading a byte; a chunked
+        # body is read here, which BodyLimitedRequest stops with 413 past the limit (the view
+        # gets the cached bytes)
+        limit = request.max_content_length
+        if limit is None:
+            return
+        length = request.content_length
+        if length is not None:
+            if length > limit:
+                raise RequestEntityTooLarge()
+        elif "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+            request.get_data(cache=True)
+
+    @app.before_request
     def _refuse_nul_characters() -> Any:
         # PostgreSQL text cannot hold U+0000: a browser form holding it is refused up front (a
         # 400 page naming the fields) instead of a database error; the API's schemas refuse it

@@ -422,3 +422,38 @@ def test_gunicorn_answers_a_chunked_api_body_over_the_limit_with_a_json_413(
     committed_db.rollback()
     assert _count(committed_db, Application) == before
     assert "Traceback" not in log.read_text()
+
+
+# --- bodies nobody reads: the limit still holds -------------------------------------------------
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_an_oversized_body_to_a_route_that_ignores_its_body_gets_413_and_changes_nothing(
+    app, client, db, chunked
+) -> None:
+    """claim-next and submit take no body; one over the limit is still refused (413, the JSON
+    error) and nothing is claimed or submitted."""
+    from tests.factories import ApplicationFactory, OrganizationFactory
+
+    queued = ApplicationFactory(submitted=True)
+    draft = ApplicationFactory()
+    reviewer = UserFactory(reviewer=True, organization=OrganizationFactory())
+    review_token = issue_token(db, reviewer, scopes="read review")
+    write_token = issue_token(db, draft.submitter, scopes="read write")
+    body = b"x" * (_limit(app) + 1)
+    for path, token in (
+        ("/api/v1/queue/claim-next", review_token),
+        (f"/api/v1/applications/{draft.reference}/submit", write_token),
+    ):
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        kwargs = _as_chunked(headers) if chunked else {"headers": headers}
+        response = client.post(path, data=body, **kwargs)
+        _assert_json_413(response.status_code, response.mimetype, response.get_json(), app)
+    db.expire_all()
+    assert queued.claimed_by_id is None and queued.status == "queued"
+    assert draft.status == "draft"
+    # an empty body (or none) is fine
+    ok = client.post(
+        "/api/v1/queue/claim-next", headers={"Authorization": f"Bearer {review_token}"}
+    )
+    assert ok.status_code == 200 and ok.get_json()["reference"] == queued.reference
