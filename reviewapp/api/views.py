@@ -45,8 +45,11 @@ from reviewapp.policies.models import PolicySection
 from reviewapp.policies.services import sections_in_order
 from reviewapp.review.mitigations import AnswerInput, RequirementInput, answer_requirements
 from reviewapp.review.models import Decision
+from reviewapp.review.reference import reference_data
 from reviewapp.review.services import (
     QUEUE_COUNT_LIMIT,
+    QUEUE_MAX_AGE_DAYS,
+    QUEUE_STATUSES,
     QUEUE_VIEWS,
     DecisionInput,
     QueueFilters,
@@ -719,8 +722,10 @@ def queue() -> Any:
       parameters:
         - Page
         - PerPage
-        - {in: query, name: queue, schema: {type: string}}
-        - {in: query, name: tier, schema: {type: string}}
+        - {in: query, name: queue, schema: {type: string}, description: "a queue your role works"}
+        - {in: query, name: tier, schema: {type: string}, description: "a risk tier's name"}
+        - {in: query, name: status, schema: {type: string, enum: [queued, in_review, awaiting_second_approval, appealed]}}
+        - {in: query, name: age_days, schema: {type: integer, minimum: 0, maximum: 3650}, description: "queued at least this many days ago"}
         - {in: query, name: view, schema: {type: string, enum: [due_soon, overdue, unclaimed, mine]}}
       responses:
         200: {description: One page, content: {application/json: {schema: ApplicationPage}}}
@@ -729,15 +734,7 @@ def queue() -> Any:
         422: Error
     """
     page, per_page = _paging()
-    view = request.args.get("view") or None
-    if view is not None and view not in (*QUEUE_VIEWS, "mine"):
-        raise ValidationFailed(f"Unknown view {view!r}.", fields={"view": "unknown value"})
-    filters = QueueFilters(
-        queue=request.args.get("queue") or None,
-        tier=request.args.get("tier") or None,
-        view=view if view != "mine" else None,
-        mine=view == "mine",
-    )
+    filters = _queue_filters(("queue", "tier", "status", "age_days", "view"))
     items, total = list_queue(db.session, _user(), filters, page=page, per_page=per_page)
     return jsonify(
         {
@@ -757,15 +754,16 @@ def claim_next_api() -> Any:
     post:
       summary: Claim the next application
       tags: [Review]
-      parameters: [{in: query, name: queue, schema: {type: string}}]
+      parameters: [{in: query, name: queue, schema: {type: string}, description: "a queue your role works"}]
       responses:
         200: {description: Claimed, content: {application/json: {schema: ApplicationOut}}}
         204: {description: Nothing to claim}
         401: Error
         403: Error
         409: Error
+        422: Error
     """
-    application = claim_next(db.session, _user(), queue=request.args.get("queue") or None)
+    application = claim_next(db.session, _user(), queue=_queue_filters(("queue",)).queue)
     if application is None:
         db.rollback()
         return "", 204
@@ -985,6 +983,42 @@ def _policy_summary(section: PolicySection) -> dict[str, Any]:
         "current_version": current.version,
         "effective_date": current.effective_date.isoformat(),
     }
+
+
+def _queue_filters(accepted: tuple[str, ...]) -> QueueFilters:
+    """The queue filters among ``accepted`` from the query string, each checked as the queue
+    page checks it: ``queue`` one the user's role may work, ``tier`` a risk tier, ``status``
+    an open status, ``age_days`` a whole number 0..3650, ``view`` one of QUEUE_VIEWS or
+    ``mine``. Raises ValidationFailed (422) naming every bad argument and what it accepts."""
+    ref = reference_data(db.session)
+    allowed: dict[str, list[str]] = {
+        "queue": [q.key for q in ref.queues_for_role(str(_user().role))],
+        "tier": [t.name for t in ref.tiers],
+        "status": list(QUEUE_STATUSES),
+        "view": [*QUEUE_VIEWS, "mine"],
+    }
+    values: dict[str, Any] = {}
+    problems: dict[str, str] = {}
+    for name in accepted:
+        raw = request.args.get(name) or None
+        if raw is None:
+            continue
+        if name == "age_days":
+            if raw.isascii() and raw.isdigit() and int(raw) <= QUEUE_MAX_AGE_DAYS:
+                values[name] = int(raw)
+            else:
+                problems[name] = f"a whole number from 0 to {QUEUE_MAX_AGE_DAYS}"
+        elif raw in allowed[name]:
+            values[name] = raw
+        else:
+            problems[name] = "one of: " + ", ".join(allowed[name])
+    if problems:
+        raise ValidationFailed(
+            "Unknown or invalid filter: " + ", ".join(f"{k}={request.args[k]!r}" for k in problems),
+            fields=problems,
+        )
+    view = values.pop("view", None)
+    return QueueFilters(**values, view=view if view != "mine" else None, mine=view == "mine")
 
 
 def _paging() -> tuple[int, int]:

@@ -15,11 +15,12 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, NumberRange, Optional
+from wtforms.validators import DataRequired, NumberRange, Optional, StopValidation
 
 from reviewapp.applications.forms import MultiCheckboxField, choices
 from reviewapp.limits import max_length
 from reviewapp.review.models import Outcome
+from reviewapp.review.services import QUEUE_MAX_AGE_DAYS, QUEUE_STATUSES
 
 
 class DecisionForm(FlaskForm):
@@ -108,6 +109,21 @@ class DecisionForm(FlaskForm):
         ]
 
 
+def ascii_whole_number(form: Any, field: Any) -> None:
+    """WTForms validator: the typed text is a whole number in the digits 0-9 and nothing else.
+
+    Python's ``int()`` also reads other scripts' digits and surrounding spaces ("٣", " 5 "),
+    which a browser's number input cannot show: the filter would apply while its box looks
+    empty. Raises StopValidation with the message shown next to the field.
+    """
+    if field.process_errors:  # not a number at all: WTForms already says so
+        raise StopValidation()
+    raw = (field.raw_data or [""])[0]
+    digits = raw[1:] if raw.startswith("-") else raw  # a minus: the range check answers it
+    if not (raw.isascii() and digits.isdigit()):
+        raise StopValidation("Type a whole number with the digits 0-9.")
+
+
 class QueueFilterForm(FlaskForm):
     """GET filters of the queue page (no CSRF: they change nothing)."""
 
@@ -120,16 +136,13 @@ class QueueFilterForm(FlaskForm):
         "Status",
         validators=[Optional()],
         choices=choices(
-            [
-                ("", "Open (queued, in review, awaiting approval, appealed)"),
-                ("queued", "Queued"),
-                ("in_review", "In review"),
-                ("awaiting_second_approval", "Awaiting second approval"),
-            ]
+            [("", "Open (queued, in review, awaiting approval, appealed)")]
+            + list(QUEUE_STATUSES.items())
         ),
     )
     age_days = IntegerField(
-        "Waiting at least (days)", validators=[Optional(), NumberRange(min=0, max=3650)]
+        "Waiting at least (days)",
+        validators=[Optional(), ascii_whole_number, NumberRange(min=0, max=QUEUE_MAX_AGE_DAYS)],
     )
 
 

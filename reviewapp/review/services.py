@@ -87,6 +87,16 @@ class QueueFilters:
     view: str | None = None
 
 
+#: statuses the queue can be filtered on (all of them: the open ones), with their labels
+QUEUE_STATUSES = {
+    Status.queued.value: "Queued",
+    Status.in_review.value: "In review",
+    Status.awaiting_second_approval.value: "Awaiting second approval",
+    Status.appealed.value: "Appealed",
+}
+#: the "waiting at least N days" filter accepts 0..QUEUE_MAX_AGE_DAYS
+QUEUE_MAX_AGE_DAYS = 3650
+
 #: queue views besides "mine" (QueueFilters.mine), with their labels
 QUEUE_VIEWS = {"due_soon": "Due soon", "overdue": "Overdue", "unclaimed": "Unclaimed"}
 

@@ -341,3 +341,35 @@ def test_queue_position_counts_up_to_the_limit_then_says_null(client, db, monkey
     assert all(a.json["status"] == "queued" for a in answers)
     first = client.get(f"/api/v1/applications/{answers[0].json['reference']}", headers=dev)
     assert first.json["queue_position"] == 1
+
+
+def test_queue_filters_are_checked_like_the_queue_page(client, db) -> None:
+    """Unknown queue, tier, status, view or a bad age give 422 naming each argument and what
+    it accepts (never an empty list that looks like an empty queue); valid ones filter."""
+    high = ApplicationFactory(submitted=True, high_tier=True)
+    standard = ApplicationFactory(submitted=True)
+    reviewer = bearer(
+        db, UserFactory(reviewer=True, organization=OrganizationFactory()), "read review"
+    )
+    bad = client.get(
+        "/api/v1/queue?tier=bogus&queue=policy-violations&status=draft&age_days=-3&view=x",
+        headers=reviewer,
+    )
+    assert bad.status_code == 422
+    fields = bad.json["error"]["fields"]
+    assert set(fields) == {"tier", "queue", "status", "age_days", "view"}
+    assert "high" in fields["tier"] and high.queue in fields["queue"]
+    assert "policy-violations" not in fields["queue"]  # not a reviewer's queue
+    assert fields["age_days"] == "a whole number from 0 to 3650"
+    for age in ("abc", "3.5", "\u0663", "3651"):  # \u0663: an Arabic-Indic 3
+        assert client.get(f"/api/v1/queue?age_days={age}", headers=reviewer).status_code == 422
+    only_high = client.get("/api/v1/queue?tier=high&status=queued&age_days=0", headers=reviewer)
+    assert only_high.status_code == 200
+    assert [i["reference"] for i in only_high.json["items"]] == [high.reference]
+    by_queue = client.get(f"/api/v1/queue?queue={standard.queue}", headers=reviewer)
+    assert standard.reference in {i["reference"] for i in by_queue.json["items"]}
+    # claim-next checks its queue too, instead of answering "nothing to claim"
+    nope = client.post("/api/v1/queue/claim-next?queue=nope", headers=reviewer)
+    assert nope.status_code == 422 and "queue" in nope.json["error"]["fields"]
+    claimed = client.post(f"/api/v1/queue/claim-next?queue={high.queue}", headers=reviewer)
+    assert claimed.status_code == 200 and claimed.json["reference"] == high.reference

@@ -359,3 +359,18 @@ def test_queue_filter_form_follows_queue_changes_and_the_viewers_role(login, db)
     assert "Not a valid choice" not in opened
     assert "Prohibited uses (renamed)</option>" in opened
     assert 'value="2"' in opened  # the age filter kept its value
+
+
+def test_queue_age_filter_takes_only_the_digits_a_number_box_can_show(login, db) -> None:
+    """'٣' (an Arabic-Indic 3) or ' 5 ' would be read by int() but shown as an empty number
+    box: they are refused next to the field and ignored, like any invalid filter."""
+    ApplicationFactory(submitted=True)
+    client = login(reviewer())
+    for raw in ("%D9%A3", "%205%20", "-3", "abc"):
+        page = client.get(f"/queue?age_days={raw}").get_data(as_text=True)
+        assert "This filter was ignored." in page, raw
+        assert "Nothing matches these filters" not in page, raw  # the age filter did not apply
+    assert "This filter was ignored." not in client.get("/queue?age_days=0").get_data(as_text=True)
+    appealed = client.get("/queue?status=appealed").get_data(as_text=True)
+    assert "Not a valid choice" not in appealed
+    assert '<option selected value="appealed">Appealed</option>' in appealed
