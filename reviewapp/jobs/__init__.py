@@ -51,8 +51,13 @@ def rq_queue(name: str = DEFAULT_QUEUE, app: Flask | None = None) -> Any:
     return Queue(f"{app.config['RQ_QUEUE_PREFIX']}:{name}", connection=conn)
 
 
-def enqueue_after_commit(func: Callable[..., Any], *args: Any, queue: str = DEFAULT_QUEUE) -> None:
+def enqueue_after_commit(
+    func: Callable[..., Any], *args: Any, queue: str = DEFAULT_QUEUE, job_id: str | None = None
+) -> None:
     """Run ``func(*args)`` as a job once the current transaction commits.
+
+    ``job_id``: the RQ job's id (letters, digits, ``-`` and ``_``), so the caller can look the
+    job up later; RQ makes one up otherwise.
 
     With Redis, the job is put on the RQ queue; if Redis cannot be reached the failure is logged
     and the work is not lost: jobs that deliver outbox rows are re-found by the outbox dispatcher.
@@ -72,7 +77,12 @@ def enqueue_after_commit(func: Callable[..., Any], *args: Any, queue: str = DEFA
         if app.config.get("REDIS_URL"):
             try:
                 rq_queue(queue, app).enqueue(
-                    func, *args, job_timeout=600, result_ttl=3600, meta=job_meta(request_id)
+                    func,
+                    *args,
+                    job_timeout=600,
+                    result_ttl=3600,
+                    meta=job_meta(request_id),
+                    job_id=job_id,
                 )
             except Exception:  # noqa: BLE001 - Redis down must not break the committed request
                 log.exception(

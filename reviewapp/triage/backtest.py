@@ -31,9 +31,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+import re
 from collections import defaultdict
 from typing import Any, cast
 
+from flask import current_app
+from redis.exceptions import RedisError
 from sqlalchemy import Table, and_, func, select, update
 from sqlalchemy.orm import Session
 
@@ -191,9 +194,45 @@ def start_backtest(
         backtest.result = empty_result([t.name for t in tiers_in_order(session)])
         session.flush()
         return backtest
-    for chunk in chunks:
-        enqueue_after_commit(run_backtest_chunk, backtest.id, chunk, queue=BACKTEST_QUEUE)
+    for index, chunk in enumerate(chunks):
+        enqueue_after_commit(
+            run_backtest_chunk,
+            backtest.id,
+            chunk,
+            queue=BACKTEST_QUEUE,
+            job_id=chunk_job_id(backtest, index),
+        )
     return backtest
+
+
+def chunk_job_id(backtest: Backtest, index: int) -> str:
+    """The RQ job id of chunk ``index`` (0-based) of ``backtest``: the queue prefix, the id and
+    the creation time (microseconds) make it unique across databases sharing one Redis."""
+    stamp = int(backtest.created_at.timestamp() * 1_000_000)
+    prefix = re.sub(r"[^A-Za-z0-9_-]", "_", str(current_app.config["RQ_QUEUE_PREFIX"]))
+    return f"{prefix}-backtest-{backtest.id}-{stamp}-chunk-{index}"
+
+
+def _chunks_waiting(backtest: Backtest) -> bool:
+    """True when a chunk job of ``backtest`` still waits in RQ for a worker (queued, deferred
+    or scheduled): the backtest is behind other work, not stalled. Started jobs do not count
+    (a live chunk beats its heartbeat; RQ kills one running past its 600 s timeout). False in
+    the inline mode and when Redis cannot be asked (then the heartbeat rule alone decides)."""
+    from rq.job import Job, JobStatus
+
+    from reviewapp.jobs import redis_connection
+
+    connection = redis_connection()
+    if connection is None or not backtest.chunks_total:
+        return False
+    ids = [chunk_job_id(backtest, i) for i in range(backtest.chunks_total)]
+    waiting = {JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
+    try:
+        jobs = Job.fetch_many(ids, connection=connection)
+        return any(job is not None and job.get_status(refresh=False) in waiting for job in jobs)
+    except RedisError:
+        log.warning("backtest %s: could not ask Redis for its chunk jobs", backtest.id)
+        return False
 
 
 def _content_hash(version: RulesetVersion) -> str:
@@ -409,7 +448,9 @@ def fail_stalled_backtests(
 
     "Sign of life" is ``heartbeat_at`` (set when a chunk starts and when it finishes), else
     ``created_at``. ``stall_seconds`` must exceed the chunk job timeout (600 s) so a slow live
-    chunk is never failed. A chunk that runs later sees the failed status and does nothing.
+    chunk is never failed. A backtest with a chunk job still waiting in RQ (behind other
+    backtests' chunks) is not stalled and is left alone. A chunk that runs after its backtest
+    was failed sees the failed status and does nothing.
     Flushes, never commits.
 
     Returns:
@@ -430,6 +471,8 @@ def fail_stalled_backtests(
     failed = []
     minutes = max(1, round(stall_seconds / 60))
     for backtest in session.scalars(stmt):
+        if _chunks_waiting(backtest):
+            continue  # waiting for a free worker behind other backtests: not stalled
         backtest.status = BacktestStatus.failed
         backtest.finished_at = now
         backtest.error = (

@@ -350,3 +350,38 @@ def test_two_rq_workers_share_the_chunks(database_url, redis_url, committed_db) 
     # every low-tier general-domain application is raised to medium by the draft
     assert matrix["low"]["low"] == 0
     assert backtest.result["changed"] == matrix["low"]["medium"] > 0
+
+
+def test_a_backtest_waiting_behind_other_work_is_not_failed_as_stalled(
+    database_url, redis_url, committed_db
+) -> None:
+    """The sweep fails a backtest silent for BACKTEST_STALL_SECONDS only when none of its
+    chunks still waits in RQ: chunks queued behind other backtests mean it is waiting for a
+    worker, not dead. Once its jobs are gone (a Redis flush, a lost queue) it is failed."""
+    import datetime as dt
+
+    from reviewapp.jobs import rq_queue
+    from reviewapp.triage.backtest import fail_stalled_backtests
+
+    _submitted_in_bulk(committed_db, 30)
+    committed_db.commit()
+    prefix = f"test-bt-{uuid.uuid4().hex[:8]}"
+    app = create_app(
+        "testing", DATABASE_URL=database_url, REDIS_URL=redis_url, RQ_QUEUE_PREFIX=prefix
+    )
+    later = utcnow() + dt.timedelta(hours=2)  # far past any stall limit
+    with app.app_context():
+        session = database.session
+        backtest = start_backtest(session, None, _draft(session), chunk_size=10)
+        database.commit()  # three chunk jobs wait on RQ; no worker runs
+        queue = rq_queue("low", app)
+        assert queue.count == 3
+        assert fail_stalled_backtests(session, 900, now=later) == []
+        database.commit()
+        assert session.get(Backtest, backtest.id).status == "queued"
+        queue.empty()  # the chunk jobs are lost
+        assert fail_stalled_backtests(session, 900, now=later) == [backtest.id]
+        database.commit()
+        failed = session.get(Backtest, backtest.id)
+        assert failed.status == "failed" and "Start the backtest again." in failed.error
+    database.state(app).engine.dispose()
