@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -519,6 +520,15 @@ def sweep() -> None:
       backtests (queued/running)   failed with a message after BACKTEST_STALL_SECONDS
       re-triage after a publish    re-enqueued here; it resumes where it stopped
     """
+    from reviewapp.logs import job_request_id
+
+    # one id for the whole run: its log lines, audit events (lease expiry, failed backtests)
+    # and the jobs it enqueues carry it, as a request's do
+    with job_request_id(f"sweep-{uuid.uuid4().hex[:16]}"):
+        _sweep()
+
+
+def _sweep() -> None:
     from reviewapp.extensions import db
     from reviewapp.notifications.jobs import dispatch_pending
     from reviewapp.review.services import expire_leases, notify_sla_breaches

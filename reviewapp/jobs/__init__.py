@@ -148,7 +148,12 @@ def run_in_app_context(func: Callable[..., Any]) -> Callable[..., Any]:
         ctx = contextlib.nullcontext() if has_app_context() else job_app().app_context()
         with ctx, job_request_id(request_id):
             log.info("job %s %s started", func.__name__, job.id, extra={"job_id": job.id})
-            result = func(*args, **kwargs)
+            try:
+                result = func(*args, **kwargs)
+            except Exception:
+                # RQ logs the traceback too, but outside this request id: this line carries it
+                log.exception("job %s %s failed", func.__name__, job.id, extra={"job_id": job.id})
+                raise
             log.info("job %s %s finished", func.__name__, job.id, extra={"job_id": job.id})
             return result
 

@@ -18,7 +18,8 @@ from sqlalchemy import select
 from reviewapp import ROOT, create_app
 from reviewapp.audit.models import AuditEvent
 from reviewapp.extensions import db as database
-from reviewapp.jobs import enqueue_after_commit, rq_queue
+from reviewapp.jobs import enqueue_after_commit, rq_queue, run_in_app_context
+from reviewapp.logs import RequestIdFilter
 from reviewapp.triage.retriage import retriage_open_applications
 from tests.conftest import csrf_token
 from tests.factories import (
@@ -158,3 +159,60 @@ def test_rq_job_logs_and_audits_with_the_enqueuing_request_id(
         select(AuditEvent).where(AuditEvent.action == "application.retriage")
     ).one()
     assert event.subject_id == application.reference and event.request_id == "req-job-7"
+
+
+@run_in_app_context
+def failing_job(reason: str) -> None:
+    """A job that fails (for the test below; RQ imports it by this module's path)."""
+    raise RuntimeError(reason)
+
+
+def test_a_failing_rq_job_logs_its_failure_with_the_enqueuing_request_id(
+    database_url, redis_url, caplog
+) -> None:
+    from rq import SimpleWorker
+
+    prefix = f"test-{uuid.uuid4().hex[:8]}"
+    app = create_app(
+        "testing", DATABASE_URL=database_url, REDIS_URL=redis_url, RQ_QUEUE_PREFIX=prefix
+    )
+    with app.test_request_context(headers={"X-Request-ID": "req-fails-3"}):
+        app.preprocess_request()
+        enqueue_after_commit(failing_job, "the webhook host is gone")
+        database.commit()
+        queue = rq_queue(app=app)
+        caplog.handler.addFilter(RequestIdFilter())  # as the app's log handlers do
+        with caplog.at_level(logging.ERROR, logger="reviewapp.jobs"):
+            SimpleWorker([queue], connection=queue.connection).work(
+                burst=True, with_scheduler=False
+            )
+    failed = [r for r in caplog.records if r.name == "reviewapp.jobs" and "failed" in r.message]
+    assert len(failed) == 1 and failed[0].message.startswith("job failing_job ")
+    assert failed[0].request_id == "req-fails-3"  # type: ignore[attr-defined]
+    assert "the webhook host is gone" in (failed[0].exc_text or "")
+    assert queue.failed_job_registry.count == 1  # RQ still records the failure
+    database.state(app).engine.dispose()
+
+
+def test_flask_sweep_gives_its_run_one_request_id(app, committed_db) -> None:
+    """Lease expiry by the sweep is audited with a ``sweep-…`` id, the same for the whole run."""
+    import datetime as dt
+
+    from reviewapp.db import utcnow
+
+    reviewer = UserFactory(reviewer=True, organization=OrganizationFactory())
+    expired = [ApplicationFactory(submitted=True) for _ in range(2)]
+    for application in expired:
+        application.status = "in_review"
+        application.claimed_by_id = reviewer.id
+        application.lease_expires_at = utcnow() - dt.timedelta(minutes=5)
+    committed_db.commit()
+    result = app.test_cli_runner().invoke(args=["sweep"])
+    assert result.exit_code == 0, result.output
+    assert "2 expired leases returned" in result.output
+    events = committed_db.scalars(
+        select(AuditEvent).where(AuditEvent.action == "application.lease_expired")
+    ).all()
+    ids = {e.request_id for e in events}
+    assert len(events) == 2 and len(ids) == 1
+    assert next(iter(ids)).startswith("sweep-")
