@@ -749,12 +749,15 @@ def queue() -> Any:
 @bp.route("/queue/claim-next", methods=["POST"])
 @token_required("review")
 def claim_next_api() -> Any:
-    """Claim the next application in queue order; 204 when nothing is claimable.
+    """Claim the next application in queue order (within ``queue`` and ``tier`` when given);
+    204 when nothing is claimable.
     ---
     post:
       summary: Claim the next application
       tags: [Review]
-      parameters: [{in: query, name: queue, schema: {type: string}, description: "a queue your role works"}]
+      parameters:
+        - {in: query, name: queue, schema: {type: string}, description: "a queue your role works"}
+        - {in: query, name: tier, schema: {type: string}, description: "a risk tier's name"}
       responses:
         200: {description: Claimed, content: {application/json: {schema: ApplicationOut}}}
         204: {description: Nothing to claim}
@@ -763,7 +766,8 @@ def claim_next_api() -> Any:
         409: Error
         422: Error
     """
-    application = claim_next(db.session, _user(), queue=_queue_filters(("queue",)).queue)
+    filters = _queue_filters(("queue", "tier"))
+    application = claim_next(db.session, _user(), queue=filters.queue, tier=filters.tier)
     if application is None:
         db.rollback()
         return "", 204

@@ -371,9 +371,15 @@ def _take(session: Session, user: User, application: Application, now: dt.dateti
 
 
 def claim_next(
-    session: Session, user: User, *, queue: str | None = None, now: dt.datetime | None = None
+    session: Session,
+    user: User,
+    *,
+    queue: str | None = None,
+    tier: str | None = None,
+    now: dt.datetime | None = None,
 ) -> Application | None:
-    """Claim the first claimable application in queue order, or None when there is none.
+    """Claim the first claimable application in queue order, or None when there is none;
+    ``queue`` and ``tier`` (a queue key, a tier name) narrow it as the queue page's filters do.
 
     Claimable: queued, or in review with an expired lease; in a queue the user may work; not
     from the user's own organization. On PostgreSQL the row is locked ``FOR UPDATE SKIP LOCKED``
@@ -430,7 +436,7 @@ def claim_next(
         seconds=int(current_app.config["PREFERRED_REVIEWER_HOLD_SECONDS"])
     )
     stmt = (
-        queue_statement(session, user, QueueFilters(queue=queue), now)
+        queue_statement(session, user, QueueFilters(queue=queue, tier=tier), now)
         .where(or_(*claimable))
         .where(
             or_(

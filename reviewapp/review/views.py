@@ -323,17 +323,29 @@ def claim_next_view() -> Any:
     """Claim the next application in queue order and open it."""
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    queue_key = request.form.get("queue") or None
+    # the queue page's queue and tier filters narrow what is claimed; a failed claim goes back
+    # to the same filtered page
+    back = request.form.get("return_to") or ""
+    back = back if is_safe_next(back) else url_for(".queue")
     try:
-        application = claim_next(db.session, current_user, queue=queue_key)
+        application = claim_next(
+            db.session,
+            current_user,
+            queue=request.form.get("queue") or None,
+            tier=request.form.get("tier") or None,
+        )
     except DomainError as exc:
         db.rollback()
         flash(exc.message, "warning")
-        return redirect(url_for(".queue"))
+        return redirect(back)
     if application is None:
         db.rollback()
-        flash("Nothing to claim: the queue is empty or every application is claimed.", "info")
-        return redirect(url_for(".queue"))
+        flash(
+            "Nothing to claim: no unclaimed application matches (queue empty, or every one "
+            "claimed).",
+            "info",
+        )
+        return redirect(back)
     db.commit()
     flash(
         f"You claimed {application.reference}. Your lease runs until {local_text(application.lease_expires_at)}.",

@@ -373,3 +373,18 @@ def test_queue_filters_are_checked_like_the_queue_page(client, db) -> None:
     assert nope.status_code == 422 and "queue" in nope.json["error"]["fields"]
     claimed = client.post(f"/api/v1/queue/claim-next?queue={high.queue}", headers=reviewer)
     assert claimed.status_code == 200 and claimed.json["reference"] == high.reference
+
+
+def test_claim_next_over_the_api_takes_a_tier(client, db) -> None:
+    standard = ApplicationFactory(submitted=True)
+    high = ApplicationFactory(submitted=True, high_tier=True)
+    reviewer = bearer(
+        db, UserFactory(reviewer=True, organization=OrganizationFactory()), "read review"
+    )
+    first = client.post("/api/v1/queue/claim-next?tier=high", headers=reviewer)
+    assert first.status_code == 200 and first.json["reference"] == high.reference
+    assert client.post("/api/v1/queue/claim-next?tier=high", headers=reviewer).status_code == 204
+    bad = client.post("/api/v1/queue/claim-next?tier=urgent", headers=reviewer)
+    assert bad.status_code == 422 and "tier" in bad.json["error"]["fields"]
+    db.expire_all()
+    assert standard.claimed_by_id is None

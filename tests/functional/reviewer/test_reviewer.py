@@ -374,3 +374,39 @@ def test_queue_age_filter_takes_only_the_digits_a_number_box_can_show(login, db)
     appealed = client.get("/queue?status=appealed").get_data(as_text=True)
     assert "Not a valid choice" not in appealed
     assert '<option selected value="appealed">Appealed</option>' in appealed
+
+
+def test_claim_next_from_a_filtered_queue_claims_within_the_filter(login, db) -> None:
+    """The page's Claim next carries its queue and tier filters: it claims the first
+    application of that tier (not the overall first), and when nothing matches it returns to
+    the same filtered page instead of the unfiltered queue."""
+    standard = ApplicationFactory(submitted=True)  # low tier
+    high = ApplicationFactory(submitted=True, high_tier=True)
+    client = login(reviewer())
+    page = client.get("/queue?tier=high").get_data(as_text=True)
+    assert '<input type="hidden" name="tier" value="high">' in page
+    assert '<input type="hidden" name="return_to" value="/queue?tier=high">' in page
+    claimed = post_form(
+        client,
+        "/queue/claim-next",
+        {"tier": "high", "return_to": "/queue?tier=high"},
+        token_from="/queue",
+    )
+    assert claimed.location.endswith(f"/review/{high.reference}")
+    again = post_form(
+        client,
+        "/queue/claim-next",
+        {"tier": "high", "return_to": "/queue?tier=high"},
+        token_from="/queue",
+    )
+    assert again.location.endswith("/queue?tier=high")  # nothing left in that tier
+    db.expire_all()
+    assert standard.claimed_by_id is None
+    # a return_to off this site is not followed
+    off_site = post_form(
+        client,
+        "/queue/claim-next",
+        {"tier": "high", "return_to": "https://evil.example/queue"},
+        token_from="/queue",
+    )
+    assert off_site.location.endswith("/queue")

@@ -191,11 +191,17 @@ def _bulk(db, login) -> tuple[Any, str, dict[str, str]]:  # noqa: ANN001
     return client, "/queue/bulk", {"outcome": ""}  # refused: it goes back to return_to
 
 
+def _claim_next(db, login) -> tuple[Any, str, dict[str, str]]:  # noqa: ANN001
+    client = login(UserFactory(reviewer=True, organization=OrganizationFactory()))
+    return client, "/queue/claim-next", {}  # nothing to claim: it goes back to return_to
+
+
 # views that redirect to a form-given ``return_to`` -> (setup, fallback when refused)
 RETURN_TO_VIEWS = {
     "admin reassign": (_reassign, "/admin/claims"),
     "review release": (_release, "/queue"),
     "queue bulk": (_bulk, "/queue"),
+    "queue claim-next": (_claim_next, "/queue"),
 }
 
 
