@@ -290,7 +290,9 @@ def _application_response(application: Application, status: int = 200) -> Any:
     response = jsonify(serialize_application(application))
     response.status_code = status
     response.set_etag(etag_of(application))
-    return response
+    # a GET whose If-None-Match names this version gets 304 and no body (werkzeug leaves
+    # other methods alone)
+    return response.make_conditional(request)
 
 
 def _load(schema: Schema, body: dict[str, Any]) -> dict[str, Any]:
@@ -441,6 +443,7 @@ def read(reference: str) -> Any:
         200:
           description: The application; the ETag header is its version
           content: {application/json: {schema: ApplicationOut}}
+        304: {description: "Not modified: If-None-Match names its current ETag"}
         401: Error
         403: Error
         404: Error
@@ -880,6 +883,7 @@ def decide_api(reference: str) -> Any:
         }
     )
     response.status_code = 201
+    response.set_etag(etag_of(application))  # the application's new version, for If-Match
     return response
 
 

@@ -820,11 +820,12 @@ def decide(session: Session, user: User, application: Application, data: Decisio
         else:
             why = "you have not claimed it"
         raise ConflictError(
-            f"You do not hold a claim on this application: {why}. Nothing was saved; your text is kept below."
+            f"You do not hold a claim on this application: {why}. Nothing was saved."
         )
     if data.expected_version is not None and data.expected_version != application.version:
         raise ConflictError(
-            "This application changed since you opened it (someone else acted on it). Reload the page to see the current state."
+            "This application changed since you read it (someone else acted on it). Nothing "
+            "was saved; read it again to see its current state."
         )
     errors: dict[str, str] = {}
     try:

@@ -610,6 +610,8 @@ def decide_view(reference: str) -> Any:
     except DomainError as exc:
         db.rollback()
         show_form_errors(form, exc, "The decision was not saved: ")
+        if isinstance(exc, ConflictError):
+            flash("Your text is kept below; the page shows the application as it is now.", "info")
         db.session.refresh(app_row)
         return _render_review(
             app_row,

@@ -388,3 +388,55 @@ def test_claim_next_over_the_api_takes_a_tier(client, db) -> None:
     assert bad.status_code == 422 and "tier" in bad.json["error"]["fields"]
     db.expire_all()
     assert standard.claimed_by_id is None
+
+
+def test_api_conflict_messages_do_not_speak_of_pages(client, db) -> None:
+    """A 409 from the API says what happened and that nothing was saved, not "your text is
+    kept below" or "reload the page" (browser words)."""
+    application = ApplicationFactory(submitted=True)
+    reviewer = bearer(
+        db, UserFactory(reviewer=True, organization=OrganizationFactory()), "read review"
+    )
+    body = {"outcome": "approve", "template": "approve-standard", "citations": []}
+    unclaimed = client.post(
+        f"/api/v1/applications/{application.reference}/decisions", json=body, headers=reviewer
+    )
+    assert unclaimed.status_code == 409
+    claimed = client.post("/api/v1/queue/claim-next", headers=reviewer)
+    stale = client.post(
+        f"/api/v1/applications/{application.reference}/decisions",
+        json={**body, "version": claimed.json["version"] - 1},
+        headers=reviewer,
+    )
+    assert stale.status_code == 409
+    for answer in (unclaimed, stale):
+        message = answer.json["error"]["message"]
+        assert "Nothing was saved" in message
+        assert "below" not in message and "page" not in message.lower()
+
+
+def test_conditional_read_and_the_decisions_etag(client, db) -> None:
+    """If-None-Match with the current ETag gets 304 without a body; after a change the same
+    header gets the new version. A decision's 201 carries the application's new ETag."""
+    application = ApplicationFactory(submitted=True)
+    dev = bearer(db, application.submitter, "read write")
+    reviewer = bearer(
+        db, UserFactory(reviewer=True, organization=OrganizationFactory()), "read review"
+    )
+    url = f"/api/v1/applications/{application.reference}"
+    first = client.get(url, headers=dev)
+    etag = first.headers["ETag"]
+    unchanged = client.get(url, headers={**dev, "If-None-Match": etag})
+    assert unchanged.status_code == 304 and unchanged.data == b""
+    client.post("/api/v1/queue/claim-next", headers=reviewer)
+    changed = client.get(url, headers={**dev, "If-None-Match": etag})
+    assert changed.status_code == 200 and changed.headers["ETag"] != etag
+    decided = client.post(
+        f"{url}/decisions",
+        json={"outcome": "approve", "template": "approve-standard", "citations": []},
+        headers=reviewer,
+    )
+    assert decided.status_code == 201, decided.json
+    after = client.get(url, headers=dev)
+    assert decided.headers["ETag"] == after.headers["ETag"]
+    assert decided.json["application"]["version"] == after.json["version"]

@@ -204,7 +204,8 @@ def test_stale_page_decision_is_refused(login, db) -> None:
         token_from=f"/review/{application.reference}",
     )
     assert response.status_code == 409
-    assert b"changed since you opened it" in response.data
+    assert b"changed since you read it" in response.data
+    assert b"Your text is kept below" in response.data  # the browser's own words
     assert db.scalar(select(func.count()).select_from(Decision)) == 0
 
 
