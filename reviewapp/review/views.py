@@ -116,7 +116,7 @@ def queue() -> Any:
     return render_template(
         "review/queue.html",
         filter_form=filter_form,
-        items=_queue_items(rows, user.id, viewer_timezone()),
+        items=_queue_items(rows, user.id, viewer_timezone(), ref),
         total=total,
         page=page,
         per_page=per_page,
@@ -196,8 +196,10 @@ class QueueItem(NamedTuple):
     external_ref: str | None
     organization: str
     risk_tier: str | None
+    tier_label: str  # as the admin named it ("High"); the name when the tier is gone
     tier_colour: str
     queue: str | None
+    queue_title: str  # as the admin named it ("Standard review"); the key when it is gone
     status_label: str
     status_colour: str
     due: str  # "due in 3 h" / "overdue by 2 d 1 h"; "" without an SLA due time
@@ -208,9 +210,14 @@ class QueueItem(NamedTuple):
     back_to_you: bool  # a resubmission held for this reviewer
 
 
-def _queue_items(rows: list[QueueRow], viewer_id: int, tz_name: str) -> list[QueueItem]:
+def _queue_items(
+    rows: list[QueueRow], viewer_id: int, tz_name: str, ref: ReferenceData
+) -> list[QueueItem]:
     """The page's rows: one clock read for every "due in" text and lease, the viewer's time
-    zone resolved once, the review page's URL built once (references are URL-safe)."""
+    zone resolved once, the review page's URL built once (references are URL-safe), tiers and
+    queues by their display names from the cached reference data."""
+    tier_labels = {t.name: t.label for t in ref.tiers}
+    queue_titles = {q.key: q.title for q in ref.queues}
     now = utcnow()
     zone = resolve_zone(tz_name)
     sample = "APP-000000"
@@ -231,8 +238,10 @@ def _queue_items(rows: list[QueueRow], viewer_id: int, tz_name: str) -> list[Que
                 external_ref=r.external_ref,
                 organization=r.organization,
                 risk_tier=r.risk_tier,
+                tier_label=tier_labels.get(r.risk_tier or "", r.risk_tier or ""),
                 tier_colour=tier_badge(r.risk_tier),
                 queue=r.queue,
+                queue_title=queue_titles.get(r.queue or "", r.queue or ""),
                 status_label=str(r.status).replace("_", " "),
                 status_colour=status_badge(r.status),
                 due=due,

@@ -411,3 +411,20 @@ def test_claim_next_from_a_filtered_queue_claims_within_the_filter(login, db) ->
         token_from="/queue",
     )
     assert off_site.location.endswith("/queue")
+
+
+def test_queue_rows_show_tier_and_queue_names_as_the_admin_set_them(login, db) -> None:
+    from reviewapp.review.models import Queue, RiskTier
+
+    application = ApplicationFactory(submitted=True, high_tier=True)
+    client = login(reviewer())
+    page = client.get("/queue").get_data(as_text=True)
+    queue = db.scalars(select(Queue).where(Queue.key == application.queue)).one()
+    assert f'<td class="small text-nowrap">{queue.title}</td>' in page
+    assert '">High</span>' in page
+    tier = db.scalars(select(RiskTier).where(RiskTier.name == "high")).one()
+    tier.label = "Elevated"
+    queue.title = "Sensitive uses"
+    db.flush()
+    page = client.get("/queue").get_data(as_text=True)
+    assert '">Elevated</span>' in page and ">Sensitive uses</td>" in page
