@@ -198,16 +198,20 @@ def save_tier(name: str) -> Any:
         abort(404)
     queues = list(db.session.scalars(select(Queue).order_by(Queue.position, Queue.key)))
     form = _tier_form(tier, queues, formdata=True)
+    sla_before = tier.sla_hours
     saved = save_form(form, lambda: update_tier(db.session, current_user, tier, form.data))
     if saved is None:
         flash(
             f"The {tier.label} tier was not saved: see the messages next to the fields.", "danger"
         )
         return _page(tier_forms={tier.name: form}, status=422)
-    flash(
-        f"{tier.label} tier saved. A new SLA target applies to clocks that start or resume from now on.",
-        "success",
+    sla_note = (
+        f" The new SLA target ({tier.sla_hours} business hours, was {sla_before}) applies to "
+        "clocks that start or resume from now on."
+        if tier.sla_hours != sla_before
+        else ""
     )
+    flash(f"{tier.label} tier saved.{sla_note}", "success")
     return redirect(url_for(".index") + f"#tier-{tier.name}")
 
 

@@ -33,6 +33,8 @@ def test_admin_changes_a_tier_and_new_clocks_use_it(app, login, db) -> None:
     assert "A share from 0 to 1" in page and "From 1 to 2000 hours." in page
     saved = post_form(client, "/admin/tiers/high", TIER, token_from="/admin/tiers")
     assert saved.status_code == 302
+    flash = client.get(saved.location).get_data(as_text=True)
+    assert "High tier saved. The new SLA target (16 business hours, was 24) applies" in flash
     db.expire_all()
     tier = db.scalars(select(RiskTier).where(RiskTier.name == "high")).one()
     assert (tier.sla_hours, tier.approvals_required) == (16, 1)
@@ -68,3 +70,16 @@ def test_a_queue_needs_a_role(login, db) -> None:
     db.expire_all()
     queue = db.scalars(select(Queue).where(Queue.key == "standard")).one()
     assert queue.roles == ["senior_reviewer", "admin"]
+
+
+def test_saving_only_a_tier_label_does_not_speak_of_a_new_sla(login, db) -> None:
+    client = login(UserFactory(admin=True, organization=OrganizationFactory()))
+    unchanged_sla = {**TIER, "tier-high-sla_hours": "24", "tier-high-approvals_required": "2"}
+    saved = post_form(
+        client,
+        "/admin/tiers/high",
+        {**unchanged_sla, "tier-high-label": "Elevated"},
+        token_from="/admin/tiers",
+    )
+    page = client.get(saved.location).get_data(as_text=True)
+    assert "Elevated tier saved." in page and "The new SLA target" not in page
