@@ -1031,26 +1031,21 @@ def _queue_filters(accepted: tuple[str, ...]) -> QueueFilters:
 
 def _paging() -> tuple[int, int]:
     """``page`` and ``per_page`` query arguments. Raises ValidationFailed (422)."""
-    try:
-        page = int(request.args.get("page", 1))
-        per_page = int(request.args.get("per_page", 25))
-    except ValueError:
-        raise ValidationFailed(
-            "page and per_page must be whole numbers.",
-            fields={"page": "integer", "per_page": "integer"},
-        ) from None
-    max_per_page = current_app.config["API_MAX_PER_PAGE"]
-    problems = {}
-    if not 1 <= page <= 100_000:
-        problems["page"] = "between 1 and 100000"
-    if not 1 <= per_page <= max_per_page:
-        problems["per_page"] = f"between 1 and {max_per_page}"
+    max_per_page = int(current_app.config["API_MAX_PER_PAGE"])
+    values: dict[str, int] = {}
+    problems: dict[str, str] = {}
+    for name, default, most in (("page", "1", 100_000), ("per_page", "25", max_per_page)):
+        raw = request.args.get(name, default)
+        if raw.isascii() and raw.isdigit() and 1 <= int(raw) <= most:
+            values[name] = int(raw)
+        else:
+            problems[name] = f"a whole number from 1 to {most}"
     if problems:
         raise ValidationFailed(
-            f"page must be between 1 and 100000 and per_page between 1 and {max_per_page}.",
+            "; ".join(f"{name} must be {rule}" for name, rule in problems.items()) + ".",
             fields=problems,
         )
-    return page, per_page
+    return values["page"], values["per_page"]
 
 
 @bp.route("/applications")

@@ -260,7 +260,10 @@ def test_retries_stale_answers_and_field_names(client, db) -> None:
     blank = client.patch(f"/api/v1/applications/{ref}", json={"title": "  "}, headers=dev)
     assert blank.status_code == 422 and "title" in blank.json["error"]["fields"]
     paging = client.get("/api/v1/applications?page=0", headers=dev).json["error"]["fields"]
-    assert paging == {"page": "between 1 and 100000"}
+    assert paging == {"page": "a whole number from 1 to 100000"}
+    only_page = client.get("/api/v1/applications?page=abc&per_page=10", headers=dev)
+    assert only_page.json["error"]["fields"] == {"page": "a whole number from 1 to 100000"}
+    assert only_page.json["error"]["message"] == "page must be a whole number from 1 to 100000."
 
 
 def test_catalogue_auth_header_and_visibility(client, db) -> None:
