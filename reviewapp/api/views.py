@@ -19,7 +19,7 @@ from sqlalchemy import func, literal, or_, select, tuple_
 from reviewapp.api import schemas
 from reviewapp.api.idempotency import begin, check_key, request_fingerprint
 from reviewapp.applications.diff import diff_contents
-from reviewapp.applications.models import OPEN_FOR_REVIEW, Application, Status
+from reviewapp.applications.models import Application, Status
 from reviewapp.applications.schema import load_vocabularies
 from reviewapp.applications.services import (
     create_application,
@@ -246,17 +246,18 @@ def _json_body() -> dict[str, Any]:
 
 
 def queue_position(application: Application) -> int | None:
-    """1-based place of a waiting application in its queue (by SLA due time, then id); None
-    when it is not waiting for a reviewer, or when :data:`QUEUE_COUNT_LIMIT` or more
-    applications are ahead of it (the count stops there, like the queue page's: an exact count
-    deep in a queue of 100,000 reads that many index entries, ~30 ms at 1M applications)."""
+    """1-based place of a waiting application in its queue (by SLA due time, then id) among
+    the applications still waiting for a reviewer (claimed ones ahead are being reviewed and
+    do not count); None when it is not waiting, or when :data:`QUEUE_COUNT_LIMIT` or more
+    are ahead of it (the count stops there, like the queue page's: an exact count deep in a
+    queue of 100,000 reads that many index entries, ~30 ms at 1M applications)."""
     if application.status != Status.queued or application.sla_due_at is None:
         return None
     ahead_rows = (
         select(Application.id)
         .where(
             Application.queue == application.queue,
-            Application.status.in_(OPEN_FOR_REVIEW),
+            Application.status == Status.queued,  # ix_application_queue_position's predicate
             # a row comparison, so ix_application_queue_position answers it as one range scan
             tuple_(Application.sla_due_at, Application.id)
             < tuple_(literal(application.sla_due_at, UTCDateTime()), literal(application.id)),

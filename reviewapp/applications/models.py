@@ -93,15 +93,15 @@ class Application(Base):
             sqlite_where=text(f"status IN ({_in(OPEN_FOR_REVIEW)})"),
         ),
         Index("ix_application_org_created", "organization_id", "created_at"),
-        # An application's place in its queue (API queue_position): count the open ones of the
-        # same queue before it by (SLA due, id) from the index alone.
+        # An application's place in its queue (API queue_position): count the waiting ones of
+        # the same queue before it by (SLA due, id) from the index alone.
         Index(
             "ix_application_queue_position",
             "queue",
             "sla_due_at",
             "id",
-            postgresql_where=text(f"status IN ({_in(OPEN_FOR_REVIEW)})"),
-            sqlite_where=text(f"status IN ({_in(OPEN_FOR_REVIEW)})"),
+            postgresql_where=text("status = 'queued'"),
+            sqlite_where=text("status = 'queued'"),
         ),
         # claim-next first offers a resubmission to the reviewer who asked for its mitigations:
         # find those few rows without walking the whole open queue

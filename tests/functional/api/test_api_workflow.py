@@ -344,6 +344,16 @@ def test_queue_position_counts_up_to_the_limit_then_says_null(client, db, monkey
     assert all(a.json["status"] == "queued" for a in answers)
     first = client.get(f"/api/v1/applications/{answers[0].json['reference']}", headers=dev)
     assert first.json["queue_position"] == 1
+    # a claimed application ahead is being reviewed: the others move up
+    reviewer = bearer(
+        db, UserFactory(reviewer=True, organization=OrganizationFactory()), "read review"
+    )
+    assert client.post("/api/v1/queue/claim-next", headers=reviewer).json["reference"] == (
+        answers[0].json["reference"]
+    )
+    second = client.get(f"/api/v1/applications/{answers[1].json['reference']}", headers=dev)
+    third = client.get(f"/api/v1/applications/{answers[2].json['reference']}", headers=dev)
+    assert (second.json["queue_position"], third.json["queue_position"]) == (1, 2)
 
 
 def test_queue_filters_are_checked_like_the_queue_page(client, db) -> None:
