@@ -50,6 +50,9 @@ TEXT_LIMITS: dict[str, int] = {
     name: LIMITS[f"application.{name}"]
     for name in ("title", "description", "benefits", "safety_measures", "product_url")
 }
+#: Unicode bidirectional embedding, override and isolate controls (UAX #9): refused in one-line
+#: fields, where they could reorder how a title reads
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 #: text fields that must be one line (the title is an email subject; the URL is a URL)
 ONE_LINE_FIELDS = ("title", "product_url")
 LINE_BREAKS = ("\n", "\r", "\u2028", "\u2029")
@@ -179,6 +182,16 @@ def _clean_field(name: str, value: Any, vocab: Vocabularies) -> Any:
         if name in ONE_LINE_FIELDS and any(c in value for c in LINE_BREAKS):
             # a title goes into email subjects, where a line break cannot be
             raise ValueError("must be a single line; remove the line breaks")
+        if name in ONE_LINE_FIELDS:
+            control = next((c for c in value if c in BIDI_CONTROLS), None)
+            if control is not None:
+                # an override or isolate makes a title display as other text than it is (in
+                # the queue, in email subjects): "Trojan Source", CVE-2021-42574
+                raise ValueError(
+                    f"contains the invisible direction control U+{ord(control):04X}, which can "
+                    "make it display as something else; remove it (right-to-left letters need "
+                    "no control characters)"
+                )
         limit = TEXT_LIMITS[name]
         if len(value) > limit:
             raise ValueError(f"is {len(value)} characters long; the limit is {limit}.")

@@ -194,3 +194,33 @@ def test_a_title_with_a_line_break_is_refused_not_mangled(client, db) -> None:
         assert response.json["error"]["fields"]["title"] == (
             "must be a single line; remove the line breaks"
         )
+
+
+@pytest.mark.parametrize("control", ["\u202e", "\u202d", "\u2066", "\u2069", "\u202b"])
+def test_a_title_with_a_direction_control_is_refused_naming_it(client, login, db, control) -> None:
+    """A bidirectional override or isolate in a title could make the queue and the email
+    subject read differently from what was filed ("Trojan Source"); it is refused with the
+    code point named, in the API and the browser form (text kept). Right-to-left letters need
+    no control and are accepted as they are."""
+    from tests.factories import content
+
+    dev = UserFactory()
+    title = f"Homework helper {control}rekcah"
+    api = client.post("/api/v1/applications", json=content(title=title), headers=token_for(db, dev))
+    assert api.status_code == 422
+    assert f"U+{ord(control):04X}" in api.json["error"]["fields"]["title"]
+    browser = login(dev)
+    page = post_form(
+        browser,
+        "/applications/new",
+        {**FORM, "title": title, "save": "1"},
+        token_from="/applications/new",
+    )
+    text = page.get_data(as_text=True)
+    assert page.status_code in (200, 422) and f"U+{ord(control):04X}" in text
+    assert f'value="{title}"' in text  # what was typed is kept
+    assert db.scalar(select(Application).where(Application.title == title)) is None
+    hebrew = client.post(
+        "/api/v1/applications", json=content(title="שלום helper"), headers=token_for(db, dev)
+    )
+    assert hebrew.status_code == 201 and hebrew.json["title"] == "שלום helper"

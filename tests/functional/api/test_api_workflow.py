@@ -348,8 +348,9 @@ def test_queue_position_counts_up_to_the_limit_then_says_null(client, db, monkey
     reviewer = bearer(
         db, UserFactory(reviewer=True, organization=OrganizationFactory()), "read review"
     )
-    assert client.post("/api/v1/queue/claim-next", headers=reviewer).json["reference"] == (
-        answers[0].json["reference"]
+    assert (
+        client.post("/api/v1/queue/claim-next", headers=reviewer).json["reference"]
+        == (answers[0].json["reference"])
     )
     second = client.get(f"/api/v1/applications/{answers[1].json['reference']}", headers=dev)
     third = client.get(f"/api/v1/applications/{answers[2].json['reference']}", headers=dev)
