@@ -119,24 +119,27 @@ class MaxLength:
 
     field_flags: dict[str, Any] = {}
 
-    def __init__(self, key: str) -> None:
+    def __init__(self, key: str, *, stripped: bool = False) -> None:
         self.key = key
         self.max = LIMITS[key]
+        self.stripped = stripped
 
     def __call__(self, form: Any, field: Any) -> None:
         if not isinstance(field.data, str):
             return
         if "\r" in field.data:
             field.data = normalise_newlines(field.data)
-        length = len(field.data)
+        # a field whose service strips surrounding white space is counted as it will be stored
+        length = len(field.data.strip() if self.stripped else field.data)
         if length > self.max:
             label = field.label.text if field.label is not None else field.name
             raise ValidationError(too_long_message(label, length, self.max))
 
 
-def max_length(key: str) -> MaxLength:
-    """A :class:`MaxLength` validator for input ``key`` (for ``validators=[...]``)."""
-    return MaxLength(key)
+def max_length(key: str, *, stripped: bool = False) -> MaxLength:
+    """A :class:`MaxLength` validator for input ``key`` (for ``validators=[...]``); with
+    ``stripped``, surrounding white space (which the service strips) is not counted."""
+    return MaxLength(key, stripped=stripped)
 
 
 def api_length(key: str) -> Any:

@@ -39,7 +39,8 @@ class MultiCheckboxField(SelectMultipleField):
 
 
 def _len(name: str) -> MaxLength:
-    return max_length(f"application.{name}")
+    # application content is stripped by the service (applications/schema.py): count it so
+    return max_length(f"application.{name}", stripped=True)
 
 
 class ApplicationForm(FlaskForm):

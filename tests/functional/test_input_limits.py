@@ -270,3 +270,36 @@ def test_inline_mitigation_answer_counts_like_the_forms(login, db) -> None:
     db.expire_all()
     stored = [r.answer for r in db.scalars(select(RequiredSafetyRequirement)) if r.answer]
     assert at_limit.replace("\r\n", "\n").strip() in [a["details"] for a in stored]
+
+
+def test_application_form_counts_a_title_without_its_surrounding_spaces(login, db) -> None:
+    """The service strips application content before storing it, so the form counts the
+    title the same way: the limit plus surrounding spaces is accepted (and stored stripped),
+    one more letter is refused."""
+    from reviewapp.applications.models import Application
+    from reviewapp.limits import LIMITS
+    from tests.conftest import post_form
+    from tests.factories import UserFactory
+    from tests.functional.developer.test_developer import FORM
+
+    limit = LIMITS["application.title"]
+    developer = UserFactory()
+    client = login(developer)
+    padded = "  " + "t" * limit + "  "
+    saved = post_form(
+        client,
+        "/applications/new",
+        {**FORM, "title": padded, "save": "1"},
+        token_from="/applications/new",
+    )
+    assert saved.status_code == 302
+    stored = db.scalars(select(Application).where(Application.submitter_id == developer.id))
+    assert [a.title for a in stored] == ["t" * limit]
+    over = post_form(
+        client,
+        "/applications/new",
+        {**FORM, "title": " " + "u" * (limit + 1), "save": "1"},
+        token_from="/applications/new",
+    )
+    assert over.status_code in (200, 422)
+    assert f"is {limit + 1} characters long; the limit is {limit}" in over.get_data(as_text=True)
