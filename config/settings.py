@@ -85,6 +85,7 @@ class Default:
     RATELIMIT_API_IP = "600 per minute"  # API requests per client address, whatever the token
     RATELIMIT_LOGIN = "10 per minute"  # log-in attempts (POST) per client address
     RATELIMIT_LOGIN_ACCOUNT = "20 per hour"  # log-in attempts (POST) per submitted email
+    RATELIMIT_REGISTER = "10 per hour"  # sign-up attempts (POST) per client address
     RATELIMIT_PASSWORD_RESET_ACCOUNT = "5 per hour"  # noqa: S105 (a rate, not a password): reset-link requests per submitted email
     PASSWORD_RESET_MAX_AGE_SECONDS = 3600  # a password-reset link works this long, once
     # Tests (and the import command) replace these paths.

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 EXTENSION_KEY = "reviewapp_limiter"
 LOGIN_ENDPOINT = "auth.login"
 RESET_ENDPOINT = "auth.password_reset_request"
+REGISTER_ENDPOINT = "auth.register"
 # ``Authorization: Bearer ra_<prefix>_<secret>``; the prefix is the token's public id (hex)
 _BEARER_TOKEN = re.compile(r"Bearer ra_([0-9a-f]{1,16})_")
 # Redis client options: a slow or absent Redis must not hang requests (seconds)
@@ -115,6 +116,9 @@ def init_rate_limits(app: Flask) -> Limiter:
         RATELIMIT_API_IP: every /api/v1 request, per client address.
         RATELIMIT_LOGIN: POST /login, per client address (right or wrong password alike).
         RATELIMIT_LOGIN_ACCOUNT: POST /login, per submitted email, from any address.
+        RATELIMIT_LOGIN, RATELIMIT_PASSWORD_RESET_ACCOUNT: POST /password-reset, per address
+            and per submitted email.
+        RATELIMIT_REGISTER: POST /register, per client address.
 
     Returns:
         the app's :class:`~flask_limiter.Limiter` (also ``app.extensions["reviewapp_limiter"]``).
@@ -201,6 +205,18 @@ def init_rate_limits(app: Flask) -> Limiter:
             error_message="Too many password-reset requests for this account.",
         )(reset_view)
         app.view_functions[RESET_ENDPOINT] = reset_view
+
+    # sign-up: it tells whether an email already has an account (the person needs to know to
+    # log in instead) and creates organizations, so it is limited per address like log-in
+    register_view: Any = app.view_functions.get(REGISTER_ENDPOINT)
+    if register_view is not None:
+        app.view_functions[REGISTER_ENDPOINT] = app_limiter.limit(
+            _setting("RATELIMIT_REGISTER"),
+            scope="register-address",
+            key_func=client_ip,
+            methods=["POST"],
+            error_message="Too many sign-up attempts from your address.",
+        )(register_view)
 
     app.register_error_handler(RateLimitExceeded, too_many_requests)
     return app_limiter

@@ -186,3 +186,37 @@ def test_limits_can_be_switched_off(make_app, db) -> None:
     client = unlimited.test_client()
     for _ in range(3):
         assert client.get(API, headers=bearer(token)).status_code == 200
+
+
+def test_sign_up_is_limited_per_address(make_app, db) -> None:
+    """Sign-up says when an email already has an account (so the person logs in instead);
+    limited per address, it cannot be used to test addresses in bulk or to mass-create
+    organizations."""
+    limited = make_app(RATELIMIT_REGISTER="3 per hour")
+    assert make_app().config["RATELIMIT_REGISTER"] == "10 per hour"  # the default
+    taken = UserFactory()
+    client = limited.test_client()
+
+    def sign_up(email: str, address: str = "127.0.0.1") -> Any:
+        token = csrf_token(client, "/register")
+        return client.post(
+            "/register",
+            data={
+                "name": "Probe",
+                "email": email,
+                "password": "a long enough password 1",
+                "confirm": "a long enough password 1",
+                "organization": f"Org {email}",
+                "csrf_token": token,
+            },
+            **from_address(address),
+        )
+
+    for _ in range(3):
+        assert sign_up(taken.email).status_code == 200  # the form again: the email is taken
+    fourth = sign_up(taken.email)
+    assert_429(fourth, 3600)
+    page = fourth.get_data(as_text=True)
+    assert "Slow down" in page and "Too many sign-up attempts from your address." in page
+    assert "Try again in 60 minutes." in page
+    assert sign_up(taken.email, address="10.0.0.9").status_code == 200  # another address
