@@ -327,22 +327,7 @@ def deactivate_user(session: Session, actor: User, user: User) -> Deactivation:
     _ensure_not_last_admin(session, user, "deactivating this account")
     user.active = False
     user.session_epoch += 1
-    now = utcnow()
-    tokens = session.scalars(
-        select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
-    ).all()
-    for token in tokens:
-        token.revoked_at = now
-    session.flush()
-    for token in tokens:
-        record_event(
-            session,
-            actor=actor,
-            action="api_token.revoke",
-            subject_type="api_token",
-            subject_id=token.id,
-            after={"user": user.email, "reason": "user deactivated"},
-        )
+    tokens_revoked = revoke_all_tokens(session, user, actor, "user deactivated")
     released = release_claims(session, actor, user)
     record_event(
         session,
@@ -351,9 +336,9 @@ def deactivate_user(session: Session, actor: User, user: User) -> Deactivation:
         subject_type="user",
         subject_id=user.id,
         before={"active": True},
-        after={"active": False, "tokens_revoked": len(tokens), "claims_released": released},
+        after={"active": False, "tokens_revoked": tokens_revoked, "claims_released": released},
     )
-    return Deactivation(released=released, tokens_revoked=len(tokens))
+    return Deactivation(released=released, tokens_revoked=tokens_revoked)
 
 
 def reactivate_user(session: Session, actor: User, user: User) -> User:
@@ -426,6 +411,28 @@ def user_for_reset_token(
     return user
 
 
+def revoke_all_tokens(session: Session, user: User, actor: User | None, reason: str) -> int:
+    """Revoke every active API token of ``user``, each audited (``api_token.revoke``) with
+    ``reason``; returns how many were revoked. Flushes, never commits."""
+    now = utcnow()
+    tokens = session.scalars(
+        select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+    ).all()
+    for token in tokens:
+        token.revoked_at = now
+    session.flush()
+    for token in tokens:
+        record_event(
+            session,
+            actor=actor,
+            action="api_token.revoke",
+            subject_type="api_token",
+            subject_id=token.id,
+            after={"user": user.email, "reason": reason},
+        )
+    return len(tokens)
+
+
 def _replace_password(session: Session, user: User, password: str, action: str) -> User:
     """Give ``user`` a new password (Argon2id), end their other sessions, audit ``action``.
 
@@ -451,12 +458,18 @@ def reset_password_with_token(
     secret_key: str,
     *,
     max_age: int = DEFAULT_RESET_MAX_AGE,
-) -> User:
-    """Set a new password from a reset token; the token is used up and other sessions end.
+) -> tuple[User, int]:
+    """Set a new password from a reset token; the token is used up, other sessions end and the
+    account's API tokens are revoked (a reset is how someone who lost control of an account
+    takes it back: a token made by whoever had it must stop working too).
+
+    Returns:
+        (the user, how many API tokens were revoked).
 
     Raises:
         LinkExpired, NotFound: see :func:`user_for_reset_token`.
         ValidationFailed: the password is shorter than 10 characters (field ``password``).
     """
     user = user_for_reset_token(session, token, secret_key, max_age=max_age)
-    return _replace_password(session, user, password, "user.reset_password")
+    _replace_password(session, user, password, "user.reset_password")
+    return user, revoke_all_tokens(session, user, user, "password reset")

@@ -226,9 +226,16 @@ def password_reset(token: str) -> Any:
         "Your password was not changed: ",
     )
     if saved is not None:
+        _, revoked = saved
         session.clear()
         logout_user()  # after clear(): it flags the remember-me cookie for deletion
-        flash("Your password is changed. Log in with the new one.", "success")
+        tokens = (
+            f" Your {revoked} API token{'s were' if revoked != 1 else ' was'} revoked; create "
+            "new ones under Account → API tokens."
+            if revoked
+            else ""
+        )
+        flash(f"Your password is changed. Log in with the new one.{tokens}", "success")
         return redirect(url_for("auth.login"))
     return render_template("auth/password_reset.html", form=form, user=user), (
         422 if form.errors else 200

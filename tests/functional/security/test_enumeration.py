@@ -202,3 +202,33 @@ def test_reset_and_invitation_links_use_the_configured_address_not_the_host_head
 
     with app.test_request_context("/admin/users/invite", base_url="http://evil.example"):
         assert _link("a-token").startswith(f"{base}/invite/")
+
+
+def test_a_password_reset_revokes_the_accounts_api_tokens(app, db) -> None:
+    """Whoever had the account may have made API tokens: after the owner takes it back with a
+    reset link they stop working, the owner is told how many were revoked, and each is audited."""
+    from sqlalchemy import select
+
+    from reviewapp.audit.models import AuditEvent
+    from reviewapp.auth.services import issue_token
+
+    user = UserFactory()
+    tokens = [issue_token(db, user, name=f"t{n}") for n in range(2)]
+    bearer = {"Authorization": f"Bearer {tokens[0]}"}
+    assert app.test_client().get("/api/v1/applications", headers=bearer).status_code == 200
+    client = app.test_client()
+    _request_reset(client, user.email)
+    link = _reset_link(user.email)
+    new = "a-brand-new-password"
+    client.post(
+        link, data={"password": new, "confirm": new, "csrf_token": csrf_token(client, link)}
+    )
+    page = client.get("/login").get_data(as_text=True)
+    assert "Your 2 API tokens were revoked" in page
+    for token in tokens:
+        refused = app.test_client().get(
+            "/api/v1/applications", headers={"Authorization": f"Bearer {token}"}
+        )
+        assert refused.status_code == 401
+    events = db.scalars(select(AuditEvent).where(AuditEvent.action == "api_token.revoke")).all()
+    assert len(events) == 2 and {e.after["reason"] for e in events} == {"password reset"}
