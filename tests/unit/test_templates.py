@@ -62,3 +62,25 @@ def test_a_runaway_range_is_refused_not_a_server_error() -> None:
 def test_an_integer_too_big_to_print_is_refused_not_a_server_error() -> None:
     with pytest.raises(ValidationFailed, match="may not do"):
         validate_template("{{ 10 ** 5000 }}")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # each loop alone is small; nested they would run 10**10 times
+        "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",
+        "{% for i in range(200) %}{% for j in range(200) %}{{ j }}{% endfor %}{% endfor %}",
+        "{{ 'x' * 1000000000 }}",
+        "{{ ['x'] * 200000 }}",
+        "{{ 2 ** 100000000 }}",
+    ],
+)
+def test_a_template_that_would_hold_the_server_is_refused(body: str) -> None:
+    with pytest.raises(ValidationFailed, match="may not do"):
+        validate_template(body)
+
+
+def test_small_loops_and_repeats_still_work_and_the_budget_is_per_rendering() -> None:
+    body = "{% for i in range(3) %}{{ i }}{% endfor %} {{ '-' * 5 }} {{ 2 ** 10 }}"
+    for _ in range(5000):  # 15 items each: far more than the budget over all renderings
+        assert render_template_text(body, sample_context()) == "012 ----- 1024"
