@@ -51,25 +51,30 @@ def test_browser_form_post_over_the_limit_gets_an_html_413(app, login, db, path)
     _assert_html_413(client.post(path, data=body), app)
 
 
-def test_a_multipart_upload_over_the_limit_gets_an_html_413(app, login, db) -> None:
-    client = login(UserFactory())
-    token = csrf_token(client, "/applications")
-    # built by hand: the test client would spool a large multipart body to a temporary file
-    # that stays open when the app refuses the request unread
-    boundary = "reviewapp-test-boundary"
-    body = (
+BOUNDARY = "reviewapp-test-boundary"
+
+
+def _multipart_over_the_limit(app, token: str) -> bytes:
+    """A multipart upload (the CSRF token and a CSV file) one line over the body limit, built
+    by hand: the test client would spool a large multipart body to a temporary file that stays
+    open when the app refuses the request unread."""
+    return (
         (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\n{token}\r\n'
-            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.csv"\r\n'
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\n{token}\r\n'
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="big.csv"\r\n'
             "Content-Type: text/csv\r\n\r\n"
         ).encode()
         + b"a,b\n" * (_limit(app) // 4 + 1)
-        + f"\r\n--{boundary}--\r\n".encode()
+        + f"\r\n--{BOUNDARY}--\r\n".encode()
     )
+
+
+def test_a_multipart_upload_over_the_limit_gets_an_html_413(app, login, db) -> None:
+    client = login(UserFactory())
     response = client.post(
         "/applications/new",
-        data=body,
-        content_type=f"multipart/form-data; boundary={boundary}",
+        data=_multipart_over_the_limit(app, csrf_token(client, "/applications")),
+        content_type=f"multipart/form-data; boundary={BOUNDARY}",
     )
     _assert_html_413(response, app)
 
@@ -267,21 +272,10 @@ def test_a_chunked_form_of_exactly_the_limit_is_not_refused_for_size(app, db) ->
 
 def test_a_chunked_multipart_upload_over_the_limit_gets_an_html_413(app, login, db) -> None:
     client = login(UserFactory())
-    token = csrf_token(client, "/applications")
-    boundary = "reviewapp-test-boundary"
-    body = (
-        (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\n{token}\r\n'
-            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.csv"\r\n'
-            "Content-Type: text/csv\r\n\r\n"
-        ).encode()
-        + b"a,b\n" * (_limit(app) // 4 + 1)
-        + f"\r\n--{boundary}--\r\n".encode()
-    )
     response = client.post(
         "/applications/new",
-        data=body,
-        content_type=f"multipart/form-data; boundary={boundary}",
+        data=_multipart_over_the_limit(app, csrf_token(client, "/applications")),
+        content_type=f"multipart/form-data; boundary={BOUNDARY}",
         **_as_chunked(),
     )
     _assert_html_413(response, app)
