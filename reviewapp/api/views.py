@@ -290,10 +290,10 @@ def _application_response(application: Application, status: int = 200) -> Any:
     db.session.flush()
     response = jsonify(serialize_application(application))
     response.status_code = status
+    # no 304 for If-None-Match: the ETag is the version (what If-Match checks), and the answer
+    # also holds the queue position, which moves without a new version
     response.set_etag(etag_of(application))
-    # a GET whose If-None-Match names this version gets 304 and no body (werkzeug leaves
-    # other methods alone)
-    return response.make_conditional(request)
+    return response
 
 
 def _load(schema: Schema, body: dict[str, Any]) -> dict[str, Any]:
@@ -444,7 +444,6 @@ def read(reference: str) -> Any:
         200:
           description: The application; the ETag header is its version
           content: {application/json: {schema: ApplicationOut}}
-        304: {description: "Not modified: If-None-Match names its current ETag"}
         401: Error
         403: Error
         404: Error

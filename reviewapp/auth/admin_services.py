@@ -136,14 +136,18 @@ def set_password_with_token(
     max_age: int = DEFAULT_INVITE_MAX_AGE,
 ) -> User:
     """Set the password of the token's user (Argon2id via :meth:`User.set_password`). The new
-    hash invalidates the token; the user's other sessions end (session epoch bumped).
+    hash invalidates the token; the user's other sessions end (session epoch bumped) and their
+    API tokens are revoked, as on a password reset: a link an admin sends to an existing
+    account replaces its password for the same reason (an invited account has no tokens).
 
     Raises:
         LinkExpired, NotFound: see :func:`user_for_password_token`.
         ValidationFailed: the password is shorter than 10 characters (field ``password``).
     """
     user = user_for_password_token(session, token, secret_key, max_age=max_age)
-    return _replace_password(session, user, password, "user.set_password")
+    _replace_password(session, user, password, "user.set_password")
+    revoke_all_tokens(session, user, user, "password set from an admin's link")
+    return user
 
 
 def issue_password_link(session: Session, actor: User, user: User, secret_key: str) -> str:

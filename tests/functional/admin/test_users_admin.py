@@ -418,3 +418,28 @@ def test_anonymous_goes_to_login_and_unknown_user_is_404(app, login, db) -> None
             f"/admin/users/999999999/{action}", data={"csrf_token": token, "role": "admin"}
         )
         assert response.status_code == 404, action
+
+
+def test_a_password_set_from_an_admins_link_revokes_the_accounts_api_tokens(app, login, db) -> None:
+    """An admin's set-password link for an existing account replaces its password, like a
+    reset: the account's API tokens stop working (each revocation audited)."""
+    admin = staff_admin()
+    user = UserFactory()
+    secret = issue_token(db, user, name="integration")
+    bearer = {"Authorization": f"Bearer {secret}"}
+    assert app.test_client().get("/api/v1/applications", headers=bearer).status_code == 200
+    client = login(admin)
+    page = post_form(
+        client, f"/admin/users/{user.id}/password-link", token_from=f"/admin/users/{user.id}"
+    )
+    path = LINK_RE.search(page.get_data(as_text=True)).group(1)
+    owner = app.test_client()
+    new = "a-brand-new-password"
+    done = owner.post(
+        path, data={"password": new, "confirm": new, "csrf_token": csrf_token(owner, path)}
+    )
+    assert done.status_code == 302
+    assert app.test_client().get("/api/v1/applications", headers=bearer).status_code == 401
+    revoked = db.scalars(select(ApiToken).where(ApiToken.user_id == user.id)).all()
+    assert [t.revoked_at is not None for t in revoked] == [True]
+    assert len(events(db, "api_token.revoke", revoked[0].id)) == 1
