@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextvars
 import datetime as dt
 from collections.abc import Iterable
 from pathlib import Path
@@ -11,8 +10,6 @@ from typing import Any
 
 import jinja2
 import nh3
-from jinja2.exceptions import SecurityError
-from jinja2.sandbox import SandboxedEnvironment
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 from sqlalchemy import select
@@ -25,55 +22,11 @@ from reviewapp.policies.models import (
     ResponseTemplate,
     SafetyRequirement,
 )
+from reviewapp.policies.sandbox import TemplateSandbox, render_bounded
 from reviewapp.textfiles import InputFileError, load_yaml_file
 
 _markdown = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
-#: work one response template may do while rendering: items produced by range() in all (nested
-#: loops add up), the length of a string or list made by ``*``, and a ``**`` exponent
-TEMPLATE_RANGE_BUDGET = 10_000
-TEMPLATE_REPEAT_LIMIT = 100_000
-TEMPLATE_EXPONENT_LIMIT = 64
-
-_range_used: contextvars.ContextVar[int] = contextvars.ContextVar("template_range_used", default=0)
-
-
-def _budgeted_range(*args: int) -> range:
-    """``range`` for response templates: Jinja's sandbox caps one range at 100,000 items, but
-    loops nested in loops multiply (100,000 × 100,000 iterations would hold a web worker for
-    hours); here every range of one rendering shares TEMPLATE_RANGE_BUDGET items."""
-    numbers = range(*args)
-    used = _range_used.get() + len(numbers)
-    if used > TEMPLATE_RANGE_BUDGET:
-        raise SecurityError(
-            f"loops may produce at most {TEMPLATE_RANGE_BUDGET:,} range() items in all"
-        )
-    _range_used.set(used)
-    return numbers
-
-
-class _TemplateSandbox(SandboxedEnvironment):
-    """Jinja's sandbox with the work a template may do bounded: range() by a shared budget,
-    ``*`` repetition of strings and lists by TEMPLATE_REPEAT_LIMIT items, ``**`` exponents by
-    TEMPLATE_EXPONENT_LIMIT (``"x" * 10**9`` would allocate a gigabyte first)."""
-
-    intercepted_binops = frozenset({"*", "**"})
-
-    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        if operator == "**":
-            if isinstance(right, int) and abs(right) > TEMPLATE_EXPONENT_LIMIT:
-                raise SecurityError(f"exponents above {TEMPLATE_EXPONENT_LIMIT} are not allowed")
-            return left**right
-        for sequence, count in ((left, right), (right, left)):
-            if isinstance(sequence, str | list | tuple) and isinstance(count, int):
-                if len(sequence) * count > TEMPLATE_REPEAT_LIMIT:
-                    raise SecurityError(
-                        f"a repeated text or list may hold at most {TEMPLATE_REPEAT_LIMIT:,} items"
-                    )
-        return left * right
-
-
-_template_env = _TemplateSandbox(undefined=jinja2.StrictUndefined, autoescape=False)
-_template_env.globals["range"] = _budgeted_range
+_template_env = TemplateSandbox(undefined=jinja2.StrictUndefined, autoescape=False)
 
 TEMPLATE_VARIABLES = (
     "application",
@@ -333,9 +286,8 @@ def render_template_text(body: str, context: dict[str, Any]) -> str:
     Raises:
         ValidationFailed: on a syntax error, an unfilled/unknown placeholder, or an unsafe access.
     """
-    budget = _range_used.set(0)
     try:
-        return _template_env.from_string(body).render(**context).strip()
+        return render_bounded(_template_env.from_string(body), context).strip()
     except jinja2.TemplateSyntaxError as exc:
         raise ValidationFailed(
             f"Template syntax error on line {exc.lineno}: {exc.message}",
@@ -357,5 +309,3 @@ def render_template_text(body: str, context: dict[str, Any]) -> str:
             f"The template does something templates may not do: {exc}",
             fields={"template": "unsafe"},
         ) from None
-    finally:
-        _range_used.reset(budget)

@@ -73,6 +73,17 @@ def test_an_integer_too_big_to_print_is_refused_not_a_server_error() -> None:
         "{{ 'x' * 1000000000 }}",
         "{{ ['x'] * 200000 }}",
         "{{ 2 ** 100000000 }}",
+        # found by a break-it trial: loops over text, chained powers, filters and formats
+        '{% set s = "x" * 100000 %}{% for a in s %}{% for b in s %}{% endfor %}{% endfor %}',
+        "{{ (((10 ** 64) ** 64) ** 64) ** 64 > 0 }}",
+        '{{ "x"|center(20000000) }}',
+        '{{ "{:>20000000}".format("x") }}',
+        '{{ "%20000000s"|format("x") }}',
+        '{{ ("x" * 1000)|replace("", "y" * 1000)|length }}',
+        '{{ ("x" * 100000)|replace("", "y" * 100000)|length }}',  # 10**10: refused before
+        '{{ ("x" * 100000).replace("", "y" * 100000)|length }}',
+        '{% for i in range(50) %}{{ "x" * 100000 }}{% endfor %}',
+        "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}",
     ],
 )
 def test_a_template_that_would_hold_the_server_is_refused(body: str) -> None:
@@ -81,6 +92,14 @@ def test_a_template_that_would_hold_the_server_is_refused(body: str) -> None:
 
 
 def test_small_loops_and_repeats_still_work_and_the_budget_is_per_rendering() -> None:
-    body = "{% for i in range(3) %}{{ i }}{% endfor %} {{ '-' * 5 }} {{ 2 ** 10 }}"
-    for _ in range(5000):  # 15 items each: far more than the budget over all renderings
-        assert render_template_text(body, sample_context()) == "012 ----- 1024"
+    body = (
+        "{% for i in range(3) %}{{ i }}{% endfor %} {{ '-' * 5 }} {{ 2 ** 10 }} "
+        "{{ 'ab'|center(6) }}|{{ '{:>4}'.format(7) }}"
+    )
+    for _ in range(1000):  # 15 items each: more than the budget over all renderings
+        assert render_template_text(body, sample_context()) == "012 ----- 1024   ab  |   7"
+
+
+def test_placeholder_text_is_not_available_to_templates() -> None:
+    with pytest.raises(ValidationFailed, match="cannot be filled"):
+        validate_template("{{ lipsum(100000) }}")
