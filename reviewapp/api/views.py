@@ -14,7 +14,7 @@ from typing import Any
 from flask import Blueprint, current_app, g, jsonify, request, url_for
 from marshmallow import Schema
 from marshmallow import ValidationError as MarshmallowValidationError
-from sqlalchemy import func, literal, or_, select, tuple_
+from sqlalchemy import and_, func, literal, or_, select, tuple_
 
 from reviewapp.api import schemas
 from reviewapp.api.idempotency import begin, check_key, request_fingerprint
@@ -246,21 +246,32 @@ def _json_body() -> dict[str, Any]:
 
 
 def queue_position(application: Application) -> int | None:
-    """1-based place of a waiting application in its queue (by SLA due time, then id) among
-    the applications still waiting for a reviewer (claimed ones ahead are being reviewed and
-    do not count); None when it is not waiting, or when :data:`QUEUE_COUNT_LIMIT` or more
-    are ahead of it (the count stops there, like the queue page's: an exact count deep in a
-    queue of 100,000 reads that many index entries, ~30 ms at 1M applications)."""
+    """1-based place of a waiting application in its queue, in the queue's own order (SLA due
+    time, then higher tier, then longer wait, then id; what claim-next follows), among the
+    applications still waiting for a reviewer (claimed ones ahead are being reviewed and do
+    not count); None when it is not waiting, or when :data:`QUEUE_COUNT_LIMIT` or more are
+    ahead of it (the count stops there, like the queue page's: an exact count deep in a queue
+    of 100,000 reads that many index entries, ~30 ms at 1M applications)."""
     if application.status != Status.queued or application.sla_due_at is None:
         return None
+    a = Application
+    due = literal(application.sla_due_at, UTCDateTime())
+    queued_at = literal(application.queued_at, UTCDateTime())
+    rank = literal(application.tier_rank)
     ahead_rows = (
-        select(Application.id)
+        select(a.id)
         .where(
-            Application.queue == application.queue,
-            Application.status == Status.queued,  # ix_application_queue_position's predicate
-            # a row comparison, so ix_application_queue_position answers it as one range scan
-            tuple_(Application.sla_due_at, Application.id)
-            < tuple_(literal(application.sla_due_at, UTCDateTime()), literal(application.id)),
+            a.queue == application.queue,
+            a.status == Status.queued,  # ix_application_queue_position's predicate
+            a.sla_due_at <= due,  # the index range; ties are sorted out below
+            or_(
+                a.sla_due_at < due,
+                a.tier_rank > rank,
+                and_(
+                    a.tier_rank == rank,
+                    tuple_(a.queued_at, a.id) < tuple_(queued_at, literal(application.id)),
+                ),
+            ),
         )
         .limit(QUEUE_COUNT_LIMIT)
         .subquery()

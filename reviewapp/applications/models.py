@@ -94,11 +94,13 @@ class Application(Base):
         ),
         Index("ix_application_org_created", "organization_id", "created_at"),
         # An application's place in its queue (API queue_position): count the waiting ones of
-        # the same queue before it by (SLA due, id) from the index alone.
+        # the same queue before it in queue order (SLA due, tier, age, id) from the index alone.
         Index(
             "ix_application_queue_position",
             "queue",
             "sla_due_at",
+            "tier_rank",
+            "queued_at",
             "id",
             postgresql_where=text("status = 'queued'"),
             sqlite_where=text("status = 'queued'"),

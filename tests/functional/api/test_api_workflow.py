@@ -455,3 +455,31 @@ def test_reads_are_never_304_and_the_decision_carries_the_etag(client, db) -> No
     after = client.get(url, headers=dev)
     assert decided.headers["ETag"] == after.headers["ETag"]
     assert decided.json["application"]["version"] == after.json["version"]
+
+
+def test_queue_position_follows_the_queue_order_when_due_times_tie(client, db) -> None:
+    """Applications submitted out of business hours share an SLA due time; the queue (and
+    claim-next) then orders by tier, then by time queued. queue_position agrees with it."""
+    import datetime as dt
+
+    from reviewapp.db import utcnow
+
+    first, second = (ApplicationFactory(submitted=True) for _ in range(2))
+    due = utcnow() + dt.timedelta(hours=5)
+    first.sla_due_at = second.sla_due_at = due
+    second.queued_at = first.queued_at - dt.timedelta(minutes=30)  # waited longer
+    db.flush()
+    dev = bearer(db, first.submitter, "read")
+    dev2 = bearer(db, second.submitter, "read")
+    position = {
+        app.reference: client.get(f"/api/v1/applications/{app.reference}", headers=h).json[
+            "queue_position"
+        ]
+        for app, h in ((first, dev), (second, dev2))
+    }
+    assert position == {second.reference: 1, first.reference: 2}
+    reviewer = bearer(
+        db, UserFactory(reviewer=True, organization=OrganizationFactory()), "read review"
+    )
+    claimed = client.post("/api/v1/queue/claim-next", headers=reviewer)
+    assert claimed.json["reference"] == second.reference  # the same order
