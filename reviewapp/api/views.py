@@ -763,8 +763,8 @@ def queue() -> Any:
 @bp.route("/queue/claim-next", methods=["POST"])
 @token_required("review")
 def claim_next_api() -> Any:
-    """Claim the next application in queue order (within ``queue`` and ``tier`` when given);
-    204 when nothing is claimable.
+    """Claim the next application in queue order, within the queue filters given (as
+    ``GET /queue`` takes them); 204 when nothing is claimable.
     ---
     post:
       summary: Claim the next application
@@ -772,6 +772,9 @@ def claim_next_api() -> Any:
       parameters:
         - {in: query, name: queue, schema: {type: string}, description: "a queue your role works"}
         - {in: query, name: tier, schema: {type: string}, description: "a risk tier's name"}
+        - {in: query, name: status, schema: {type: string, enum: [queued, in_review, awaiting_second_approval, appealed]}}
+        - {in: query, name: age_days, schema: {type: integer, minimum: 0, maximum: 3650}, description: "queued at least this many days ago"}
+        - {in: query, name: view, schema: {type: string, enum: [due_soon, overdue, unclaimed]}}
       responses:
         200: {description: Claimed, content: {application/json: {schema: ApplicationOut}}}
         204: {description: Nothing to claim}
@@ -780,8 +783,16 @@ def claim_next_api() -> Any:
         409: Error
         422: Error
     """
-    filters = _queue_filters(("queue", "tier"))
-    application = claim_next(db.session, _user(), queue=filters.queue, tier=filters.tier)
+    filters = _queue_filters(("queue", "tier", "status", "age_days", "view"), claiming=True)
+    application = claim_next(
+        db.session,
+        _user(),
+        queue=filters.queue,
+        tier=filters.tier,
+        status=filters.status,
+        age_days=filters.age_days,
+        view=filters.view,
+    )
     if application is None:
         db.rollback()
         return "", 204
@@ -1004,20 +1015,30 @@ def _policy_summary(section: PolicySection) -> dict[str, Any]:
     }
 
 
-def _queue_filters(accepted: tuple[str, ...]) -> QueueFilters:
+def _queue_filters(accepted: tuple[str, ...], *, claiming: bool = False) -> QueueFilters:
     """The queue filters among ``accepted`` from the query string, each checked as the queue
     page checks it: ``queue`` one the user's role may work, ``tier`` a risk tier, ``status``
-    an open status, ``age_days`` a whole number 0..3650, ``view`` one of QUEUE_VIEWS or
-    ``mine``. Raises ValidationFailed (422) naming every bad argument and what it accepts."""
+    an open status, ``age_days`` a whole number 0..3650, ``view`` one of QUEUE_VIEWS or (when
+    not ``claiming``) ``mine``. Any other argument (a typo such as ``teir``) is refused too,
+    rather than ignored; a listing also takes ``page`` and ``per_page``.
+
+    Raises:
+        ValidationFailed (422) naming every bad argument and what it accepts.
+    """
     ref = reference_data(db.session)
     allowed: dict[str, list[str]] = {
         "queue": [q.key for q in ref.queues_for_role(str(_user().role))],
         "tier": [t.name for t in ref.tiers],
         "status": list(QUEUE_STATUSES),
-        "view": [*QUEUE_VIEWS, "mine"],
+        "view": [*QUEUE_VIEWS] if claiming else [*QUEUE_VIEWS, "mine"],
     }
     values: dict[str, Any] = {}
-    problems: dict[str, str] = {}
+    known = {*accepted, *(() if claiming else ("page", "per_page"))}
+    problems: dict[str, str] = {
+        name: "unknown argument; known: " + ", ".join(sorted(known))
+        for name in request.args
+        if name not in known
+    }
     for name in accepted:
         raw = request.args.get(name) or None
         if raw is None:

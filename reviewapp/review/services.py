@@ -376,10 +376,14 @@ def claim_next(
     *,
     queue: str | None = None,
     tier: str | None = None,
+    status: str | None = None,
+    age_days: int | None = None,
+    view: str | None = None,
     now: dt.datetime | None = None,
 ) -> Application | None:
     """Claim the first claimable application in queue order, or None when there is none;
-    ``queue`` and ``tier`` (a queue key, a tier name) narrow it as the queue page's filters do.
+    ``queue``, ``tier``, ``status``, ``age_days`` and ``view`` (one of QUEUE_VIEWS) narrow it
+    as the queue page's filters of the same names do.
 
     Claimable: queued, or in review with an expired lease; in a queue the user may work; not
     from the user's own organization. On PostgreSQL the row is locked ``FOR UPDATE SKIP LOCKED``
@@ -436,7 +440,12 @@ def claim_next(
         seconds=int(current_app.config["PREFERRED_REVIEWER_HOLD_SECONDS"])
     )
     stmt = (
-        queue_statement(session, user, QueueFilters(queue=queue, tier=tier), now)
+        queue_statement(
+            session,
+            user,
+            QueueFilters(queue=queue, tier=tier, status=status, age_days=age_days, view=view),
+            now,
+        )
         .where(or_(*claimable))
         .where(
             or_(

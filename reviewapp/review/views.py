@@ -332,16 +332,20 @@ def claim_next_view() -> Any:
     """Claim the next application in queue order and open it."""
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    # the queue page's queue and tier filters narrow what is claimed; a failed claim goes back
-    # to the same filtered page
+    # the queue page's filters (queue, tier, status, age, view) narrow what is claimed; a
+    # failed claim goes back to the same filtered page
     back = request.form.get("return_to") or ""
     back = back if is_safe_next(back) else url_for(".queue")
     try:
+        age = request.form.get("age_days") or ""
         application = claim_next(
             db.session,
             current_user,
             queue=request.form.get("queue") or None,
             tier=request.form.get("tier") or None,
+            status=request.form.get("status") or None,
+            age_days=int(age) if age.isascii() and age.isdigit() else None,
+            view=request.form.get("view") if request.form.get("view") in QUEUE_VIEWS else None,
         )
     except DomainError as exc:
         db.rollback()

@@ -483,3 +483,28 @@ def test_queue_position_follows_the_queue_order_when_due_times_tie(client, db) -
     )
     claimed = client.post("/api/v1/queue/claim-next", headers=reviewer)
     assert claimed.json["reference"] == second.reference  # the same order
+
+
+def test_claim_next_takes_every_queue_filter_and_refuses_unknown_arguments(client, db) -> None:
+    import datetime as dt
+
+    from reviewapp.db import utcnow
+
+    fresh = ApplicationFactory(submitted=True)
+    old = ApplicationFactory(submitted=True)
+    old.queued_at = utcnow() - dt.timedelta(days=10)
+    db.flush()
+    reviewer = bearer(
+        db, UserFactory(reviewer=True, organization=OrganizationFactory()), "read review"
+    )
+    typo = client.post("/api/v1/queue/claim-next?teir=high", headers=reviewer)
+    assert typo.status_code == 422 and "teir" in typo.json["error"]["fields"]
+    assert client.get("/api/v1/queue?teir=high", headers=reviewer).status_code == 422
+    mine = client.post("/api/v1/queue/claim-next?view=mine", headers=reviewer)
+    assert mine.status_code == 422  # already yours: nothing to claim there
+    aged = client.post("/api/v1/queue/claim-next?age_days=7&status=queued", headers=reviewer)
+    assert aged.status_code == 200 and aged.json["reference"] == old.reference
+    appealed = client.post("/api/v1/queue/claim-next?status=appealed", headers=reviewer)
+    assert appealed.status_code == 204
+    db.expire_all()
+    assert fresh.claimed_by_id is None

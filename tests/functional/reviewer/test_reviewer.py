@@ -428,3 +428,29 @@ def test_queue_rows_show_tier_and_queue_names_as_the_admin_set_them(login, db) -
     db.flush()
     page = client.get("/queue").get_data(as_text=True)
     assert '">Elevated</span>' in page and ">Sensitive uses</td>" in page
+
+
+def test_claim_next_carries_every_filter_of_the_page(login, db) -> None:
+    """Claim next from /queue?status=appealed claims nothing (nothing appealed) rather than
+    any queued application; from a 'waiting at least' view it takes the old one."""
+    import datetime as dt
+
+    fresh = ApplicationFactory(submitted=True)
+    old = ApplicationFactory(submitted=True)
+    old.queued_at = utcnow() - dt.timedelta(days=10)
+    db.flush()
+    client = login(reviewer())
+    page = client.get("/queue?status=appealed&age_days=0").get_data(as_text=True)
+    assert '<input type="hidden" name="status" value="appealed">' in page
+    assert '<input type="hidden" name="age_days" value="0">' in page
+    nothing = post_form(
+        client,
+        "/queue/claim-next",
+        {"status": "appealed", "return_to": "/queue?status=appealed"},
+        token_from="/queue",
+    )
+    assert nothing.location.endswith("/queue?status=appealed")
+    aged = post_form(client, "/queue/claim-next", {"age_days": "7"}, token_from="/queue")
+    assert aged.location.endswith(f"/review/{old.reference}")
+    db.expire_all()
+    assert fresh.claimed_by_id is None
