@@ -76,7 +76,9 @@ def new() -> Any:
     if application is not None:
         flash(_saved_message(application), "success")
         return redirect(url_for(".detail", reference=application.reference))
-    return render_template("applications/form.html", form=form, application=None)
+    return render_template("applications/form.html", form=form, application=None), (
+        422 if form.errors else 200
+    )
 
 
 def _save_and_maybe_submit(form: ApplicationForm, application: Application) -> Application:
@@ -117,7 +119,9 @@ def edit(reference: str) -> Any:
     if saved is not None:
         flash(_saved_message(saved), "success")
         return redirect(url_for(".detail", reference=reference))
-    return render_template("applications/form.html", form=form, application=application)
+    return render_template("applications/form.html", form=form, application=application), (
+        422 if form.errors else 200
+    )
 
 
 @bp.route("/<reference>")

@@ -156,7 +156,7 @@ def register() -> Any:
                 f"Welcome, {user.name}. Your organization is {user.organization.name}.", "success"
             )
             return redirect(url_for("applications.index"))
-    return render_template("auth/register.html", form=form)
+    return render_template("auth/register.html", form=form), (422 if form.errors else 200)
 
 
 RESET_SENT_MESSAGE = (

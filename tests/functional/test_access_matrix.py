@@ -61,7 +61,7 @@ MATRIX = [
         "POST",
         "/register",
         dict(
-            anonymous=200,
+            anonymous=422,
             developer=302,
             other_developer=302,
             reviewer=302,
@@ -218,8 +218,8 @@ MATRIX = [
         "/applications/new",
         dict(
             anonymous=302,
-            developer=200,
-            other_developer=200,
+            developer=422,
+            other_developer=422,
             reviewer=403,
             senior_reviewer=403,
             admin=403,
@@ -254,7 +254,7 @@ MATRIX = [
         "/applications/{draft}/edit",
         dict(
             anonymous=302,
-            developer=200,
+            developer=422,
             other_developer=404,
             reviewer=404,
             senior_reviewer=404,

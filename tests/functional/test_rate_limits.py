@@ -213,10 +213,10 @@ def test_sign_up_is_limited_per_address(make_app, db) -> None:
         )
 
     for _ in range(3):
-        assert sign_up(taken.email).status_code == 200  # the form again: the email is taken
+        assert sign_up(taken.email).status_code == 422  # the form again: the email is taken
     fourth = sign_up(taken.email)
     assert_429(fourth, 3600)
     page = fourth.get_data(as_text=True)
     assert "Slow down" in page and "Too many sign-up attempts from your address." in page
     assert "Try again in 60 minutes." in page
-    assert sign_up(taken.email, address="10.0.0.9").status_code == 200  # another address
+    assert sign_up(taken.email, address="10.0.0.9").status_code == 422  # another address

@@ -47,7 +47,7 @@ def test_look_alike_organization_names_are_the_same_organization(client, db) -> 
                 "csrf_token": token,
             },
         )
-        assert response.status_code == 200 and b"Ask a member for its join code" in response.data, (
+        assert response.status_code == 422 and b"Ask a member for its join code" in response.data, (
             disguised
         )
     assert (

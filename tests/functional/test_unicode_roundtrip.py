@@ -74,7 +74,7 @@ def test_a_too_long_form_value_is_shown_again_unchanged(login, db) -> None:
         {**FORM, "title": title, "save": "1"},
         token_from="/applications/new",
     )
-    assert response.status_code == 200
+    assert response.status_code == 422
     assert f'value="{title}"' in response.get_data(as_text=True)
 
 
