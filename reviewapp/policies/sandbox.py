@@ -1,5 +1,12 @@
-"""The sandbox response templates render in: Jinja's SandboxedEnvironment (no attribute or
-method that could reach Python internals), plus a bound on the work one rendering may do.
+"""The sandbox response templates render in.
+
+First, a template must stay inside the response-template language
+(:func:`check_template_language`, checked when it is saved and before every rendering):
+placeholders and their attributes, ``if``, ``for`` over a placeholder's list, comparisons,
+``~`` and a few filters with constant arguments; no ``set``, calls, arithmetic or indexing.
+Its work then grows only with the application it is about. Then, as defence in depth, it
+renders in Jinja's SandboxedEnvironment (no attribute or method that could reach Python
+internals) with a bound on the work one rendering may do:
 
 Jinja's sandbox stops unsafe *access*, not unbounded *work*: loops nested in loops multiply
 (three loops over a 100,000-letter string are 10**15 steps), ``"x" * 10**9`` allocates a
@@ -31,6 +38,7 @@ from types import FrameType
 from typing import Any
 
 import jinja2
+from jinja2 import nodes
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
@@ -170,3 +178,122 @@ def render_bounded(template: jinja2.Template, context: dict[str, Any]) -> str:
     if len(text) > OUTPUT_LIMIT:
         raise SecurityError(f"the text may be at most {OUTPUT_LIMIT:,} characters long")
     return text
+
+
+# --- the template language: what a response template may contain ------------------------------
+
+#: filters a response template may use (each with constant arguments only)
+ALLOWED_FILTERS = frozenset(
+    {
+        "capitalize",
+        "count",
+        "d",
+        "default",
+        "e",
+        "escape",
+        "first",
+        "join",
+        "last",
+        "length",
+        "lower",
+        "replace",
+        "striptags",
+        "title",
+        "trim",
+        "truncate",
+        "upper",
+        "wordcount",
+    }
+)
+#: tests a response template may use (``{% if x is defined %}``)
+ALLOWED_TESTS = frozenset({"defined", "undefined", "none", "string", "number", "true", "false"})
+MAX_LOOP_DEPTH = 3  # citations × safety requirements × parameters
+MAX_CONSTANT_TEXT = 200  # characters of a text constant in an expression
+MAX_CONSTANT_NUMBER = 1_000
+_COMPARISONS = frozenset({"eq", "ne", "lt", "gt", "lteq", "gteq", "in", "notin"})
+# node types that need no check of their own beyond their children
+_PLAIN = (
+    nodes.Template,
+    nodes.Output,
+    nodes.TemplateData,
+    nodes.If,
+    nodes.And,
+    nodes.Or,
+    nodes.Not,
+    nodes.CondExpr,
+    nodes.Concat,
+    nodes.Compare,
+    nodes.Keyword,
+)
+
+
+def check_template_language(template: nodes.Template) -> None:
+    """Refuse any construct outside the response-template language: placeholders and their
+    attributes, ``if``/``elif``/``else``, ``for`` over a placeholder's list (at most
+    MAX_LOOP_DEPTH deep), comparisons, ``and``/``or``/``not``, ``~``, and the ALLOWED_FILTERS and
+    ALLOWED_TESTS with constant arguments. No ``set``, macros, calls, arithmetic, indexing,
+    includes or imports: then a rendering's work grows only with the size of the application it
+    is about, never with what the template computes.
+
+    Raises:
+        jinja2.exceptions.SecurityError: naming the first construct outside the language and
+        its line.
+    """
+    _check_node(template, loop_depth=0)
+
+
+def _refuse(node: nodes.Node, what: str) -> None:
+    raise SecurityError(f"{what} (line {node.lineno}) is not part of the template language")
+
+
+def _check_node(node: nodes.Node, loop_depth: int) -> None:
+    if isinstance(node, nodes.For):
+        if node.recursive or node.test is not None:
+            _refuse(node, "a recursive or filtered loop")
+        if loop_depth >= MAX_LOOP_DEPTH:
+            _refuse(node, f"a loop nested more than {MAX_LOOP_DEPTH} deep")
+        if not isinstance(node.target, nodes.Name):
+            _refuse(node, "unpacking in a loop")
+        if not isinstance(node.iter, nodes.Name | nodes.Getattr):
+            _refuse(node, "a loop over anything but a placeholder's list")
+        _check_node(node.iter, loop_depth)
+        for child in (*node.body, *node.else_):
+            _check_node(child, loop_depth + 1)
+        return
+    if isinstance(node, nodes.Name):
+        if node.name.startswith("_"):
+            _refuse(node, f"the name {node.name!r}")
+        return
+    if isinstance(node, nodes.Getattr):
+        if node.attr.startswith("_"):
+            _refuse(node, f"the attribute {node.attr!r}")
+    elif isinstance(node, nodes.Const):
+        value = node.value
+        if isinstance(value, str) and len(value) > MAX_CONSTANT_TEXT:
+            _refuse(node, f"a text constant over {MAX_CONSTANT_TEXT} characters")
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            if abs(value) > MAX_CONSTANT_NUMBER:
+                _refuse(node, f"a number over {MAX_CONSTANT_NUMBER}")
+        elif not isinstance(value, str | bool | type(None)):
+            _refuse(node, "that constant")
+        return
+    elif isinstance(node, nodes.Filter | nodes.Test):
+        allowed = ALLOWED_FILTERS if isinstance(node, nodes.Filter) else ALLOWED_TESTS
+        if node.name not in allowed:
+            _refuse(
+                node, f"the {node.name!r} {'filter' if isinstance(node, nodes.Filter) else 'test'}"
+            )
+        if node.dyn_args is not None or node.dyn_kwargs is not None:
+            _refuse(node, "*args or **kwargs")
+        arguments = [*node.args, *(k.value for k in node.kwargs)]
+        if not all(isinstance(a, nodes.Const) for a in arguments):
+            _refuse(node, f"a non-constant argument of {node.name!r}")
+        if node.name == "replace" and arguments and arguments[0].as_const() == "":  # type: ignore[attr-defined]
+            _refuse(node, "replacing the empty text")
+    elif isinstance(node, nodes.Operand):
+        if node.op not in _COMPARISONS:
+            _refuse(node, f"the {node.op!r} comparison")
+    elif not isinstance(node, _PLAIN):
+        _refuse(node, f"{type(node).__name__}")
+    for child in node.iter_child_nodes():
+        _check_node(child, loop_depth)

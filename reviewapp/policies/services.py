@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable
 from pathlib import Path
 from types import SimpleNamespace
@@ -22,7 +23,7 @@ from reviewapp.policies.models import (
     ResponseTemplate,
     SafetyRequirement,
 )
-from reviewapp.policies.sandbox import TemplateSandbox, render_bounded
+from reviewapp.policies.sandbox import TemplateSandbox, check_template_language, render_bounded
 from reviewapp.textfiles import InputFileError, load_yaml_file
 
 _markdown = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
@@ -287,7 +288,7 @@ def render_template_text(body: str, context: dict[str, Any]) -> str:
         ValidationFailed: on a syntax error, an unfilled/unknown placeholder, or an unsafe access.
     """
     try:
-        return render_bounded(_template_env.from_string(body), context).strip()
+        return render_bounded(_compiled_template(body), context).strip()
     except jinja2.TemplateSyntaxError as exc:
         raise ValidationFailed(
             f"Template syntax error on line {exc.lineno}: {exc.message}",
@@ -309,3 +310,21 @@ def render_template_text(body: str, context: dict[str, Any]) -> str:
             f"The template does something templates may not do: {exc}",
             fields={"template": "unsafe"},
         ) from None
+    except Exception as exc:  # noqa: BLE001 - any other failure of the admin's template
+        raise ValidationFailed(
+            f"The template could not be rendered: {type(exc).__name__}: {exc}",
+            fields={"template": "failed"},
+        ) from None
+
+
+@functools.lru_cache(maxsize=128)
+def _compiled_template(body: str) -> jinja2.Template:
+    """``body`` parsed, checked against the template language and compiled, kept per process
+    (a decision renders its template on every view of the form's preview and on each save).
+
+    Raises:
+        jinja2.TemplateSyntaxError, jinja2.exceptions.SecurityError (not cached).
+    """
+    tree = _template_env.parse(body)
+    check_template_language(tree)
+    return _template_env.from_string(tree)
