@@ -33,6 +33,7 @@ from reviewapp.errors import ConflictError, DomainError, ValidationFailed
 from reviewapp.extensions import db
 from reviewapp.limits import LIMITS, max_length
 from reviewapp.policies.models import ResponseTemplate, SafetyRequirement
+from reviewapp.policies.sandbox import ALLOWED_FILTERS
 from reviewapp.policies.services import (
     TEMPLATE_VARIABLES,
     render_markdown,
@@ -518,6 +519,7 @@ def _template_page(
         template=template,
         preview=preview,
         variables=TEMPLATE_VARIABLES,
+        filters=", ".join(sorted(ALLOWED_FILTERS)),
     )
 
 
