@@ -169,6 +169,16 @@ class ApplicationPage(Page):
     items = fields.List(fields.Nested(ApplicationSummary), required=True)
 
 
+class QueuePage(ApplicationPage):
+    total_capped = fields.Boolean(
+        required=True,
+        metadata={
+            "description": "True when more than 1,000 applications match: `total` then says "
+            "1000 (the count stops there, as the queue page's does)."
+        },
+    )
+
+
 class RevisionOut(Schema):
     number = fields.Integer(required=True)
     submitted_at = fields.DateTime(required=True)

@@ -508,3 +508,19 @@ def test_claim_next_takes_every_queue_filter_and_refuses_unknown_arguments(clien
     assert appealed.status_code == 204
     db.expire_all()
     assert fresh.claimed_by_id is None
+
+
+def test_the_api_queue_counts_up_to_the_limit_then_says_capped(client, db, monkeypatch) -> None:
+    from reviewapp.api import views
+
+    for _ in range(3):
+        ApplicationFactory(submitted=True)
+    reviewer = bearer(
+        db, UserFactory(reviewer=True, organization=OrganizationFactory()), "read review"
+    )
+    exact = client.get("/api/v1/queue", headers=reviewer).json
+    assert (exact["total"], exact["total_capped"]) == (3, False)
+    monkeypatch.setattr(views, "QUEUE_COUNT_LIMIT", 2)
+    capped = client.get("/api/v1/queue", headers=reviewer).json
+    assert (capped["total"], capped["total_capped"]) == (2, True)
+    assert len(capped["items"]) == 3  # every row is still listed
