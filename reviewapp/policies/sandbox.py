@@ -211,6 +211,30 @@ MAX_LOOP_DEPTH = 3  # citations × safety requirements × parameters
 MAX_CONSTANT_TEXT = 200  # characters of a text constant in an expression
 MAX_CONSTANT_NUMBER = 1_000
 _COMPARISONS = frozenset({"eq", "ne", "lt", "gt", "lteq", "gteq", "in", "notin"})
+# what the refusal calls a construct (Jinja's node class names otherwise)
+_CONSTRUCT_NAMES = {
+    "Assign": "{% set %}",
+    "AssignBlock": "{% set %}",
+    "Call": "a call",
+    "Macro": "{% macro %}",
+    "CallBlock": "{% call %}",
+    "FilterBlock": "{% filter %}",
+    "With": "{% with %}",
+    "Include": "{% include %}",
+    "Import": "{% import %}",
+    "FromImport": "{% from … import %}",
+    "Extends": "{% extends %}",
+    "Block": "{% block %}",
+    "Getitem": "indexing with [ ]",
+    "Slice": "slicing with [ : ]",
+    "List": "a list",
+    "Tuple": "a tuple",
+    "Dict": "a dict",
+    **{
+        name: "arithmetic"
+        for name in ("Add", "Sub", "Mul", "Div", "FloorDiv", "Mod", "Pow", "Neg", "Pos")
+    },
+}
 # node types that need no check of their own beyond their children
 _PLAIN = (
     nodes.Template,
@@ -294,6 +318,6 @@ def _check_node(node: nodes.Node, loop_depth: int) -> None:
         if node.op not in _COMPARISONS:
             _refuse(node, f"the {node.op!r} comparison")
     elif not isinstance(node, _PLAIN):
-        _refuse(node, f"{type(node).__name__}")
+        _refuse(node, _CONSTRUCT_NAMES.get(type(node).__name__, type(node).__name__))
     for child in node.iter_child_nodes():
         _check_node(child, loop_depth)

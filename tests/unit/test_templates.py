@@ -150,3 +150,19 @@ def test_anything_outside_the_template_language_is_refused_at_save(body: str) ->
 def test_placeholder_text_is_not_available_to_templates() -> None:
     with pytest.raises(ValidationFailed, match="may not do"):
         validate_template("{{ lipsum(100000) }}")
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        ("{% set x = 1 %}", "{% set %} (line 1)"),
+        ("line\n{{ 1 + 1 }}", "arithmetic (line 2)"),
+        ("{{ organization() }}", "a call (line 1)"),
+        ("{{ citations[0] }}", "indexing with [ ] (line 1)"),
+        ("{{ organization|center(9) }}", "the 'center' filter (line 1)"),
+    ],
+)
+def test_a_refusal_names_the_construct_and_its_line(body: str, named: str) -> None:
+    with pytest.raises(ValidationFailed) as refused:
+        validate_template(body)
+    assert f"{named} is not part of the template language" in refused.value.message
