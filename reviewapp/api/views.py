@@ -1034,13 +1034,15 @@ def _queue_filters(accepted: tuple[str, ...], *, claiming: bool = False) -> Queu
     Raises:
         ValidationFailed (422) naming every bad argument and what it accepts.
     """
-    ref = reference_data(db.session)
     allowed: dict[str, list[str]] = {
-        "queue": [q.key for q in ref.queues_for_role(str(_user().role))],
-        "tier": [t.name for t in ref.tiers],
         "status": list(QUEUE_STATUSES),
         "view": [*QUEUE_VIEWS] if claiming else [*QUEUE_VIEWS, "mine"],
     }
+    if request.args.get("queue") or request.args.get("tier"):
+        # the reference tables (a fingerprint statement) only when there is something to check
+        ref = reference_data(db.session)
+        allowed["queue"] = [q.key for q in ref.queues_for_role(str(_user().role))]
+        allowed["tier"] = [t.name for t in ref.tiers]
     values: dict[str, Any] = {}
     known = {*accepted, *(() if claiming else ("page", "per_page"))}
     problems: dict[str, str] = {
