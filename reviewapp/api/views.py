@@ -45,14 +45,11 @@ from reviewapp.policies.models import PolicySection
 from reviewapp.policies.services import sections_in_order
 from reviewapp.review.mitigations import AnswerInput, RequirementInput, answer_requirements
 from reviewapp.review.models import Decision
-from reviewapp.review.reference import reference_data
 from reviewapp.review.services import (
     QUEUE_COUNT_LIMIT,
-    QUEUE_MAX_AGE_DAYS,
-    QUEUE_STATUSES,
-    QUEUE_VIEWS,
     DecisionInput,
     QueueFilters,
+    check_queue_filters,
     claim_next,
     decide,
     file_appeal,
@@ -1025,51 +1022,17 @@ def _policy_summary(section: PolicySection) -> dict[str, Any]:
 
 
 def _queue_filters(accepted: tuple[str, ...], *, claiming: bool = False) -> QueueFilters:
-    """The queue filters among ``accepted`` from the query string, each checked as the queue
-    page checks it: ``queue`` one the user's role may work, ``tier`` a risk tier, ``status``
-    an open status, ``age_days`` a whole number 0..3650, ``view`` one of QUEUE_VIEWS or (when
-    not ``claiming``) ``mine``. Any other argument (a typo such as ``teir``) is refused too,
-    rather than ignored; a listing also takes ``page`` and ``per_page``.
-
-    Raises:
-        ValidationFailed (422) naming every bad argument and what it accepts.
-    """
-    allowed: dict[str, list[str]] = {
-        "status": list(QUEUE_STATUSES),
-        "view": [*QUEUE_VIEWS] if claiming else [*QUEUE_VIEWS, "mine"],
-    }
-    if request.args.get("queue") or request.args.get("tier"):
-        # the reference tables (a fingerprint statement) only when there is something to check
-        ref = reference_data(db.session)
-        allowed["queue"] = [q.key for q in ref.queues_for_role(str(_user().role))]
-        allowed["tier"] = [t.name for t in ref.tiers]
-    values: dict[str, Any] = {}
-    known = {*accepted, *(() if claiming else ("page", "per_page"))}
-    problems: dict[str, str] = {
-        name: "unknown argument; known: " + ", ".join(sorted(known))
-        for name in request.args
-        if name not in known
-    }
-    for name in accepted:
-        raw = request.args.get(name) or None
-        if raw is None:
-            continue
-        if name == "age_days":
-            if raw.isascii() and raw.isdigit() and int(raw) <= QUEUE_MAX_AGE_DAYS:
-                values[name] = int(raw)
-            else:
-                problems[name] = f"a whole number from 0 to {QUEUE_MAX_AGE_DAYS}"
-        elif raw in allowed[name]:
-            values[name] = raw
-        else:
-            problems[name] = "one of: " + ", ".join(allowed[name])
-    if problems:
-        raise ValidationFailed(
-            "Unknown or invalid filter: " + ", ".join(f"{k}={request.args[k]!r}" for k in problems),
-            fields=problems,
-        )
-    view = values.pop("view", None)
-    return QueueFilters(**values, view=view if view != "mine" else None, mine=view == "mine")
+    """The queue filters among ``accepted`` from the query string, checked by
+    :func:`reviewapp.review.services.check_queue_filters`; a listing also takes ``page`` and
+    ``per_page``. Raises ValidationFailed (422) naming every bad or unknown argument."""
+    return check_queue_filters(
+        db.session,
+        _user(),
+        request.args,
+        accepted,
+        claiming=claiming,
+        other=() if claiming else ("page", "per_page"),
+    )
 
 
 def _paging() -> tuple[int, int]:

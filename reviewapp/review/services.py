@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -99,6 +99,63 @@ QUEUE_MAX_AGE_DAYS = 3650
 
 #: queue views besides "mine" (QueueFilters.mine), with their labels
 QUEUE_VIEWS = {"due_soon": "Due soon", "overdue": "Overdue", "unclaimed": "Unclaimed"}
+
+
+def check_queue_filters(
+    session: Session,
+    user: User,
+    given: Mapping[str, str],
+    accepted: tuple[str, ...],
+    *,
+    claiming: bool = False,
+    other: tuple[str, ...] = (),
+) -> QueueFilters:
+    """The queue filters among ``accepted`` in ``given`` (query arguments or form fields),
+    each checked as the queue page's form checks it: ``queue`` one the user's role may work,
+    ``tier`` a risk tier, ``status`` one of QUEUE_STATUSES, ``age_days`` a whole number in
+    ASCII digits from 0 to QUEUE_MAX_AGE_DAYS, ``view`` one of QUEUE_VIEWS or (when not
+    ``claiming``) ``mine``. Names in neither ``accepted`` nor ``other`` are refused too (a typo
+    such as ``teir`` must not silently widen a claim). Empty values mean "no filter".
+
+    Raises:
+        ValidationFailed: naming every bad or unknown name and what it accepts.
+    """
+    allowed: dict[str, list[str]] = {
+        "status": list(QUEUE_STATUSES),
+        "view": [*QUEUE_VIEWS] if claiming else [*QUEUE_VIEWS, "mine"],
+    }
+    if given.get("queue") or given.get("tier"):
+        # the reference tables (a fingerprint statement) only when there is something to check
+        ref = reference_data(session)
+        allowed["queue"] = [q.key for q in ref.queues_for_role(str(user.role))]
+        allowed["tier"] = [t.name for t in ref.tiers]
+    known = {*accepted, *other}
+    problems = {
+        name: "unknown argument; known: " + ", ".join(sorted(known))
+        for name in given
+        if name not in known
+    }
+    values: dict[str, Any] = {}
+    for name in accepted:
+        raw = given.get(name) or None
+        if raw is None:
+            continue
+        if name == "age_days":
+            if raw.isascii() and raw.isdigit() and int(raw) <= QUEUE_MAX_AGE_DAYS:
+                values[name] = int(raw)
+            else:
+                problems[name] = f"a whole number from 0 to {QUEUE_MAX_AGE_DAYS}"
+        elif raw in allowed[name]:
+            values[name] = raw
+        else:
+            problems[name] = "one of: " + ", ".join(allowed[name])
+    if problems:
+        raise ValidationFailed(
+            "Unknown or invalid filter: " + ", ".join(f"{k}={given[k]!r}" for k in problems),
+            fields=problems,
+        )
+    view = values.pop("view", None)
+    return QueueFilters(**values, view=view if view != "mine" else None, mine=view == "mine")
 
 
 def queue_statement(

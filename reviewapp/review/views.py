@@ -57,6 +57,7 @@ from reviewapp.review.services import (
     QueueRow,
     add_note,
     appeals_for,
+    check_queue_filters,
     claim,
     claim_next,
     decide,
@@ -337,15 +338,22 @@ def claim_next_view() -> Any:
     back = request.form.get("return_to") or ""
     back = back if is_safe_next(back) else url_for(".queue")
     try:
-        age = request.form.get("age_days") or ""
+        filters = check_queue_filters(
+            db.session,
+            current_user,
+            request.form,
+            ("queue", "tier", "status", "age_days", "view"),
+            claiming=True,
+            other=("csrf_token", "return_to"),
+        )
         application = claim_next(
             db.session,
             current_user,
-            queue=request.form.get("queue") or None,
-            tier=request.form.get("tier") or None,
-            status=request.form.get("status") or None,
-            age_days=int(age) if age.isascii() and age.isdigit() else None,
-            view=request.form.get("view") if request.form.get("view") in QUEUE_VIEWS else None,
+            queue=filters.queue,
+            tier=filters.tier,
+            status=filters.status,
+            age_days=filters.age_days,
+            view=filters.view,
         )
     except DomainError as exc:
         db.rollback()

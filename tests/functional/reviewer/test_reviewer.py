@@ -454,3 +454,15 @@ def test_claim_next_carries_every_filter_of_the_page(login, db) -> None:
     assert aged.location.endswith(f"/review/{old.reference}")
     db.expire_all()
     assert fresh.claimed_by_id is None
+
+
+def test_claim_next_with_a_tampered_filter_says_so_and_claims_nothing(login, db) -> None:
+    application = ApplicationFactory(submitted=True)
+    client = login(reviewer())
+    for field, value in (("tier", "bogus"), ("queue", "policy-violations"), ("teir", "high")):
+        response = post_form(
+            client, "/queue/claim-next", {field: value}, token_from="/queue", follow_redirects=True
+        )
+        assert "Unknown or invalid filter" in response.get_data(as_text=True), field
+    db.expire_all()
+    assert application.claimed_by_id is None
