@@ -98,7 +98,8 @@ def queue() -> Any:
         ref,
         str(user.role),
         queues,
-        mine=request.args.get("mine") == "1",
+        # view=mine is the API's spelling of the page's mine=1; both work here
+        mine=request.args.get("mine") == "1" or request.args.get("view") == "mine",
         view=request.args.get("view") if request.args.get("view") in QUEUE_VIEWS else None,
     )
     page = page_arg()

@@ -466,3 +466,13 @@ def test_claim_next_with_a_tampered_filter_says_so_and_claims_nothing(login, db)
         assert "Unknown or invalid filter" in response.get_data(as_text=True), field
     db.expire_all()
     assert application.claimed_by_id is None
+
+
+def test_the_queue_page_takes_view_mine_as_the_api_does(login, db) -> None:
+    mine = ApplicationFactory(submitted=True)
+    other = ApplicationFactory(submitted=True)
+    client = login(reviewer())
+    post_form(client, f"/review/{mine.reference}/claim", token_from="/queue")
+    for url in ("/queue?mine=1", "/queue?view=mine"):
+        page = client.get(url).get_data(as_text=True)
+        assert mine.reference in page and other.reference not in page, url
