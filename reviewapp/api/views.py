@@ -790,15 +790,7 @@ def claim_next_api() -> Any:
         422: Error
     """
     filters = _queue_filters(("queue", "tier", "status", "age_days", "view"), claiming=True)
-    application = claim_next(
-        db.session,
-        _user(),
-        queue=filters.queue,
-        tier=filters.tier,
-        status=filters.status,
-        age_days=filters.age_days,
-        view=filters.view,
-    )
+    application = claim_next(db.session, _user(), filters=filters)
     if application is None:
         db.rollback()
         return "", 204

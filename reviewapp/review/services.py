@@ -431,16 +431,11 @@ def claim_next(
     session: Session,
     user: User,
     *,
-    queue: str | None = None,
-    tier: str | None = None,
-    status: str | None = None,
-    age_days: int | None = None,
-    view: str | None = None,
+    filters: QueueFilters | None = None,
     now: dt.datetime | None = None,
 ) -> Application | None:
     """Claim the first claimable application in queue order, or None when there is none;
-    ``queue``, ``tier``, ``status``, ``age_days`` and ``view`` (one of QUEUE_VIEWS) narrow it
-    as the queue page's filters of the same names do.
+    ``filters`` (see :func:`check_queue_filters`) narrow it as they narrow the queue page.
 
     Claimable: queued, or in review with an expired lease; in a queue the user may work; not
     from the user's own organization. On PostgreSQL the row is locked ``FOR UPDATE SKIP LOCKED``
@@ -497,12 +492,7 @@ def claim_next(
         seconds=int(current_app.config["PREFERRED_REVIEWER_HOLD_SECONDS"])
     )
     stmt = (
-        queue_statement(
-            session,
-            user,
-            QueueFilters(queue=queue, tier=tier, status=status, age_days=age_days, view=view),
-            now,
-        )
+        queue_statement(session, user, filters or QueueFilters(), now)
         .where(or_(*claimable))
         .where(
             or_(

@@ -347,15 +347,7 @@ def claim_next_view() -> Any:
             claiming=True,
             other=("csrf_token", "return_to"),
         )
-        application = claim_next(
-            db.session,
-            current_user,
-            queue=filters.queue,
-            tier=filters.tier,
-            status=filters.status,
-            age_days=filters.age_days,
-            view=filters.view,
-        )
+        application = claim_next(db.session, current_user, filters=filters)
     except DomainError as exc:
         db.rollback()
         flash(exc.message, "warning")
