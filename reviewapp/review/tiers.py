@@ -38,7 +38,10 @@ def _forget(session: Session, *_: Any) -> None:
 
 
 def _forget_if_tiers_changed(session: Session, *_: Any) -> None:
-    if any(isinstance(o, RiskTier) for o in (*session.new, *session.dirty, *session.deleted)):
+    # runs before every flush: look at the pending objects only when tiers are cached
+    if _INFO_KEY in session.info and any(
+        isinstance(o, RiskTier) for o in (*session.new, *session.dirty, *session.deleted)
+    ):
         _forget(session)
 
 
