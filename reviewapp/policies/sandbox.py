@@ -1,152 +1,45 @@
-"""The sandbox response templates render in.
+"""How response templates are kept from doing harm.
 
-First, a template must stay inside the response-template language
-(:func:`check_template_language`, checked when it is saved and before every rendering):
-placeholders and their attributes, ``if``, ``for`` over a placeholder's list, comparisons,
-``~`` and a few filters with constant arguments; no ``set``, calls, arithmetic or indexing.
-Its work then grows only with the application it is about. Then, as defence in depth, it
-renders in Jinja's SandboxedEnvironment (no attribute or method that could reach Python
-internals) with a bound on the work one rendering may do:
+A template is written by a policy manager, but it renders inside every decision that uses it,
+in a web worker. Jinja's SandboxedEnvironment stops unsafe *access* (no attribute or method
+that reaches Python internals), not unbounded *work*: loops nested in loops multiply,
+``"x" * 10**9`` allocates a gigabyte, filters such as ``center(10**9)`` build huge strings.
+Budgets on a general-purpose language proved whack-a-mole (three trials got past them), so:
 
-Jinja's sandbox stops unsafe *access*, not unbounded *work*: loops nested in loops multiply
-(three loops over a 100,000-letter string are 10**15 steps), ``"x" * 10**9`` allocates a
-gigabyte, ``10 ** 10**8`` computes for minutes, and filters such as ``center(10**9)`` build
-huge strings. A template is written by a policy manager, but it renders inside every decision
-that uses it, in a web worker. So each rendering gets:
+* a template must stay inside the response-template language (:func:`check_template_language`,
+  checked when it is saved and before every rendering): placeholders and their attributes,
+  ``if``, ``for`` over a placeholder's list, comparisons, ``~`` and a few filters with
+  constant arguments; no ``set``, calls, arithmetic or indexing. Its work then grows only with
+  the application it is about;
+* it renders in the sandbox within :func:`render_bounded`: at most
+  :data:`STEP_BUDGET` executed lines of template code (counted by a trace function on the
+  template's own frames only) and :data:`OUTPUT_LIMIT` characters of text, for an application
+  whose lists are unusually long.
 
-* a step budget: at most :data:`STEP_BUDGET` executed lines of template code (every loop
-  iteration is at least one), counted by a trace function on the template's own frames only;
-* a shared ``range()`` budget of :data:`RANGE_BUDGET` items over all its loops;
-* ``*`` repetition of strings and lists up to :data:`REPEAT_LIMIT` items, ``**`` on integers
-  up to a result of :data:`POWER_BITS_LIMIT` bits;
-* integer arguments of filters and callables up to :data:`REPEAT_LIMIT`, and format widths
-  (``"{:>9999999}"``, ``"%9999999s"|format``) under a million;
-* an output of at most :data:`OUTPUT_LIMIT` characters.
-
-Going over any of them raises :class:`jinja2.exceptions.SecurityError`, which the caller
-reports as "the template does something templates may not do".
+Going over either raises :class:`jinja2.exceptions.SecurityError`, which the caller reports as
+"the template does something templates may not do".
 """
 
 from __future__ import annotations
 
-import contextvars
-import functools
-import re
 import sys
-from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
 import jinja2
 from jinja2 import nodes
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import SandboxedEnvironment
 
 STEP_BUDGET = 200_000  # executed template lines per rendering (a normal template: a few hundred)
-RANGE_BUDGET = 10_000  # range() items per rendering, all loops together
-REPEAT_LIMIT = 100_000  # items of a repeated string or list; integer arguments of filters
-POWER_BITS_LIMIT = 65_536  # bits of an integer power's result
 OUTPUT_LIMIT = 100_000  # characters of one rendering
-_HUGE_WIDTH = re.compile(r"\d{7,}")  # a width or precision of a million or more in a format
-
-_range_used: contextvars.ContextVar[int] = contextvars.ContextVar("template_range_used", default=0)
 
 
 class _StepsExhausted(SecurityError):
     """Raised from the trace function when a rendering runs past STEP_BUDGET lines."""
 
 
-def _budgeted_range(*args: int) -> range:
-    numbers = range(*args)
-    used = _range_used.get() + len(numbers)
-    if used > RANGE_BUDGET:
-        raise SecurityError(f"loops may produce at most {RANGE_BUDGET:,} range() items in all")
-    _range_used.set(used)
-    return numbers
-
-
-def _check_arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    for value in (*args, *kwargs.values()):
-        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > REPEAT_LIMIT:
-            raise SecurityError(f"numbers passed to filters may be at most {REPEAT_LIMIT:,}")
-        if isinstance(value, str) and "%" in value and _HUGE_WIDTH.search(value):
-            raise SecurityError("format widths may be at most 999,999")
-
-
-def _check_replace(text: Any, old: Any, new: Any) -> None:
-    # replacing "" inserts the new text between every two characters: len(text) × len(new)
-    if isinstance(text, str) and isinstance(new, str) and old == "":
-        if (len(text) + 1) * len(new) > REPEAT_LIMIT:
-            raise SecurityError(f"a replaced text may hold at most {REPEAT_LIMIT:,} characters")
-
-
-def _bounded_filter(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
-    skip = 1 if getattr(function, "jinja_pass_arg", None) is not None else 0
-
-    @functools.wraps(function)  # keeps jinja_pass_arg (pass_context / pass_environment)
-    def bounded(*args: Any, **kwargs: Any) -> Any:
-        _check_arguments(args, kwargs)
-        if name == "replace":
-            values = args[skip:]  # after the context / environment Jinja passes first
-            if len(values) >= 3:
-                _check_replace(*values[:3])
-        result = function(*args, **kwargs)
-        if isinstance(result, str | list) and len(result) > OUTPUT_LIMIT:
-            raise SecurityError(f"a filter's result may hold at most {OUTPUT_LIMIT:,} items")
-        return result
-
-    return bounded
-
-
-class TemplateSandbox(SandboxedEnvironment):
-    """Jinja's sandbox with the arithmetic, calls and filters of a template bounded (see the
-    module docstring); :func:`render_bounded` adds the step, range and output budgets."""
-
-    intercepted_binops = frozenset({"*", "**"})
-
-    def __init__(self, **options: Any) -> None:
-        super().__init__(**options)
-        self.filters = {name: _bounded_filter(name, f) for name, f in self.filters.items()}
-        self.globals.pop("lipsum", None)  # placeholder text has no place in a decision
-        self.globals["range"] = _budgeted_range
-
-    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        """``*`` and ``**`` with their results' size checked before they are computed."""
-        if operator == "**":
-            if (
-                isinstance(left, int)
-                and isinstance(right, int)
-                and right > 1
-                and max(left.bit_length(), 1) * right > POWER_BITS_LIMIT
-            ):
-                raise SecurityError(f"powers may have at most {POWER_BITS_LIMIT:,} bits")
-            return left**right
-        for sequence, count in ((left, right), (right, left)):
-            if isinstance(sequence, str | list | tuple) and isinstance(count, int):
-                if len(sequence) * count > REPEAT_LIMIT:
-                    raise SecurityError(
-                        f"a repeated text or list may hold at most {REPEAT_LIMIT:,} items"
-                    )
-        return left * right
-
-    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
-        """A call from template code (``x.format(...)``, ``cycler(...)``), arguments checked;
-        a ``str.format`` whose pattern asks for a width of a million or more is refused."""
-        _check_arguments(args, kwargs)
-        owner = getattr(__obj, "__self__", None)
-        if isinstance(owner, str) and getattr(__obj, "__name__", "") == "replace" and args:
-            _check_replace(owner, args[0], args[1] if len(args) > 1 else None)
-        if (
-            isinstance(owner, str)
-            and getattr(__obj, "__name__", "") in ("format", "format_map")
-            and _HUGE_WIDTH.search(owner)
-        ):
-            raise SecurityError("format widths may be at most 999,999")
-        return super().call(__context, __obj, *args, **kwargs)
-
-
 def render_bounded(template: jinja2.Template, context: dict[str, Any]) -> str:
-    """Render ``template`` within the budgets of this module.
+    """Render ``template`` within STEP_BUDGET steps and OUTPUT_LIMIT characters.
 
     Raises:
         jinja2.exceptions.SecurityError: a budget ran out (and whatever rendering raises).
@@ -167,14 +60,12 @@ def render_bounded(template: jinja2.Template, context: dict[str, Any]) -> str:
         # only the template's own code is counted (Jinja compiles it to "<template>")
         return count_lines if frame.f_code.co_filename == "<template>" else None
 
-    range_budget = _range_used.set(0)
     previous = sys.gettrace()
     sys.settrace(on_call)
     try:
         text = template.render(**context)
     finally:
         sys.settrace(previous)
-        _range_used.reset(range_budget)
     if len(text) > OUTPUT_LIMIT:
         raise SecurityError(f"the text may be at most {OUTPUT_LIMIT:,} characters long")
     return text

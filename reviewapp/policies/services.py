@@ -11,6 +11,7 @@ from typing import Any
 
 import jinja2
 import nh3
+from jinja2.sandbox import SandboxedEnvironment
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 from sqlalchemy import select
@@ -23,11 +24,11 @@ from reviewapp.policies.models import (
     ResponseTemplate,
     SafetyRequirement,
 )
-from reviewapp.policies.sandbox import TemplateSandbox, check_template_language, render_bounded
+from reviewapp.policies.sandbox import check_template_language, render_bounded
 from reviewapp.textfiles import InputFileError, load_yaml_file
 
 _markdown = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
-_template_env = TemplateSandbox(undefined=jinja2.StrictUndefined, autoescape=False)
+_template_env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
 
 TEMPLATE_VARIABLES = (
     "application",
