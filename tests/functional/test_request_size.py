@@ -69,12 +69,14 @@ def _multipart_over_the_limit(app, token: str) -> bytes:
     )
 
 
-def test_a_multipart_upload_over_the_limit_gets_an_html_413(app, login, db) -> None:
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_a_multipart_upload_over_the_limit_gets_an_html_413(app, login, db, chunked) -> None:
     client = login(UserFactory())
     response = client.post(
         "/applications/new",
         data=_multipart_over_the_limit(app, csrf_token(client, "/applications")),
         content_type=f"multipart/form-data; boundary={BOUNDARY}",
+        **(_as_chunked() if chunked else {}),
     )
     _assert_html_413(response, app)
 
@@ -268,17 +270,6 @@ def test_a_chunked_form_of_exactly_the_limit_is_not_refused_for_size(app, db) ->
     )
     assert response.status_code == 302, response.get_data(as_text=True)[:500]
     assert db.scalar(select(User).where(User.email == email)) is not None
-
-
-def test_a_chunked_multipart_upload_over_the_limit_gets_an_html_413(app, login, db) -> None:
-    client = login(UserFactory())
-    response = client.post(
-        "/applications/new",
-        data=_multipart_over_the_limit(app, csrf_token(client, "/applications")),
-        content_type=f"multipart/form-data; boundary={BOUNDARY}",
-        **_as_chunked(),
-    )
-    _assert_html_413(response, app)
 
 
 # --- real chunked requests to real servers ------------------------------------------------------
