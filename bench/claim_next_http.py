@@ -13,6 +13,11 @@ The ceiling is a Flask hello-world (bench/ceiling_apps.py) under the same gunico
 and the same wrk threads and connections. The API rate limits are raised for the run (one
 client address sends everything); the limiter still counts every request in Redis.
 
+Two floors are measured in the same run, same configuration, to show where the time goes:
+``GET /healthz`` of the real app (Flask and the app's request hooks, no database), and an
+authenticated no-op API route (bench/floor_app.py: everything an API request pays before its
+own work: the rate limits in Redis, the pool checkout with pre-ping, the token lookup).
+
 Afterwards the audit log is checked: walking each application's claim / release / lease-expiry
 events in chain order, no claim may happen while another reviewer holds the application.
 """
@@ -28,7 +33,16 @@ from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from http_common import BENCH_DIR, gunicorn, load_api, percent, run_wrk, server_env  # noqa: E402
+from http_common import (  # noqa: E402
+    BENCH_DIR,
+    WrkResult,
+    api_server_env,
+    gunicorn,
+    load_api,
+    percent,
+    run_wrk,
+    server_env,
+)
 from queue_page_http import prepare  # noqa: E402
 
 from reviewapp import create_app  # noqa: E402
@@ -87,6 +101,32 @@ def double_claims(database_url: str, after_id: int) -> tuple[int, int, list[str]
     return claims, len(holder), problems
 
 
+def floors(args: argparse.Namespace, wrk_env: dict[str, str]) -> tuple[WrkResult, WrkResult]:
+    """``GET /healthz`` and the authenticated no-op ``POST /api/v1/bench/floor``
+    (bench/floor_app.py) under the claim run's gunicorn configuration and wrk threads; each
+    warmed up for 5 s, then measured for ``args.seconds``."""
+    n = args.reviewers
+    env = api_server_env(args.database_url, args.redis_url)
+    floor_env = {**wrk_env, "BENCH_PATH": "/api/v1/bench/floor"}
+    with gunicorn("floor_app:app", workers=args.workers, env=env, chdir=BENCH_DIR) as server:
+        results = []
+        for path, script, script_env in (
+            ("/healthz", "report.lua", None),
+            ("/", "token_post.lua", floor_env),
+        ):
+            for seconds in (5, args.seconds):
+                result = run_wrk(
+                    server.url + path,
+                    connections=n,
+                    threads=n,
+                    seconds=seconds,
+                    script=script,
+                    env=script_env,
+                )
+            results.append(result)
+    return results[0], results[1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -117,6 +157,9 @@ def main() -> None:
         f"releases {real.extra['releases']:,}, nothing to claim {real.extra['empty']}, "
         f"refused {real.extra['refused']}"
     )
+    healthz, floor = floors(args, wrk_env)
+    print(f"reviewapp GET /healthz          {healthz.line()}")
+    print(f"authenticated no-op API POST    {floor.line()}")
     env = server_env(args.database_url, args.redis_url)
     with gunicorn(
         "ceiling_apps:hello_app", workers=args.workers, env=env, chdir=BENCH_DIR
@@ -124,6 +167,10 @@ def main() -> None:
         run_wrk(server.url + "/hello", connections=n, threads=n, seconds=3)
         hello = run_wrk(server.url + "/hello", connections=n, threads=n, seconds=args.seconds)
     print(f"hello-world GET /hello          {hello.line()}")
+    print(
+        f"of hello-world: /healthz {percent(healthz.rps, hello.rps)}, authenticated no-op "
+        f"{percent(floor.rps, hello.rps)}, claim-next + release {percent(real.rps, hello.rps)}"
+    )
     claims, apps, problems = double_claims(args.database_url, last_event)
     print(
         f"audit check: {claims:,} claim events on {apps:,} applications, "

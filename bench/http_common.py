@@ -253,6 +253,17 @@ def percent(value: float, ceiling: float) -> str:
 UNLIMITED = "1000000 per minute"
 
 
+def api_server_env(database_url: str, redis_url: str) -> dict[str, str]:
+    """:func:`server_env` with the API rate limits raised to :data:`UNLIMITED` (the limiter
+    still counts every request in Redis)."""
+    return server_env(
+        database_url,
+        redis_url,
+        REVIEWAPP_RATELIMIT_API=UNLIMITED,
+        REVIEWAPP_RATELIMIT_API_IP=UNLIMITED,
+    )
+
+
 def load_api(
     *,
     database_url: str,
@@ -267,12 +278,7 @@ def load_api(
     up for 15 s with the same wrk ``script`` (every worker imports, compiles templates and
     the ruleset, fills its connection pool), then measure ``seconds`` of it; wrk runs one
     thread and one connection per client, each with its own API token from ``wrk_env``."""
-    env = server_env(
-        database_url,
-        redis_url,
-        REVIEWAPP_RATELIMIT_API=UNLIMITED,
-        REVIEWAPP_RATELIMIT_API_IP=UNLIMITED,
-    )
+    env = api_server_env(database_url, redis_url)
     with gunicorn("wsgi:app", workers=workers, env=env) as server:
         for length, timeout in ((15, 60), (seconds, 10)):
             result = run_wrk(
