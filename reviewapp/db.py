@@ -10,13 +10,16 @@ a change that was rolled back.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from flask import Flask, g, has_app_context
 from sqlalchemy import JSON, DateTime, MetaData, create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -171,6 +174,43 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
+
+
+#: what a user is told when a concurrent request changed the same thing first
+CONCURRENT_WRITE_MESSAGE = (
+    "Someone else changed this at the same moment, so nothing of yours was saved. "
+    "Reload to see the current state and try again."
+)
+
+
+def is_unique_violation(exc: IntegrityError) -> bool:
+    """True when ``exc`` is a unique-constraint violation (PostgreSQL SQLSTATE 23505, or
+    SQLite's "UNIQUE constraint failed"): two requests inserted the same thing at once."""
+    if getattr(exc.orig, "sqlstate", None) == "23505":
+        return True
+    return "UNIQUE constraint failed" in str(exc.orig)
+
+
+@contextmanager
+def concurrent_writes_as_conflicts(message: str = CONCURRENT_WRITE_MESSAGE) -> Iterator[None]:
+    """Turn the two ways a concurrent writer shows up at flush or commit into a
+    :class:`~reviewapp.errors.ConflictError` (409), which views already answer with their form
+    and its text kept: a version counter that matched no row (``StaleDataError``: the row was
+    changed and committed by another request since it was read) and a unique-constraint
+    violation (the same appeal, decision or key inserted twice at once). Other integrity errors
+    are bugs and propagate unchanged. The caller rolls the session back, as for any
+    DomainError.
+    """
+    from reviewapp.errors import ConflictError
+
+    try:
+        yield
+    except StaleDataError:
+        raise ConflictError(message) from None
+    except IntegrityError as exc:
+        if not is_unique_violation(exc):
+            raise
+        raise ConflictError(message) from None
 
 
 def is_postgres(session: Session) -> bool:

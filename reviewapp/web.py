@@ -28,13 +28,18 @@ from flask import (
 )
 from flask_login import current_user, login_required
 from flask_wtf.csrf import CSRFError
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.utils import cached_property
 from werkzeug.wsgi import LimitedStream, get_content_length, get_input_stream
 
 from reviewapp.auth.models import Permission
+from reviewapp.db import (
+    CONCURRENT_WRITE_MESSAGE,
+    concurrent_writes_as_conflicts,
+    is_unique_violation,
+)
 from reviewapp.errors import DomainError
 
 bp = Blueprint("web", __name__)
@@ -170,8 +175,9 @@ def save_form(form: Any, action: Callable[[], T], error_prefix: str = "") -> T |
     if csrf_failed() or not form.validate_on_submit():
         return None
     try:
-        result = action()
-        db.commit()
+        with concurrent_writes_as_conflicts():
+            result = action()
+            db.commit()
     except DomainError as exc:
         db.rollback()
         show_form_errors(form, exc, error_prefix)
@@ -405,6 +411,15 @@ _HTTP_MESSAGES = {
 }
 
 
+def _rollback_quietly() -> None:
+    """Roll back the request's session after a failed flush or statement (ignoring a second
+    failure: teardown closes the session anyway)."""
+    from reviewapp.extensions import db
+
+    with contextlib.suppress(Exception):
+        db.rollback()
+
+
 def database_unavailable(exc: Exception) -> Any:
     """503 (HTML page or JSON error, with Retry-After) for a request that lost the database.
 
@@ -479,11 +494,19 @@ def init_errors(app: Flask) -> None:
 
     @app.errorhandler(StaleDataError)
     def _stale(exc: StaleDataError) -> Any:
-        return error_response(
-            409,
-            "conflict",
-            "Someone else changed this application at the same time. Reload and try again.",
-        )
+        # the session's flush failed: roll back before the error page loads the signed-in user
+        _rollback_quietly()
+        return error_response(409, "conflict", CONCURRENT_WRITE_MESSAGE)
+
+    @app.errorhandler(IntegrityError)
+    def _integrity(exc: IntegrityError) -> Any:
+        _rollback_quietly()
+        if is_unique_violation(exc):  # the same thing inserted twice at once (double submit)
+            return error_response(409, "conflict", CONCURRENT_WRITE_MESSAGE)
+        if app.testing:
+            raise exc
+        app.logger.error("integrity error", exc_info=exc)
+        return error_response(500, "internal_error", "Something went wrong on our side.")
 
     @app.errorhandler(CSRFError)
     def _csrf(exc: CSRFError) -> Any:
@@ -539,4 +562,5 @@ def init_errors(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Any:
         app.logger.exception("unhandled error")
+        _rollback_quietly()  # the error page loads the signed-in user through the session
         return error_response(500, "internal_error", "Something went wrong on our side.")

@@ -15,7 +15,7 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, NumberRange, Optional, StopValidation
+from wtforms.validators import DataRequired, NumberRange, Optional, Regexp, StopValidation
 
 from reviewapp.applications.forms import MultiCheckboxField, choices
 from reviewapp.limits import max_length
@@ -71,7 +71,16 @@ class DecisionForm(FlaskForm):
         validators=[Optional(), max_length("decision.feedback_comment")],
         render_kw={"rows": 2},
     )
-    version = HiddenField()
+    # the application's version when the page was rendered: the decision is refused (409) when
+    # it changed since; a value that is not a version is refused too, never ignored
+    version = HiddenField(
+        validators=[
+            Optional(),
+            Regexp(
+                r"^[0-9]{1,18}$", message="The page's version mark is damaged; reload the page."
+            ),
+        ]
+    )
 
     def set_choices(
         self,

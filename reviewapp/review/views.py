@@ -27,7 +27,7 @@ from reviewapp.applications.forms import ConfirmForm, choices
 from reviewapp.applications.models import Application, Revision, Status
 from reviewapp.applications.services import get_application
 from reviewapp.auth.models import Permission
-from reviewapp.db import utcnow
+from reviewapp.db import concurrent_writes_as_conflicts, utcnow
 from reviewapp.errors import ConflictError, DomainError
 from reviewapp.extensions import db
 from reviewapp.policies.models import ResponseTemplate, SafetyRequirement
@@ -588,12 +588,14 @@ def decide_view(reference: str) -> Any:
     app_row = get_application(db.session, current_user, reference)
     form = _decision_form(app_row)
     if not form.validate_on_submit():
-        flash("The decision was not saved: see the messages next to the fields.", "danger")
+        # a hidden field has no place on the page to show its message: it goes in the banner
+        hidden = " ".join(form.version.errors)
+        flash(
+            f"The decision was not saved: {hidden or 'see the messages next to the fields.'}",
+            "danger",
+        )
         return _render_review(app_row, form, 422)
-    try:
-        expected = int(form.version.data) if form.version.data else None
-    except ValueError:
-        expected = None
+    expected = int(form.version.data) if form.version.data else None  # digits: see the form
     requirements = {
         key: RequirementInput(
             reason=request.form.get(reason_field(key), ""),
@@ -619,8 +621,9 @@ def decide_view(reference: str) -> Any:
         requirements=requirements,
     )
     try:
-        decision = decide(db.session, current_user, app_row, data)
-        db.commit()
+        with concurrent_writes_as_conflicts():
+            decision = decide(db.session, current_user, app_row, data)
+            db.commit()
     except DomainError as exc:
         db.rollback()
         show_form_errors(form, exc, "The decision was not saved: ")
