@@ -73,6 +73,8 @@ TRANSITIONS: dict[tuple[Status, Action], tuple[Status, frozenset[Actor]]] = {
     (S.appealed, A.release): (S.appealed, REV),
     (S.appealed, A.expire_lease): (S.appealed, SYS),
     (S.appealed, A.approve): (S.approved, REV),
+    # overturning on a tier that needs two approvals: a second senior completes it
+    (S.appealed, A.first_approve): (S.awaiting_second_approval, REV),
     (S.appealed, A.reject): (S.rejected, REV),
     (S.in_review, A.request_mitigations): (S.mitigations_requested, REV),
     (S.in_review, A.reject): (S.rejected, REV),

@@ -7,7 +7,7 @@ import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Literal, overload
 
 from flask import current_app
 from sqlalchemy import Select, and_, case, func, or_, select
@@ -450,6 +450,17 @@ def claim_next(
         Application.status == Status.queued,
         and_(Application.status == Status.in_review, Application.lease_expires_at < now),
     ]
+    # an open appeal is never offered to the reviewer who made the appealed decision
+    made_appealed_decision = (
+        select(Appeal.id)
+        .join(Decision, Decision.id == Appeal.decision_id)
+        .where(
+            Appeal.application_id == Application.id,
+            Appeal.outcome.is_(None),
+            Decision.reviewer_id == user.id,
+        )
+        .exists()
+    )
     if user.can(Permission.decide_senior):
         # second approvals: never offered to the person who gave the first one
         gave_first = (
@@ -467,18 +478,9 @@ def claim_next(
                 Application.status == Status.awaiting_second_approval,
                 or_(Application.claimed_by_id.is_(None), Application.lease_expires_at < now),
                 ~gave_first,
+                ~made_appealed_decision,
             )
         )
-    made_appealed_decision = (
-        select(Appeal.id)
-        .join(Decision, Decision.id == Appeal.decision_id)
-        .where(
-            Appeal.application_id == Application.id,
-            Appeal.outcome.is_(None),
-            Decision.reviewer_id == user.id,
-        )
-        .exists()
-    )
     claimable.append(
         and_(
             Application.status == Status.appealed,
@@ -564,12 +566,27 @@ def check_may_take(session: Session, user: User, application: Application) -> No
         PermissionDenied: naming the rule that forbids it.
     """
     _check_reviewer(user, application)
-    if application.status == Status.awaiting_second_approval:
-        _check_second_approver(session, user, application)
-    if application.status == Status.appealed:
-        _check_appeal_decider(user, open_appeal(session, application))
+    check_second_person_rules(session, user, application)
     if application.queue not in {q.key for q in queues_for(session, user)}:
         raise PermissionDenied(f"{user.email}'s role may not work the {application.queue} queue.")
+
+
+def check_second_person_rules(session: Session, user: User, application: Application) -> None:
+    """The rules of the second pair of eyes for ``user`` taking ``application``: a pending
+    second approval is not for the first approver (and needs a senior); an appeal, including
+    an overturn waiting for its second approval, is not for the reviewer who made the
+    appealed decision.
+
+    Raises:
+        PermissionDenied: naming the rule; ConflictError: the appeal vanished meanwhile.
+    """
+    status = application.status
+    if status == Status.awaiting_second_approval:
+        _check_second_approver(session, user, application)
+    if status in (Status.appealed, Status.awaiting_second_approval):
+        appeal = open_appeal(session, application, required=status == Status.appealed)
+        if appeal is not None:
+            _check_appeal_decider(user, appeal)
 
 
 def reassign(
@@ -969,16 +986,21 @@ def decide(session: Session, user: User, application: Application, data: Decisio
     if application.status == Status.awaiting_second_approval:
         _check_second_approver(session, user, application)
         step = 2
+        # a first approval that overturns an appeal: the second person closes the appeal too
+        appeal = open_appeal(session, application, required=False)
     elif application.status == Status.appealed:
         appeal = open_appeal(session, application)
+    if appeal is not None:
         _check_appeal_decider(user, appeal)
         if outcome == Outcome.request_mitigations:
             raise ValidationFailed(
                 "An appeal ends with approve (overturn the rejection) or reject (uphold it).",
                 fields={"outcome": "approve to overturn, reject to uphold"},
             )
-    elif outcome == Outcome.approve and _approvals_required(session, application) >= 2:
-        action, final = Action.first_approve, False  # waits for a second person
+    if step == 1 and outcome == Outcome.approve and _approvals_required(session, application) >= 2:
+        # waits for a second person; an overturned appeal too: overturning approves the
+        # application, and its tier's two-person rule holds however the approval comes
+        action, final = Action.first_approve, False
     before = snapshot(application)
     new_status = next_status(application.status, action, Actor.reviewer)
     assert application.current_revision_id is not None
@@ -1000,7 +1022,7 @@ def decide(session: Session, user: User, application: Application, data: Decisio
     application.status = new_status
     if final:
         application.last_decision_id = decision.id
-    if appeal is not None:
+    if appeal is not None and final:
         appeal.outcome = "overturned" if outcome == Outcome.approve else "upheld"
         appeal.resolution_id = decision.id
         appeal.decided_by_id = user.id
@@ -1123,18 +1145,33 @@ def notes_for(session: Session, application: Application) -> list[Note]:
     )
 
 
-def open_appeal(session: Session, application: Application) -> Appeal:
-    """The undecided appeal of an appealed application.
+@overload
+def open_appeal(
+    session: Session, application: Application, *, required: Literal[True] = True
+) -> Appeal: ...
+
+
+@overload
+def open_appeal(
+    session: Session, application: Application, *, required: Literal[False]
+) -> Appeal | None: ...
+
+
+def open_appeal(
+    session: Session, application: Application, *, required: bool = True
+) -> Appeal | None:
+    """The undecided appeal of an appealed application (or of one whose overturn awaits its
+    second approval); with ``required=False`` None when there is none.
 
     Raises:
-        ConflictError: there is none (the data changed under the caller).
+        ConflictError: ``required`` and there is none (the data changed under the caller).
     """
     appeal = session.scalars(
         select(Appeal)
         .where(Appeal.application_id == application.id, Appeal.outcome.is_(None))
         .order_by(Appeal.id.desc())
     ).first()
-    if appeal is None:
+    if appeal is None and required:
         raise ConflictError("This application has no open appeal.")
     return appeal
 

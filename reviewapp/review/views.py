@@ -390,13 +390,10 @@ def _decision_form(application: Application) -> DecisionForm:
 def _claim_refusal(application: Application) -> str | None:
     """Why the current user may not claim this application (None when they may)."""
     from reviewapp.errors import PermissionDenied
-    from reviewapp.review.services import _check_appeal_decider, _check_second_approver, open_appeal
+    from reviewapp.review.services import check_second_person_rules
 
     try:
-        if application.status == Status.awaiting_second_approval:
-            _check_second_approver(db.session, current_user, application)
-        elif application.status == Status.appealed:
-            _check_appeal_decider(current_user, open_appeal(db.session, application))
+        check_second_person_rules(db.session, current_user, application)
     except (PermissionDenied, ConflictError) as exc:
         return exc.message
     return None

@@ -48,6 +48,7 @@ EXPECTED = {
     ("appealed", "release", "reviewer"): "appealed",
     ("appealed", "expire_lease", "system"): "appealed",
     ("appealed", "approve", "reviewer"): "approved",
+    ("appealed", "first_approve", "reviewer"): "awaiting_second_approval",
     ("appealed", "reject", "reviewer"): "rejected",
     ("mitigations_requested", "withdraw", "developer"): "withdrawn",
 }

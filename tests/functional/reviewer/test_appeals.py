@@ -151,3 +151,64 @@ def test_only_rejections_can_be_appealed(login, db) -> None:
         response.status_code == 422
         and b"Only a rejected application can be appealed" in response.data
     )
+
+
+def test_overturning_a_two_approval_tier_needs_a_second_senior(login, db) -> None:
+    staff = OrganizationFactory()
+    application = ApplicationFactory(submitted=True, high_tier=True)
+    original = UserFactory(senior=True, organization=staff)
+    first, second = (UserFactory(senior=True, organization=staff) for _ in range(2))
+    c_original = login(original)
+    post_form(c_original, f"/review/{application.reference}/claim", token_from="/queue")
+    rejected = post_form(
+        c_original,
+        f"/review/{application.reference}/decide",
+        {"outcome": "reject", "template": "reject-prohibited", "citations": ["usage-1.5"]},
+        token_from="/queue",
+    )
+    assert rejected.status_code == 302
+    dev = login(application.submitter)
+    post_form(
+        dev,
+        f"/applications/{application.reference}/appeal",
+        {"statement": STATEMENT},
+        token_from="/applications",
+    )
+    overturn = {"outcome": "approve", "template": "approve-standard", "citations": ["usage-1.5"]}
+
+    c_first = login(first)
+    post_form(c_first, f"/review/{application.reference}/claim", token_from="/queue")
+    response = post_form(
+        c_first,
+        f"/review/{application.reference}/decide",
+        overturn,
+        token_from="/queue",
+        follow_redirects=True,
+    )
+    assert b"First approval recorded" in response.data
+    db.expire_all()
+    assert application.status == Status.awaiting_second_approval
+    appeal = db.scalars(select(Appeal).where(Appeal.application_id == application.id)).one()
+    assert appeal.outcome is None  # still open: one person has overturned it so far
+
+    # neither the first approver nor the reviewer who was appealed against may finish it
+    for refused, reason in (
+        (c_first, b"another senior reviewer must give the second"),
+        (c_original, b"You made the decision under appeal"),
+    ):
+        page = post_form(
+            refused,
+            f"/review/{application.reference}/claim",
+            token_from="/queue",
+            follow_redirects=True,
+        )
+        assert reason in page.data
+    c_second = login(second)
+    post_form(c_second, f"/review/{application.reference}/claim", token_from="/queue")
+    done = post_form(
+        c_second, f"/review/{application.reference}/decide", overturn, token_from="/queue"
+    )
+    assert done.status_code == 302
+    db.expire_all()
+    assert application.status == Status.approved
+    assert appeal.outcome == "overturned" and appeal.decided_by_id == second.id
