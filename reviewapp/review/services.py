@@ -584,7 +584,11 @@ def check_second_person_rules(session: Session, user: User, application: Applica
     if status == Status.awaiting_second_approval:
         _check_second_approver(session, user, application)
     if status in (Status.appealed, Status.awaiting_second_approval):
-        appeal = open_appeal(session, application, required=status == Status.appealed)
+        appeal = (
+            open_appeal(session, application)
+            if status == Status.appealed
+            else open_appeal(session, application, required=False)
+        )
         if appeal is not None:
             _check_appeal_decider(user, appeal)
 
