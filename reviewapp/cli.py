@@ -75,6 +75,7 @@ def seed_reference_data(session: Any, seed_dir: Path) -> dict[str, int]:
     published yet) the default ruleset from ``seed_dir``. Idempotent."""
     from reviewapp.policies.services import import_policy_library, seed_catalogues
     from reviewapp.review.models import Queue, RiskTier
+    from reviewapp.review.tiers import tier_policy_problems
     from reviewapp.textfiles import load_yaml_file
     from reviewapp.triage.models import RulesetVersion
     from reviewapp.triage.ruleset_file import load_ruleset_yaml
@@ -108,6 +109,11 @@ def seed_reference_data(session: Any, seed_dir: Path) -> dict[str, int]:
         if not 0.0 <= t.qa_sample_rate <= 1.0:
             raise ValueError(f"tier {t.name!r}: qa_sample_rate must be between 0 and 1")
     session.flush()
+    every_tier = list(session.scalars(select(RiskTier)))
+    for t in every_tier:
+        others = [o for o in every_tier if o is not t]
+        if problems := tier_policy_problems(t, others, t.approvals_required, t.auto_approve):
+            raise ValueError(f"tier {t.name!r}: {' '.join(problems.values())}")
     seed_catalogues(session, seed_dir)
     sections, _ = import_policy_library(session, seed_dir / "policy_sections.yaml")
     created_ruleset = 0

@@ -31,6 +31,7 @@ from reviewapp.errors import ValidationFailed
 from reviewapp.extensions import db
 from reviewapp.limits import max_length
 from reviewapp.review.models import Queue, RiskTier
+from reviewapp.review.tiers import tier_policy_problems
 from reviewapp.web import permission_required, save_form
 
 bp = Blueprint("admin_tiers", __name__, url_prefix="/admin/tiers")
@@ -76,10 +77,18 @@ def update_tier(session: Session, actor: User, tier: RiskTier, data: dict[str, A
     """Apply a validated TierForm's data; audited with before/after of the changed fields.
 
     Raises:
-        ValidationFailed: the default queue does not exist.
+        ValidationFailed: the default queue does not exist, or the approvals / fast-track
+            settings break :func:`~reviewapp.review.tiers.tier_policy_problems`'
+            rules.
     """
     if session.scalars(select(Queue).where(Queue.key == data["default_queue"])).first() is None:
         raise ValidationFailed("Unknown queue.", fields={"default_queue": "unknown queue"})
+    others = list(session.scalars(select(RiskTier).where(RiskTier.id != tier.id)))
+    problems = tier_policy_problems(
+        tier, others, int(data["approvals_required"]), bool(data["auto_approve"])
+    )
+    if problems:
+        raise ValidationFailed(" ".join(problems.values()), fields=problems)
     fields = (
         "label",
         "description",

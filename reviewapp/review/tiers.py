@@ -49,3 +49,42 @@ event.listen(Session, "after_commit", _forget)
 event.listen(Session, "after_rollback", _forget)
 event.listen(Session, "after_soft_rollback", _forget)
 event.listen(Session, "before_flush", _forget_if_tiers_changed)
+
+
+def tier_policy_problems(
+    tier: RiskTier, others: list[RiskTier], approvals_required: int, auto_approve: bool
+) -> dict[str, str]:
+    """What is wrong with giving ``tier`` these approvals and fast-track settings, given the
+    ``others`` tiers as stored ({form field: message}; empty when nothing is).
+
+    Rules (so that no single admin setting lets risky work through with less scrutiny than
+    milder work): a riskier tier never needs fewer approvals than a less risky one; a tier
+    that needs two approvals is never approved automatically; nor is the riskiest tier (the
+    prohibited-use tier by default), whatever its approvals.
+    """
+    problems: dict[str, str] = {}
+    milder_stricter = [
+        t for t in others if t.rank < tier.rank and t.approvals_required > approvals_required
+    ]
+    riskier_laxer = [
+        t for t in others if t.rank > tier.rank and t.approvals_required < approvals_required
+    ]
+    if milder_stricter:
+        other = milder_stricter[0]
+        problems["approvals_required"] = (
+            f"A riskier tier cannot need fewer approvals than a less risky one: {other.label} "
+            f"needs {other.approvals_required}."
+        )
+    elif riskier_laxer:
+        other = riskier_laxer[0]
+        problems["approvals_required"] = (
+            f"{other.label} is riskier and needs only {other.approvals_required}; raise it first."
+        )
+    if auto_approve:
+        if approvals_required >= 2:
+            problems["auto_approve"] = (
+                "A tier that needs two approvals cannot be approved automatically."
+            )
+        elif all(t.rank < tier.rank for t in others):
+            problems["auto_approve"] = "The riskiest tier is never approved automatically."
+    return problems
