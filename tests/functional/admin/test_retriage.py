@@ -126,8 +126,8 @@ def test_rollback_keeps_an_escalation_in_its_queue_and_audits_every_move(login, 
     response = post_form(
         client,
         f"/admin/rulesets/{v1.number}/rollback",
-        {"active_id": v2.id},
-        token_from=f"/admin/rulesets/{v1.number}",
+        {"active_id": v2.id, "confirm": "y"},
+        token_from=f"/admin/rulesets/{v1.number}/rollback",
         follow_redirects=True,
     )
     assert b"Rolled back: v1 is active again" in response.data
@@ -143,3 +143,57 @@ def test_rollback_keeps_an_escalation_in_its_queue_and_audits_every_move(login, 
     [moved] = _retriage_events(db, plain)
     assert (moved.before["queue"], moved.after["queue"]) == ("high-risk", "standard")
     assert moved.after["ruleset_version"] == 1
+
+
+def test_rollback_asks_for_confirmation_and_keeps_the_first_publish_time(login, db) -> None:
+    staff = OrganizationFactory(name="Policy team")
+    admin = UserFactory(admin=True, organization=staff)
+    v1 = _active(db)
+    first_published = v1.published_at
+    v2 = create_ruleset_version(db, ruleset_document(v1), actor=admin, publish=True)
+    waiting = [ApplicationFactory(submitted=True) for _ in range(3)]
+    client = login(admin)
+
+    # the version page links to a confirmation page, which says what the rollback will do
+    version_page = client.get("/admin/rulesets/1").get_data(as_text=True)
+    assert 'href="/admin/rulesets/1/rollback"' in version_page
+    confirm = client.get("/admin/rulesets/1/rollback")
+    page = confirm.get_data(as_text=True)
+    assert confirm.status_code == 200 and "Roll back to ruleset v1?" in page
+    assert "<strong>3</strong> unclaimed queued applications will be re-triaged" in page
+    assert 'type="checkbox"' in page and f'name="active_id" type="hidden" value="{v2.id}"' in page
+
+    # without the box ticked nothing happens, and the page says why
+    refused = post_form(
+        client,
+        "/admin/rulesets/1/rollback",
+        {"active_id": v2.id},
+        token_from="/admin/rulesets/1/rollback",
+    )
+    assert refused.status_code == 422 and "Tick the box to confirm" in refused.get_data(
+        as_text=True
+    )
+    db.expire_all()
+    assert v1.status == RulesetStatus.retired and v2.status == RulesetStatus.published
+    assert not db.scalars(select(AuditEvent).where(AuditEvent.action == "ruleset.rollback")).all()
+
+    done = post_form(
+        client,
+        "/admin/rulesets/1/rollback",
+        {"active_id": v2.id, "confirm": "y"},
+        token_from="/admin/rulesets/1/rollback",
+    )
+    assert done.status_code == 302 and done.location.endswith("/admin/rulesets/1")
+    db.expire_all()
+    assert v1.status == RulesetStatus.published and len(waiting) == 3
+    # the first publish stays on record; the rollback is recorded beside it
+    assert v1.published_at == first_published
+    assert v1.reactivated_at is not None and v1.reactivated_at > first_published
+    assert v1.reactivated_by_id == admin.id
+    listing = client.get("/admin/rulesets").get_data(as_text=True)
+    row = listing[listing.index('href="/admin/rulesets/1"') :].split("</tr>")[0]
+    assert "re-activated" in row and admin.email in row
+
+    # a version that is not retired cannot be rolled back to: no confirmation page for it
+    active_page = client.get("/admin/rulesets/1/rollback", follow_redirects=True)
+    assert b"Only a version that was published before can be rolled back to." in active_page.data
