@@ -219,7 +219,8 @@ def submit_application(
         _tell_preferred_reviewer(session, application, number)
     from reviewapp.review.fast_track import fast_track
 
-    if fast_track(session, application) is None and notify:
+    # an automatic approval sends its decision instead; a QA-sampled one waits for a person
+    if fast_track(session, application) != "approved" and notify:
         _confirm_submission(session, application, number)
     return revision
 

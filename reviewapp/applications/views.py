@@ -93,6 +93,12 @@ def _saved_message(application: Application) -> str:
         return f"Draft {application.reference} saved."
     if application.status == Status.mitigations_requested:
         return f"Changes to {application.reference} saved. Answer each requested safety requirement and resubmit when ready."
+    if application.status == Status.approved:  # the tier's fast track approved it on submit
+        return (
+            f"{application.reference} submitted and approved automatically: "
+            f"{application.risk_tier} risk applications are on the fast track, so no reviewer "
+            "needed to look at it. You can take this use case live."
+        )
     return f"{application.reference} submitted: triaged as {application.risk_tier} risk and placed in the {application.queue} queue."
 
 

@@ -1235,7 +1235,7 @@ def file_appeal(session: Session, actor: User, application: Application, stateme
     )
     session.add(appeal)
     now = utcnow()
-    application.queue = "appeals"
+    application.queue = APPEALS_QUEUE
     application.queued_at = now
     tier = tier_named(session, application.risk_tier)
     run_clock(application, tier.sla_hours if tier else 72, now, fresh=True)  # a new review task
@@ -1262,6 +1262,7 @@ def appeals_for(session: Session, application: Application) -> list[Appeal]:
 
 
 ESCALATION_QUEUE = "escalations"
+APPEALS_QUEUE = "appeals"
 
 
 def escalate(session: Session, user: User, application: Application, reason: str) -> None:

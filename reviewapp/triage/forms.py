@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, StringField, TextAreaField
+from wtforms import BooleanField, HiddenField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Optional
 
 from reviewapp.limits import max_length
@@ -71,4 +71,19 @@ class TryForm(FlaskForm):
     )
     content = TextAreaField(
         "…or application JSON", validators=[Optional(), max_length("triage_try.content")]
+    )
+
+
+class RollbackForm(FlaskForm):
+    """Confirm a rollback: it re-activates an old version and re-triages the open queue."""
+
+    active_id = HiddenField()  # the active version the admin saw (a stale page is refused)
+    confirm = BooleanField(
+        "I understand that this re-triages every unclaimed queued application",
+        validators=[
+            DataRequired(
+                message="Tick the box to confirm: the rollback re-triages unclaimed queued "
+                "applications as soon as it is done."
+            )
+        ],
     )

@@ -474,8 +474,12 @@ def _activate(
     session.flush()  # the one-active unique index is satisfied before the new one turns active
     version.status = RulesetStatus.published
     version.shadow = False
-    version.published_at = utcnow()
-    version.published_by_id = actor.id
+    if action == "ruleset.rollback":  # the first publish stays on record
+        version.reactivated_at = utcnow()
+        version.reactivated_by_id = actor.id
+    else:
+        version.published_at = utcnow()
+        version.published_by_id = actor.id
     session.flush()
     record_event(
         session,

@@ -46,7 +46,12 @@ class RulesetVersion(Base):
     published_by_id: Mapped[int | None] = mapped_column(
         ForeignKey("user_account.id", ondelete="SET NULL")
     )
-    published_at: Mapped[dt.datetime | None]
+    published_at: Mapped[dt.datetime | None]  # the first publish; a rollback keeps it
+    # the latest rollback that made this version active again (None: never rolled back to)
+    reactivated_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("user_account.id", ondelete="SET NULL")
+    )
+    reactivated_at: Mapped[dt.datetime | None]
     parent_id: Mapped[int | None] = mapped_column(
         ForeignKey("ruleset_version.id", ondelete="SET NULL")
     )  # the version this draft was started from

@@ -1,5 +1,11 @@
-"""Re-triage after a publish: unclaimed queued applications move to the new ruleset's tier;
-claimed or decided ones keep theirs, with a shadow result noting where the new ruleset differs."""
+"""Re-triage after a publish or rollback: unclaimed queued applications move to the new ruleset's
+tier; claimed or decided ones keep theirs, with a shadow result noting where the new ruleset
+differs.
+
+Re-triage never takes an application out of a queue that something other than triage put it in
+(a reviewer's escalation, a senior's hand-back, the fast track's QA sample): the queue stays, only
+tier, flags and SLA target follow the new ruleset. Every change it makes to an application is an
+``application.retriage`` audit event naming the ruleset version."""
 
 from __future__ import annotations
 
@@ -14,6 +20,8 @@ from sqlalchemy.orm import Session
 from reviewapp.applications.models import Application, Revision, Status
 from reviewapp.audit.services import record_event
 from reviewapp.jobs import run_in_app_context
+from reviewapp.review.fast_track import QA_QUEUE
+from reviewapp.review.services import APPEALS_QUEUE, ESCALATION_QUEUE
 from reviewapp.triage.models import RulesetStatus, RulesetVersion, TriageResult
 from reviewapp.triage.services import latest_triage_result, record_shadow_result, triage_revision
 
@@ -78,23 +86,32 @@ def _only_runner(version_id: int) -> Iterator[bool]:
 def _retriage(session: Session, version: RulesetVersion) -> dict[str, int]:
     counts = {"retriaged": 0, "changed": 0, "noted": 0}
     unclaimed = (Application.status == Status.queued, Application.claimed_by_id.is_(None))
-    for application, revision in _stale_applications(session, version.id, *unclaimed):
+    for application, revision, latest in _stale_applications(session, version.id, *unclaimed):
         _drop_stale_result(session, revision.id, version.id)
-        before = application.risk_tier
+        before = _placement(application)
+        routed = is_routed_by_hand(application, latest)
         triage_revision(session, application, revision, version=version, keep_queued_at=True)
+        if routed:
+            application.queue = before["queue"]
         counts["retriaged"] += 1
-        if application.risk_tier != before:
+        after = _placement(application)
+        if after != before:
             counts["changed"] += 1
+            changed = [k for k in after if after[k] != before[k]]
             record_event(
                 session,
                 actor=None,
                 action="application.retriage",
                 subject_type="application",
                 subject_id=application.reference,
-                before={"risk_tier": before},
-                after={"risk_tier": application.risk_tier, "ruleset_version": version.number},
+                before={k: before[k] for k in changed},
+                after={
+                    **{k: after[k] for k in changed},
+                    "ruleset_version": version.number,
+                    **({"queue_kept": before["queue"]} if routed else {}),
+                },
             )
-    for application, revision in _stale_applications(
+    for application, revision, _ in _stale_applications(
         session, version.id, Application.status.in_(KEEP_TIER)
     ):
         result = record_shadow_result(session, revision, version)
@@ -104,12 +121,39 @@ def _retriage(session: Session, version: RulesetVersion) -> dict[str, int]:
     return counts
 
 
+#: queues only people (or the fast track's sampling) route to; used when an application has no
+#: triage result to compare its queue with
+ROUTED_QUEUES = frozenset({ESCALATION_QUEUE, APPEALS_QUEUE, QA_QUEUE})
+
+
+def is_routed_by_hand(application: Application, latest: TriageResult | None) -> bool:
+    """True when the application sits in a queue that triage did not choose: a reviewer escalated
+    it, a senior handed it back, the fast track sampled it for QA. Triage puts an application in
+    the queue its result names, so any other queue was chosen after triage, and re-triage leaves
+    it there."""
+    if latest is None:
+        return application.queue in ROUTED_QUEUES
+    return application.queue != latest.queue
+
+
+def _placement(application: Application) -> dict[str, Any]:
+    """What re-triage may change on an application, JSON-safe (the audited before/after)."""
+    due = application.sla_due_at
+    return {
+        "risk_tier": application.risk_tier,
+        "queue": application.queue,
+        "flags": list(application.flags or []),
+        "sla_due_at": due.isoformat() if due is not None else None,
+    }
+
+
 def _stale_applications(
     session: Session, version_id: int, *conditions: Any
-) -> Iterator[tuple[Application, Revision]]:
+) -> Iterator[tuple[Application, Revision, TriageResult | None]]:
     """Applications matching ``conditions`` whose current revision is not yet triaged under
-    ``version_id``, in id order, BATCH at a time; the work done on each batch is committed
-    before the next is read, so progress is visible and a crash resumes where it stopped."""
+    ``version_id``, with the revision's newest real triage result, in id order, BATCH at a time;
+    the work done on each batch is committed before the next is read, so progress is visible
+    and a crash resumes where it stopped."""
     from reviewapp.extensions import db
 
     last_id = 0
@@ -127,15 +171,12 @@ def _stale_applications(
         for application in batch:
             last_id = application.id
             revision = session.get(Revision, application.current_revision_id)
-            if revision is not None and not _is_current(session, revision.id, version_id):
-                yield application, revision
+            if revision is None:
+                continue
+            latest = latest_triage_result(session, revision.id)
+            if latest is None or latest.ruleset_version_id != version_id:
+                yield application, revision, latest
         db.commit()
-
-
-def _is_current(session: Session, revision_id: int, version_id: int) -> bool:
-    """True when the revision's newest real (non-shadow) triage result is from ``version_id``."""
-    latest = latest_triage_result(session, revision_id)
-    return latest is not None and latest.ruleset_version_id == version_id
 
 
 def _drop_stale_result(session: Session, revision_id: int, version_id: int) -> None:

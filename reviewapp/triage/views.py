@@ -19,7 +19,7 @@ from reviewapp.errors import DomainError, ValidationFailed
 from reviewapp.extensions import db
 from reviewapp.triage import lab
 from reviewapp.triage.engine import RULE_FIELDS, rule_context
-from reviewapp.triage.forms import KeywordListForm, RuleForm, TryForm
+from reviewapp.triage.forms import KeywordListForm, RollbackForm, RuleForm, TryForm
 from reviewapp.triage.models import Backtest, RulesetStatus, TriageResult
 from reviewapp.triage.services import active_ruleset, compile_document, ruleset_document
 from reviewapp.web import act, keeps_input_on_csrf_failure, permission_required, show_form_errors
@@ -44,7 +44,9 @@ def _user_names(ids: set[int | None]) -> dict[int, str]:
 def index() -> Any:
     """Every version, newest first, with who made and published it."""
     items = lab.versions(db.session)
-    names = _user_names({v.created_by_id for v in items} | {v.published_by_id for v in items})
+    names = _user_names(
+        {u for v in items for u in (v.created_by_id, v.published_by_id, v.reactivated_by_id)}
+    )
     return render_template("rules/index.html", versions=items, names=names, confirm=ConfirmForm())
 
 
@@ -66,7 +68,9 @@ def version(number: int) -> Any:
         .select_from(TriageResult)
         .where(TriageResult.ruleset_version_id == ver.id, TriageResult.shadow.is_(True))
     )
-    names = _user_names({ver.approved_by_id, ver.created_by_id, ver.published_by_id})
+    names = _user_names(
+        {ver.approved_by_id, ver.created_by_id, ver.published_by_id, ver.reactivated_by_id}
+    )
     retriage = None
     if ver.status == RulesetStatus.published:
         from reviewapp.triage.retriage import retriage_progress
@@ -343,18 +347,39 @@ def publish(number: int) -> Any:
     return redirect(url_for(".version", number=number))
 
 
-@bp.route("/<int:number>/rollback", methods=["POST"])
+@bp.route("/<int:number>/rollback", methods=["GET", "POST"])
 @permission_required(Permission.manage_rulesets)
 def rollback(number: int) -> Any:
-    """Re-activate an earlier published version."""
+    """Re-activate an earlier published version, after a confirmation page that says what
+    will happen (how many applications get re-triaged)."""
     version = lab.get_version(db.session, number)
-    act(
-        lambda: lab.rollback(
-            db.session, current_user, version, expected_active_id=_expected_active()
-        ),
-        lambda previous: f"Rolled back: v{number} is active again (v{previous.number} retired).",
-    )
-    return redirect(url_for(".version", number=number))
+    if version.status != RulesetStatus.retired or version.published_at is None:
+        flash("Only a version that was published before can be rolled back to.", "warning")
+        return redirect(url_for(".version", number=number))
+    active = active_ruleset(db.session)
+    form = RollbackForm()
+    if request.method == "GET":
+        form.active_id.data = str(active.id)
+    if form.validate_on_submit():
+        act(
+            lambda: lab.rollback(
+                db.session, current_user, version, expected_active_id=_expected_active()
+            ),
+            lambda previous: (
+                f"Rolled back: v{number} is active again (v{previous.number} retired). "
+                "Unclaimed queued applications are being re-triaged."
+            ),
+        )
+        return redirect(url_for(".version", number=number))
+    from reviewapp.triage.retriage import retriage_progress
+
+    return render_template(
+        "rules/rollback.html",
+        version=version,
+        active=active,
+        form=form,
+        to_retriage=retriage_progress(db.session, active)["total"],
+    ), (422 if form.errors else 200)
 
 
 @bp.route("/<int:number>/shadow", methods=["POST"])

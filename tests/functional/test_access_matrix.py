@@ -1330,6 +1330,18 @@ MATRIX = [
         ),
     ),
     (
+        "GET",
+        "/admin/rulesets/1/rollback",
+        dict(
+            anonymous=302,
+            developer=403,
+            other_developer=403,
+            reviewer=403,
+            senior_reviewer=403,
+            admin=302,  # v1 is the active version: sent back to its page
+        ),
+    ),
+    (
         "POST",
         "/admin/rulesets/1/rollback",
         dict(

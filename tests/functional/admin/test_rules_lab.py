@@ -260,16 +260,16 @@ def test_four_eyes_publish_retriages_unclaimed_and_keeps_claimed(login, db) -> N
     response = post_form(
         c2,
         "/admin/rulesets/1/rollback",
-        {"active_id": active.id},
-        token_from="/admin/rulesets/1",
+        {"active_id": active.id, "confirm": "y"},
+        token_from="/admin/rulesets/1/rollback",
         follow_redirects=True,
     )
     assert b"The active ruleset changed while you were looking" in response.data
     response = post_form(
         c2,
         "/admin/rulesets/1/rollback",
-        {"active_id": draft.id},
-        token_from="/admin/rulesets/1",
+        {"active_id": draft.id, "confirm": "y"},
+        token_from="/admin/rulesets/1/rollback",
         follow_redirects=True,
     )
     assert b"Rolled back: v1 is active again" in response.data
@@ -465,7 +465,10 @@ def test_rollback_and_shadowed_submissions_get_the_tier_of_the_active_version(lo
     assert shadowed.risk_tier == "medium" and queued.risk_tier == "medium"
     draft = db.scalars(select(RulesetVersion).where(RulesetVersion.number == number)).one()
     response = post_form(
-        c2, "/admin/rulesets/1/rollback", {"active_id": draft.id}, token_from="/admin/rulesets"
+        c2,
+        "/admin/rulesets/1/rollback",
+        {"active_id": draft.id, "confirm": "y"},
+        token_from="/admin/rulesets",
     )
     assert response.status_code == 302
     db.expire_all()

@@ -7,6 +7,7 @@ from sqlalchemy import select
 
 from reviewapp.applications.models import Status
 from reviewapp.audit.models import AuditEvent, OutboxEvent
+from reviewapp.auth.services import issue_token
 from reviewapp.review.fast_track import in_qa_sample
 from reviewapp.review.models import Decision, RiskTier
 from tests.conftest import post_form
@@ -71,3 +72,41 @@ def test_sample_share_follows_the_rate_and_is_reproducible() -> None:
     assert picks == [in_qa_sample(f"APP-{i:06d}", 1, 0.1) for i in range(20_000)]
     assert not any(in_qa_sample(f"APP-{i:06d}", 1, 0.0) for i in range(1000))
     assert all(in_qa_sample(f"APP-{i:06d}", 1, 1.0) for i in range(1000))
+
+
+def test_submitting_a_fast_tracked_application_says_it_was_approved(
+    login, db, app, fast_low
+) -> None:
+    fast_low(0.0)
+    application = ApplicationFactory()  # a draft
+    client = login(application.submitter)
+    ref = application.reference
+    page = post_form(
+        client,
+        f"/applications/{ref}/submit",
+        token_from=f"/applications/{ref}",
+        follow_redirects=True,
+    ).get_data(as_text=True)
+    assert f"{ref} submitted and approved automatically" in page
+    assert "placed in the standard queue" not in page
+
+    draft = ApplicationFactory(submitter=application.submitter)
+    token = issue_token(db, application.submitter, scopes="read write")
+    response = client.post(
+        f"/api/v1/applications/{draft.reference}/submit",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert response.status_code == 200 and response.json["status"] == "approved"
+    assert response.json["decision"]["outcome"] == "approve"
+    assert "fast track" in response.json["decision"]["message"]
+
+
+def test_a_qa_sampled_submission_is_confirmed_to_the_developer(app, db, fast_low) -> None:
+    fast_low(1.0)
+    with app.app_context():
+        application = ApplicationFactory(submitted=True)
+    db.expire_all()
+    assert application.queue == "qa-sample"
+    [received] = db.scalars(select(OutboxEvent).where(OutboxEvent.kind == "submitted")).all()
+    assert received.payload["application"] == application.reference
+    assert "qa-sample queue" in received.payload["body"]
