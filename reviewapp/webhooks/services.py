@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 
 from reviewapp.audit.models import OutboxEvent
 from reviewapp.audit.services import record_event
-from reviewapp.auth.models import Permission, User
+from reviewapp.auth.models import Organization, Permission, User
 from reviewapp.db import is_postgres, utcnow
 from reviewapp.errors import ConflictError, NotFound, PermissionDenied, ValidationFailed
 from reviewapp.limits import LIMITS
@@ -378,6 +378,12 @@ def create_endpoint(
         url, allow_http_localhost=bool(_setting("WEBHOOK_ALLOW_HTTP_LOCALHOST"))
     )
     kinds = clean_event_types(event_types)
+    # lock the organization's row so parallel registrations count one at a time; without it
+    # twelve simultaneous ones each saw 13 endpoints and the organization ended with 23.
+    # (SQLite ignores FOR UPDATE; it runs one writer at a time.)
+    session.execute(
+        select(Organization.id).where(Organization.id == actor.organization_id).with_for_update()
+    )
     count = session.scalar(
         select(func.count())
         .select_from(WebhookEndpoint)
