@@ -744,8 +744,8 @@ def queue() -> Any:
         403: Error
         422: Error
     """
-    page, per_page = _paging()
     filters = _queue_filters(("queue", "tier", "status", "age_days", "view"))
+    page, per_page = _paging()
     # counted up to QUEUE_COUNT_LIMIT: an exact count of a queue of 200,000 took ~100 ms
     items, total = list_queue(
         db.session,
@@ -770,7 +770,9 @@ def queue() -> Any:
 @token_required("review")
 def claim_next_api() -> Any:
     """Claim the next application in queue order, within the queue filters given (as
-    ``GET /queue`` takes them); 204 when nothing is claimable.
+    ``GET /queue`` takes them); 204 when nothing is claimable. The filters go in the query
+    string only: a request body other than none or ``{}`` is refused (422) rather than ignored,
+    so that ``{"tier": "low"}`` sent as JSON cannot silently claim from every tier.
     ---
     post:
       summary: Claim the next application
@@ -789,6 +791,7 @@ def claim_next_api() -> Any:
         409: Error
         422: Error
     """
+    _refuse_claim_body()
     filters = _queue_filters(("queue", "tier", "status", "age_days", "view"), claiming=True)
     application = claim_next(db.session, _user(), filters=filters)
     if application is None:
@@ -1013,10 +1016,51 @@ def _policy_summary(section: PolicySection) -> dict[str, Any]:
     }
 
 
+def _refuse_repeated(names: Any) -> None:
+    """Refuse a query argument given more than once among ``names`` (422 naming each): which
+    of ``tier=high&tier=low`` was meant cannot be guessed, and taking the first silently
+    widens or narrows a listing or a claim."""
+    repeated = sorted({name for name in names if len(request.args.getlist(name)) > 1})
+    if repeated:
+        raise ValidationFailed(
+            "Give each argument once: " + ", ".join(repeated) + " given more than once.",
+            fields={name: "given more than once; give it once" for name in repeated},
+        )
+
+
+def _refuse_claim_body() -> None:
+    """claim-next reads its filters from the query string; a body with anything in it is
+    refused (422) instead of being ignored. No body, whitespace, or the JSON object ``{}``
+    (what many clients send by default) is fine. An oversized body is still a 413."""
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        return
+    body: Any = None
+    if request.is_json:
+        try:
+            body = request.get_json(silent=True)
+        except RecursionError:  # absurdly deep nesting
+            body = None
+    if isinstance(body, dict) and not body:
+        return
+    fields = (
+        {str(name): "not read from the body; send it in the query string" for name in body}
+        if isinstance(body, dict)
+        else {"body": "claim-next takes no body"}
+    )
+    raise ValidationFailed(
+        "claim-next takes no request body: send the queue filters in the query string, "
+        "e.g. POST /api/v1/queue/claim-next?tier=high&queue=standard.",
+        fields=fields,
+    )
+
+
 def _queue_filters(accepted: tuple[str, ...], *, claiming: bool = False) -> QueueFilters:
     """The queue filters among ``accepted`` from the query string, checked by
     :func:`reviewapp.review.services.check_queue_filters`; a listing also takes ``page`` and
-    ``per_page``. Raises ValidationFailed (422) naming every bad or unknown argument."""
+    ``per_page``. Raises ValidationFailed (422) naming every bad or unknown argument, and
+    every argument given more than once."""
+    _refuse_repeated(request.args.keys())
     return check_queue_filters(
         db.session,
         _user(),
@@ -1028,7 +1072,9 @@ def _queue_filters(accepted: tuple[str, ...], *, claiming: bool = False) -> Queu
 
 
 def _paging() -> tuple[int, int]:
-    """``page`` and ``per_page`` query arguments. Raises ValidationFailed (422)."""
+    """``page`` and ``per_page`` query arguments. Raises ValidationFailed (422), also when
+    one is given more than once."""
+    _refuse_repeated(("page", "per_page"))
     max_per_page = int(current_app.config["API_MAX_PER_PAGE"])
     values: dict[str, int] = {}
     problems: dict[str, str] = {}
@@ -1080,6 +1126,7 @@ def index() -> Any:
         if not user.can(Permission.view_own_organization):
             raise PermissionDenied("This account cannot list applications.")
         stmt = stmt.where(Application.organization_id == user.organization_id)
+    _refuse_repeated(("status", "tier"))
     status, tier = request.args.get("status"), request.args.get("tier")
     if status:
         if status not in Status.__members__:

@@ -230,21 +230,45 @@ def invite_user(
 # --- role, deactivation ----------------------------------------------------------------------
 
 
-def _other_active_admins(session: Session, user: User) -> int:
-    """How many active admins besides ``user``; on PostgreSQL their rows are locked so two
-    admins demoting each other at once cannot leave nobody in charge."""
-    stmt = select(User.id).where(User.role == Role.admin, User.active.is_(True), User.id != user.id)
+def _lock_active_admins(session: Session) -> list[int]:
+    """Ids of the active admins, in id order; on PostgreSQL their rows are locked (FOR UPDATE)
+    until the transaction ends.
+
+    Every admin row is locked, the one being changed included, and always in the same order:
+    locking only the *other* admins let two admins demoting each other lock disjoint rows, so
+    both checks passed (or the pair deadlocked). With one order the second transaction waits
+    for the first to commit and then re-reads the rows it waited for, no longer counting the
+    admin the first one demoted."""
+    stmt = select(User.id).where(User.role == Role.admin, User.active.is_(True)).order_by(User.id)
     if is_postgres(session):
         stmt = stmt.with_for_update()
-    return len(session.scalars(stmt).all())
+    return list(session.scalars(stmt).all())
+
+
+def _last_admin_error(user: User, what: str) -> ConflictError:
+    return ConflictError(
+        f"{user.email} is the last active admin; make someone else an admin before {what}.",
+        fields={"role": "the last active admin keeps this role"},
+    )
 
 
 def _ensure_not_last_admin(session: Session, user: User, what: str) -> None:
-    if user.role == Role.admin and user.active and _other_active_admins(session, user) == 0:
-        raise ConflictError(
-            f"{user.email} is the last active admin; make someone else an admin before {what}.",
-            fields={"role": "the last active admin keeps this role"},
-        )
+    """Refuse (ConflictError) to take away ``user``'s admin role or activity when nobody else
+    would be left an active admin. Call before the change; call
+    :func:`_ensure_an_admin_remains` after it is flushed."""
+    if not (user.role == Role.admin and user.active):
+        return
+    if not [i for i in _lock_active_admins(session) if i != user.id]:
+        raise _last_admin_error(user, what)
+
+
+def _ensure_an_admin_remains(session: Session, user: User, what: str) -> None:
+    """After the change is flushed, within the same transaction: at least one active admin is
+    left, or ConflictError (the caller rolls back). The check before the change locks rows on
+    PostgreSQL only; this one also covers SQLite, where writers are serialized but a check
+    could read before another transaction's write was committed."""
+    if not _lock_active_admins(session):
+        raise _last_admin_error(user, what)
 
 
 def release_claims(session: Session, actor: User, user: User) -> list[str]:
@@ -294,6 +318,8 @@ def change_role(session: Session, actor: User, user: User, role: Role) -> list[s
         _ensure_not_last_admin(session, user, "changing this role")
     user.role = role
     session.flush()
+    if before == Role.admin:
+        _ensure_an_admin_remains(session, user, "changing this role")
     record_event(
         session,
         actor=actor,
@@ -328,9 +354,13 @@ def deactivate_user(session: Session, actor: User, user: User) -> Deactivation:
         raise PermissionDenied("You cannot deactivate your own account; ask another admin.")
     if not user.active:
         raise ConflictError(f"{user.email} is already deactivated.")
+    was_admin = user.role == Role.admin
     _ensure_not_last_admin(session, user, "deactivating this account")
     user.active = False
     user.session_epoch += 1
+    if was_admin:
+        session.flush()
+        _ensure_an_admin_remains(session, user, "deactivating this account")
     tokens_revoked = revoke_all_tokens(session, user, actor, "user deactivated")
     released = release_claims(session, actor, user)
     record_event(

@@ -20,6 +20,7 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import re
 import secrets
 import socket
 import time
@@ -33,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from reviewapp.audit.models import OutboxEvent
 from reviewapp.audit.services import record_event
-from reviewapp.auth.models import Permission, User
+from reviewapp.auth.models import Organization, Permission, User
 from reviewapp.db import is_postgres, utcnow
 from reviewapp.errors import ConflictError, NotFound, PermissionDenied, ValidationFailed
 from reviewapp.limits import LIMITS
@@ -159,16 +160,106 @@ def encode_body(document: dict[str, Any]) -> bytes:
 # --- endpoint URLs -------------------------------------------------------------------------
 
 
+#: NAT64 prefixes (RFC 6052, RFC 8215): a DNS64 resolver answers 64:ff9b::a.b.c.d for an
+#: IPv4-only name, and the gateway forwards to a.b.c.d, so the embedded address is checked.
+#: The local-use prefix is private to a network and refused whole (its layout varies).
+NAT64_WELL_KNOWN = ipaddress.IPv6Network("64:ff9b::/96")
+NAT64_LOCAL_USE = ipaddress.IPv6Network("64:ff9b:1::/48")
+IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")  # deprecated ::a.b.c.d (RFC 4291 2.5.5.1)
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """IPv4 addresses an IPv6 address carries and that a transition mechanism may deliver
+    to: IPv4-compatible ``::a.b.c.d``, NAT64 ``64:ff9b::a.b.c.d``, 6to4 ``2002:AABB:CCDD::``
+    and both Teredo addresses (server, client). ``::`` and ``::1`` carry none."""
+    found: list[ipaddress.IPv4Address] = []
+    low32 = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if ip in IPV4_COMPATIBLE and int(ip) > 1:
+        found.append(low32)
+    if ip in NAT64_WELL_KNOWN:
+        found.append(low32)
+    if ip.sixtofour is not None:
+        found.append(ip.sixtofour)
+    if ip.teredo is not None:
+        found.extend(ip.teredo)
+    return found
+
+
 def is_forbidden_address(address: str, *, allow_loopback: bool = False) -> bool:
     """True when deliveries must not go to IP ``address``: anything but a public unicast
-    address (private, loopback, link-local such as cloud metadata, multicast, reserved).
-    ``allow_loopback`` lets 127.0.0.0/8 and ::1 through (local test receivers)."""
+    address (private, loopback, link-local such as cloud metadata, multicast, reserved),
+    including an IPv6 address that embeds such an IPv4 one (IPv4-compatible, NAT64, 6to4,
+    Teredo: Python's ``is_global`` calls several of those global) and the NAT64 local-use
+    prefix. ``allow_loopback`` lets 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104 through (local
+    test receivers); a loopback address embedded any other way stays refused."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     if allow_loopback and ip.is_loopback:
         return False
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip in NAT64_LOCAL_USE:
+            return True
+        if any(not v4.is_global or v4.is_multicast for v4 in _embedded_ipv4(ip)):
+            return True
     return not ip.is_global or ip.is_multicast
+
+
+#: one label of a host name in ASCII: letters, digits, hyphens inside (RFC 1123 2.1)
+_LDH_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def _idna_encode(name: str) -> str:
+    """``name`` in ASCII (A-labels), by the ``idna`` package (IDNA 2008 with UTS 46 mapping)
+    when installed, else Python's IDNA 2003 codec. Raises ValueError saying why not."""
+    try:
+        import idna
+    except ImportError:  # pragma: no cover - idna is installed wherever requests is
+        try:
+            return name.encode("idna").decode("ascii").lower()
+        except UnicodeError as exc:
+            raise ValueError(str(exc.__cause__ or exc)) from None
+    try:
+        return idna.encode(name, uts46=True).decode("ascii")
+    except (idna.IDNAError, UnicodeError) as exc:
+        raise ValueError(str(exc)) from None
+
+
+def host_name_problem(host: str) -> str | None:
+    """Why ``host`` (a host name, not an IP address) is not a valid DNS name, or None.
+
+    Checked: IDNA encoding; each label 1-63 characters of letters, digits and inner hyphens;
+    an ``xn--`` label decodes as Punycode; at most 253 characters; the last label is not all
+    digits (a mistyped IP address). A trailing dot (fully qualified) is allowed."""
+    name = host[:-1] if host.endswith(".") else host
+    if not name:
+        return "the host name is empty"
+    if "" in name.split("."):
+        return "it has an empty part (two dots in a row, or a leading dot)"
+    try:
+        ascii_name = _idna_encode(name)
+    except ValueError as exc:
+        return f"it cannot be encoded as a DNS name ({exc})"
+    if len(ascii_name) > 253:
+        return f"it is {len(ascii_name)} characters long in DNS form; the limit is 253"
+    labels = ascii_name.lower().split(".")
+    for label in labels:
+        if not label:
+            return "it has an empty part (two dots in a row, or a leading dot)"
+        if not _LDH_LABEL.fullmatch(label):
+            return (
+                f"the part {label!r} is not 1 to 63 letters, digits and hyphens (not at either end)"
+            )
+        if label.startswith("xn--"):
+            try:
+                decoded = label[4:].encode("ascii").decode("punycode")
+            except UnicodeError:
+                decoded = ""
+            if not decoded:
+                return f"the part {label!r} is not valid Punycode"
+    if labels[-1].isdigit():
+        return "its last part is all digits (is it a mistyped IP address?)"
+    return None
 
 
 def _literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -236,6 +327,12 @@ def validate_url(url: str, *, allow_http_localhost: bool) -> str:
     literal = _literal_address(host)
     if literal is not None and is_forbidden_address(str(literal), allow_loopback=is_local):
         raise bad("Use a public address: private, local and link-local addresses are refused.")
+    if literal is None and parts.netloc.rpartition("@")[2].startswith("["):
+        raise bad(f"[{host}] is not a valid IPv6 address; write a host name or an IP address.")
+    if literal is None:
+        problem = host_name_problem(host)
+        if problem is not None:
+            raise bad(f"The host name {host!r} is not valid: {problem}.")
     return url
 
 
@@ -378,6 +475,12 @@ def create_endpoint(
         url, allow_http_localhost=bool(_setting("WEBHOOK_ALLOW_HTTP_LOCALHOST"))
     )
     kinds = clean_event_types(event_types)
+    # lock the organization's row so parallel registrations count one at a time; without it
+    # twelve simultaneous ones each saw 13 endpoints and the organization ended with 23.
+    # (SQLite ignores FOR UPDATE; it runs one writer at a time.)
+    session.execute(
+        select(Organization.id).where(Organization.id == actor.organization_id).with_for_update()
+    )
     count = session.scalar(
         select(func.count())
         .select_from(WebhookEndpoint)

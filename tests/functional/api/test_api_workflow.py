@@ -524,3 +524,55 @@ def test_the_api_queue_counts_up_to_the_limit_then_says_capped(client, db, monke
     capped = client.get("/api/v1/queue", headers=reviewer).json
     assert (capped["total"], capped["total_capped"]) == (2, True)
     assert len(capped["items"]) == 3  # every row is still listed
+
+
+def test_claim_next_refuses_filters_sent_in_the_body(client, db) -> None:
+    """Filters sent as a JSON body are refused (422 saying they go in the query string), not
+    ignored: ignoring {"tier": "low"} claimed a high-tier application. No body, an empty body
+    or {} still claims."""
+    high = ApplicationFactory(submitted=True, high_tier=True)
+    reviewer = bearer(
+        db, UserFactory(reviewer=True, organization=OrganizationFactory()), "read review"
+    )
+    as_json = client.post(
+        "/api/v1/queue/claim-next",
+        headers=reviewer,
+        json={"tier": "low", "queue": "standard", "bogus": 1},
+    )
+    assert as_json.status_code == 422
+    assert "query string" in as_json.json["error"]["message"]
+    assert set(as_json.json["error"]["fields"]) == {"tier", "queue", "bogus"}
+    for data, content_type in (("tier=low", "application/x-www-form-urlencoded"), ("[]", None)):
+        other = client.post(
+            "/api/v1/queue/claim-next",
+            headers=reviewer,
+            data=data,
+            content_type=content_type or "application/json",
+        )
+        assert other.status_code == 422 and "body" in other.json["error"]["fields"]
+    db.expire_all()
+    assert high.claimed_by_id is None
+    empty = client.post("/api/v1/queue/claim-next", headers=reviewer, json={})
+    assert empty.status_code == 200 and empty.json["reference"] == high.reference
+
+
+def test_a_repeated_queue_argument_is_refused_naming_it(client, db) -> None:
+    """tier=high&tier=low is ambiguous: 422 naming the argument, not the first value."""
+    high = ApplicationFactory(submitted=True, high_tier=True)
+    reviewer = bearer(
+        db, UserFactory(reviewer=True, organization=OrganizationFactory()), "read review"
+    )
+    for url in (
+        "/api/v1/queue?tier=high&tier=low",
+        "/api/v1/queue?page=1&page=2&tier=high",
+        "/api/v1/applications?status=queued&status=draft",
+    ):
+        response = client.get(url, headers=reviewer)
+        assert response.status_code == 422, url
+        assert "more than once" in response.json["error"]["message"]
+    listing = client.get("/api/v1/queue?tier=high&tier=low&page=1&page=1", headers=reviewer)
+    assert set(listing.json["error"]["fields"]) == {"tier", "page"}
+    claim = client.post("/api/v1/queue/claim-next?tier=high&tier=low", headers=reviewer)
+    assert claim.status_code == 422 and set(claim.json["error"]["fields"]) == {"tier"}
+    db.expire_all()
+    assert high.claimed_by_id is None

@@ -230,6 +230,81 @@ def test_sending_refuses_private_addresses_resolved_at_send_time() -> None:
     assert code is None and error is not None and "private or local address" in error
 
 
+def test_endpoint_hosts_must_be_valid_dns_names() -> None:
+    """Hosts that are not DNS names were accepted, then failed every attempt for 24 h
+    (UnicodeError when sending); now refused at registration, saying what is wrong."""
+    refused = [
+        ("https://a..b/", "empty"),
+        ("https://xn--/", "not valid"),
+        ("https://xn--zz.com/", "not valid"),
+        ("https://-a.com/", "hyphen"),
+        ("https://exa_mple.com/", "not valid"),
+        ("https://\u2603.com/", "not valid"),
+        ("https://" + "a" * 64 + ".com/", "not valid"),
+        ("https://1.2.3.999/", "all digits"),
+        ("https://[v1.fe]/", "not a valid IPv6 address"),
+    ]
+    for url, message in refused:
+        with pytest.raises(ValidationFailed) as caught:
+            validate_url(url, allow_http_localhost=False)
+        assert message in caught.value.fields["url"], (url, caught.value.fields)
+    for url in (
+        "https://b\u00fccher.de/x",
+        "https://xn--bcher-kva.de/x",
+        "https://example.com./x",
+        "https://Hooks.Example.co.uk:8443/p?q=1",
+        "https://" + "a" * 63 + ".com/",
+    ):
+        assert validate_url(url, allow_http_localhost=False) == url
+
+
+def test_ipv6_addresses_embedding_a_private_ipv4_are_refused() -> None:
+    """IPv4-compatible, NAT64, 6to4 and Teredo addresses carrying a loopback or private IPv4
+    address were taken for global ones; refused when registering and when sending. The same
+    forms carrying a public address stay allowed."""
+    local = [
+        "::127.0.0.1",
+        "::10.0.0.1",
+        "64:ff9b::7f00:1",
+        "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254 (cloud metadata)
+        "64:ff9b:1::808:808",  # the local-use NAT64 prefix
+        "2002:7f00:1::",
+        "2002:c0a8:1::",  # 6to4 of 192.168.0.1
+        "2001:0:7f00:1::",  # Teredo with a loopback server
+    ]
+    for address in local:
+        assert is_forbidden_address(address), address
+        assert is_forbidden_address(address, allow_loopback=True), address
+        with pytest.raises(ValidationFailed) as caught:
+            validate_url(f"https://[{address}]/x", allow_http_localhost=False)
+        assert "private, local" in caught.value.fields["url"], address
+    for address in ("64:ff9b::808:808", "2002:808:808::", "2001:4860:4860::8888"):
+        assert not is_forbidden_address(address), address
+        assert validate_url(f"https://[{address}]/x", allow_http_localhost=False)
+    assert not is_forbidden_address("::1", allow_loopback=True)
+    # checked again when sending: refused before any connection is made
+    for address in ("::127.0.0.1", "64:ff9b::7f00:1", "2002:7f00:1::"):
+        code, error = post_webhook(
+            f"http://[{address}]:9/x", b"{}", {}, timeout=1, allow_loopback=True
+        )
+        assert code is None and error is not None and "private or local address" in error
+
+
+def test_an_invalid_host_is_refused_on_the_registration_form(app, db, login) -> None:
+    _, developer = developer_org()
+    client = login(developer)
+    response = post_form(
+        client,
+        "/webhooks/new",
+        {"url": "https://a..b/hook", "event_types": ["decision"]},
+        token_from="/webhooks/new",
+    )
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200 and "is not valid: it has an empty part" in page
+    assert 'value="https://a..b/hook"' in page
+    assert db.scalars(select(WebhookEndpoint)).all() == []
+
+
 def test_testing_config_allows_local_receivers_and_default_does_not(app) -> None:
     assert app.config["WEBHOOK_ALLOW_HTTP_LOCALHOST"] is True
     assert (
