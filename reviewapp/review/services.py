@@ -393,8 +393,15 @@ def _check_reviewer(user: User, application: Application) -> None:
 
 def _check_claim_budget(session: Session, user: User, now: dt.datetime) -> None:
     """Refuse a new claim when ``user`` already holds MAX_CLAIMS_PER_REVIEWER unexpired ones
-    (one reviewer cannot hoard the queue). Raises ConflictError."""
+    (one reviewer cannot hoard the queue). Raises ConflictError.
+
+    On PostgreSQL the reviewer's own row is locked first (until the claim commits), so the same
+    reviewer's parallel claims are counted one after the other and cannot pass the limit
+    together; other reviewers are not held up. SQLite runs one writer at a time anyway.
+    """
     limit = int(current_app.config["MAX_CLAIMS_PER_REVIEWER"])
+    if is_postgres(session):
+        session.execute(select(User.id).where(User.id == user.id).with_for_update())
     held = session.scalar(
         select(func.count())
         .select_from(Application)
