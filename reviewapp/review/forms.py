@@ -36,7 +36,10 @@ class DecisionForm(FlaskForm):
     )
     citations = MultiCheckboxField(
         "Policy citations",
-        description="Required to reject or request mitigations. Sections the triage suggested come first.",
+        description=(
+            "Required to reject or request mitigations, and to approve a high-risk or "
+            "prohibited-tier application. Sections the triage suggested come first."
+        ),
     )
     safety_requirements = MultiCheckboxField(
         "Safety requirements the developer must meet",
