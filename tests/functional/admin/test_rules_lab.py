@@ -514,3 +514,82 @@ def test_lab_examples_refuse_aliases_and_wrong_types(login, db) -> None:
         token_from="/admin/rulesets",
     )
     assert deep.status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("condition", "message"),
+    [
+        (r"title != 'x\\' and title =~ '(a|a)*c'", "regular-expression operators"),
+        (r'title != "x\\" and title =~ "(a|a)*c"', "regular-expression operators"),
+        (
+            r"title != '\\' and [[c for c in description.to_ary] for d in description.to_ary]"
+            r".length > 0 and '\\' == ''",
+            "comprehensions",
+        ),
+        (r"title != '\\' and $now != null and '\\' == ''", "built-in functions"),
+        ("not " * 999 + "true", "nested more than 100 levels deep"),
+        ("-" * 3990 + "1.0 > 0", "nested more than 100 levels deep"),
+    ],
+    ids=["regex-single", "regex-double", "comprehension", "builtin", "not-999", "minus-3990"],
+)
+def test_hidden_or_deeply_nested_conditions_are_refused_by_the_rule_form(
+    login, db, condition: str, message: str
+) -> None:
+    client = login(admins(1)[0])
+    number = new_draft(client)
+    path = f"/admin/rulesets/{number}/rules/new"
+    response = post_form(client, path, {**GENERAL_MEDIUM, "condition": condition}, token_from=path)
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert message in page
+    assert 'id="condition"' in page and "is-invalid" in page  # the error sits by the field
+    draft = db.scalars(select(RulesetVersion).where(RulesetVersion.number == number)).one()
+    db.refresh(draft)
+    assert "general-medium" not in {r.key for r in draft.rules}
+
+
+def _fingerprint(page: str) -> str:
+    import re
+
+    found = re.search(r'name="fingerprint" type="hidden" value="([0-9a-f]+)"', page)
+    assert found is not None, "the rule form carries the fingerprint of the rule it shows"
+    return found.group(1)
+
+
+def test_a_stale_rule_edit_is_refused_and_nothing_is_overwritten(login, db) -> None:
+    first_admin, second_admin = admins(2)
+    first, second = login(first_admin), login(second_admin)
+    number = new_draft(first)
+    path = f"/admin/rulesets/{number}/rules/new"
+    assert post_form(first, path, GENERAL_MEDIUM, token_from=path).status_code == 302
+    edit = f"/admin/rulesets/{number}/rules/general-medium/edit"
+    seen_first = _fingerprint(first.get(edit).get_data(as_text=True))
+    seen_second = _fingerprint(second.get(edit).get_data(as_text=True))
+    mine = {**GENERAL_MEDIUM, "condition": "'general' in domains and title != 'first'"}
+    theirs = {**GENERAL_MEDIUM, "condition": "'general' in domains and title != 'second'"}
+    saved = post_form(first, edit, {**mine, "fingerprint": seen_first}, token_from=edit)
+    assert saved.status_code == 302
+    stale = post_form(second, edit, {**theirs, "fingerprint": seen_second}, token_from=edit)
+    assert stale.status_code == 409
+    page = stale.get_data(as_text=True)
+    assert "Someone else saved this rule after you opened it" in page
+    assert "title != &#39;second&#39;" in page  # what they typed is kept
+    assert _fingerprint(page) == seen_second  # saving the same form again is refused again
+    draft = db.scalars(select(RulesetVersion).where(RulesetVersion.number == number)).one()
+    db.refresh(draft)
+    rule = next(r for r in draft.rules if r.key == "general-medium")
+    db.refresh(rule)
+    assert rule.condition == "'general' in domains and title != 'first'"
+    saves = db.scalars(
+        select(AuditEvent).where(
+            AuditEvent.action == "ruleset.rule_save", AuditEvent.subject_id == str(number)
+        )
+    ).all()
+    assert [e.actor_id for e in saves] == [first_admin.id, first_admin.id]
+    # opened again, the form shows the first admin's version and saves
+    fresh = _fingerprint(second.get(edit).get_data(as_text=True))
+    assert fresh != seen_second
+    again = post_form(second, edit, {**theirs, "fingerprint": fresh}, token_from=edit)
+    assert again.status_code == 302
+    db.refresh(rule)
+    assert rule.condition == "'general' in domains and title != 'second'"
