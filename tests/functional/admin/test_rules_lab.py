@@ -3,16 +3,19 @@ re-triage after publish."""
 
 from __future__ import annotations
 
+import html
+import re
 import threading
 
 import pytest
+from markupsafe import escape
 from sqlalchemy import func, select
 
 from reviewapp.applications.models import Application, Status
 from reviewapp.audit.models import AuditEvent
 from reviewapp.extensions import db as database
 from reviewapp.triage import lab
-from reviewapp.triage.models import Backtest, RulesetStatus, RulesetVersion, TriageResult
+from reviewapp.triage.models import Backtest, Rule, RulesetStatus, RulesetVersion, TriageResult
 from tests.conftest import post_form
 from tests.factories import ApplicationFactory, OrganizationFactory, UserFactory, content
 
@@ -549,8 +552,6 @@ def test_hidden_or_deeply_nested_conditions_are_refused_by_the_rule_form(
 
 
 def _fingerprint(page: str) -> str:
-    import re
-
     found = re.search(r'name="fingerprint" type="hidden" value="([0-9a-f]+)"', page)
     assert found is not None, "the rule form carries the fingerprint of the rule it shows"
     return found.group(1)
@@ -593,3 +594,75 @@ def test_a_stale_rule_edit_is_refused_and_nothing_is_overwritten(login, db) -> N
     assert again.status_code == 302
     db.refresh(rule)
     assert rule.condition == "'general' in domains and title != 'second'"
+
+
+def test_two_saves_of_the_same_rule_at_once_one_wins(
+    app, committed_db, is_postgres, monkeypatch
+) -> None:
+    """Both saves pass the fingerprint check before either commits: the draft's lock_version
+    still refuses the second, as a 409 form that keeps the text, not an error page."""
+    if not is_postgres:
+        pytest.skip("row locks need PostgreSQL (CI always has it)")
+    first, second = (UserFactory(admin=True, organization=OrganizationFactory()) for _ in range(2))
+    committed_db.commit()
+    with app.app_context():
+        session = database.session
+        draft = lab.start_draft(
+            session, session.get(type(first), first.id), lab.active_ruleset(session)
+        )
+        number = draft.number
+        key = draft.rules[0].key
+        seen = lab.rule_edit_fingerprint(draft.rules[0])
+        database.commit()
+    edit = f"/admin/rulesets/{number}/rules/{key}/edit"
+    clients = [app.test_client(user=committed_db.get(type(first), u.id)) for u in (first, second)]
+    pages = [c.get(edit).get_data(as_text=True) for c in clients]
+    tokens = [re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', p) for p in pages]
+    assert all(tokens) and all(_fingerprint(p) == seen for p in pages)
+    base = {
+        name: re.search(rf'name="{name}"[^>]*>([^<]*)</textarea>', pages[0], re.S)
+        for name in ("actions", "examples")
+    }
+    barrier = threading.Barrier(2)
+    validate = lab._validate_draft
+
+    def validate_together(*args: object, **kwargs: object) -> None:
+        validate(*args, **kwargs)  # type: ignore[arg-type]
+        barrier.wait(timeout=30)  # both have read the rule and passed the fingerprint check
+
+    monkeypatch.setattr(lab, "_validate_draft", validate_together)
+    rule = committed_db.scalars(
+        select(Rule).join(RulesetVersion).where(RulesetVersion.number == number, Rule.key == key)
+    ).one()
+    results: dict[str, tuple[int, str]] = {}
+
+    def save(index: int) -> None:
+        condition = f"({rule.condition}) and title != 'writer {index}'"
+        response = clients[index].post(
+            edit,
+            data={
+                "csrf_token": tokens[index].group(1),  # type: ignore[union-attr]
+                "key": key,
+                "name": rule.name,
+                "description": rule.description,
+                "condition": condition,
+                "actions": html.unescape(base["actions"].group(1)),  # type: ignore[union-attr]
+                "examples": html.unescape(base["examples"].group(1)),  # type: ignore[union-attr]
+                "enabled": "y",
+                "fingerprint": seen,
+            },
+        )
+        results[condition] = (response.status_code, response.get_data(as_text=True))
+
+    threads = [threading.Thread(target=save, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(status for status, _ in results.values()) == [302, 409]
+    winner = next(c for c, (status, _) in results.items() if status == 302)
+    loser, (_, page) = next((c, r) for c, r in results.items() if r[0] == 409)
+    assert "at the same moment" in page
+    assert str(escape(loser)) in page  # what they typed is kept
+    committed_db.expire_all()
+    assert committed_db.get(Rule, rule.id).condition == winner
