@@ -19,7 +19,7 @@ from reviewapp.auth.models import Permission, User
 from reviewapp.errors import ConflictError, DomainError, ValidationFailed
 from reviewapp.extensions import db
 from reviewapp.triage import lab
-from reviewapp.triage.engine import RULE_FIELDS, rule_context
+from reviewapp.triage.engine import RULE_FIELDS, RuleValidationError, rule_context
 from reviewapp.triage.forms import KeywordListForm, RuleForm, TryForm
 from reviewapp.triage.models import Backtest, RulesetStatus, TriageResult
 from reviewapp.triage.services import active_ruleset, compile_document, ruleset_document
@@ -288,7 +288,12 @@ def try_ruleset(number: int) -> Any:
         db.rollback()
         show_form_errors(form, exc, "Not saved: ")
         return render_template("rules/try.html", form=form, version=ver, outcome=None, rows=[]), 422
-    compiled = compile_document(db.session, ruleset_document(ver))
+    try:
+        compiled = compile_document(db.session, ruleset_document(ver))
+    except RuleValidationError as exc:
+        # stored before a check was tightened (e.g. a condition the checker once misread)
+        flash(f"v{number} does not compile: {exc}. Fix or remove that rule first.", "danger")
+        return render_template("rules/try.html", form=form, version=ver, outcome=None, rows=[]), 422
     outcome = compiled.evaluate(content)
     fired = {f.key: f for f in outcome.fired}
     matches = compiled.matcher.match(content)

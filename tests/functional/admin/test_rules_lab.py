@@ -15,7 +15,9 @@ from reviewapp.applications.models import Application, Status
 from reviewapp.audit.models import AuditEvent
 from reviewapp.extensions import db as database
 from reviewapp.triage import lab
+from reviewapp.triage.engine import canonical_hash
 from reviewapp.triage.models import Backtest, Rule, RulesetStatus, RulesetVersion, TriageResult
+from reviewapp.triage.services import ruleset_document
 from tests.conftest import post_form
 from tests.factories import ApplicationFactory, OrganizationFactory, UserFactory, content
 
@@ -666,3 +668,49 @@ def test_two_saves_of_the_same_rule_at_once_one_wins(
     assert str(escape(loser)) in page  # what they typed is kept
     committed_db.expire_all()
     assert committed_db.get(Rule, rule.id).condition == winner
+
+
+def test_a_draft_stored_with_a_hidden_regex_no_longer_runs(login, db) -> None:
+    """A rule saved before the checker read conditions as rule-engine does: shadow triage skips
+    the draft (no regex runs on the submission) and "try" says which rule to fix."""
+    client = login(admins(1)[0])
+    number = new_draft(client)
+    draft = db.scalars(select(RulesetVersion).where(RulesetVersion.number == number)).one()
+    draft.rules.append(
+        Rule(
+            key="hidden-regex",
+            position=len(draft.rules),
+            name="Hidden regex",
+            description="",
+            condition=r"title != 'x\\' and title =~ '(a|a)*c'",
+            actions=[{"type": "add_flag", "flag": "x"}],
+            enabled=True,
+            examples={},
+        )
+    )
+    draft.content_hash = canonical_hash(ruleset_document(draft))
+    db.flush()
+    response = post_form(
+        client, f"/admin/rulesets/{number}/shadow", {"enabled": "1"}, token_from="/admin/rulesets"
+    )
+    assert response.status_code == 302
+    db.refresh(draft)
+    assert draft.shadow
+    application = ApplicationFactory(submitted=True, draft=content(title="a" * 24))
+    assert application.status == Status.queued and application.risk_tier == "low"
+    shadow = db.scalars(
+        select(TriageResult).where(
+            TriageResult.revision_id == application.current_revision_id,
+            TriageResult.shadow.is_(True),
+        )
+    ).all()
+    assert shadow == []
+    tried = post_form(
+        client,
+        f"/admin/rulesets/{number}/try",
+        {"content": '{"title": "aaaa"}'},
+        token_from="/admin/rulesets",
+    )
+    assert tried.status_code == 422
+    page = tried.get_data(as_text=True)
+    assert "does not compile" in page and "hidden-regex" in page
