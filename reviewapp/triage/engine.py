@@ -8,8 +8,10 @@ Rule conditions are written in the `rule-engine` expression language
 rule is compiled: a typo in a field name, a syntax error or a type mismatch is a
 :class:`RuleValidationError` naming the rule and the problem. The language has no path to Python
 objects, files or imports, and evaluation is linear in the size of the expression and the text: regular expressions,
-comprehensions, ``$`` built-ins and attributes other than ``as_lower``, ``as_upper``, ``length``,
-``is_empty``, ``starts_with`` and ``ends_with`` are refused when a rule is compiled.
+comprehensions, ``$`` built-ins, bit shifts and attributes other than ``as_lower``, ``as_upper``,
+``length``, ``is_empty``, ``starts_with`` and ``ends_with`` are refused when a rule is compiled,
+as are conditions nested more than :data:`MAX_CONDITION_DEPTH` levels deep. The refusals are
+checked on rule-engine's own tokens and parsed tree, never on a pattern over the raw text.
 
 Free text is never matched by admin-written regular expressions. Admins keep named keyword lists
 (literal phrases; ``*`` at the end of a word matches any ending, a space matches any run of spaces
@@ -23,7 +25,9 @@ Evaluation errors fail closed: the tier is raised to at least ``fail_closed_tier
 
 from __future__ import annotations
 
+import codecs
 import decimal
+import functools
 import hashlib
 import json
 import re as stdlib_re
@@ -123,13 +127,15 @@ _TYPES: dict[str, Any] = {
     "signals": DataType.SET(DataType.STRING),
 }
 _CONTEXT = rule_engine.Context(type_resolver=rule_engine.type_resolver_from_dict(_TYPES))
-_STRING_LITERAL = stdlib_re.compile(r"'([^'\\]*)'|\"([^\"\\]*)\"")
-_IDENTIFIER = stdlib_re.compile(r"\b([a-z_][a-z0-9_]*)\b")
-_REGEX_OPERATOR = stdlib_re.compile(r"[=!]~")
 #: attributes a condition may use (cheap, linear); everything else (to_ary, to_set, …) is refused
 ALLOWED_ATTRIBUTES = frozenset(
     {"as_lower", "as_upper", "length", "is_empty", "starts_with", "ends_with"}
 )
+#: the deepest expression tree a condition may have (``not not … x``, ``a or b or …`` and
+#: ``- - … 1`` each add a level, parentheses do not). rule-engine builds and evaluates the tree
+#: recursively, so without a limit a deep condition exhausts the Python stack.
+MAX_CONDITION_DEPTH = 100
+MAX_CONDITION_LENGTH = 4000
 
 
 class RuleValidationError(ValueError):
@@ -434,10 +440,9 @@ class CompiledRuleset:
             self._check_signal_names(rs)
             if rs.enabled:
                 literals = _string_literals(rs.condition)
+                names_read = _fields_read(rs.condition)
                 fields_used = tuple(
-                    f.name
-                    for f in RULE_FIELDS
-                    if f.name != "signals" and _mentions(rs.condition, f.name)
+                    f.name for f in RULE_FIELDS if f.name != "signals" and f.name in names_read
                 )
                 self.rules.append(
                     _CompiledRule(
@@ -488,20 +493,14 @@ class CompiledRuleset:
                 )
 
     def _check_signal_names(self, rs: RuleSpec) -> None:
-        if "signals" not in rs.condition:
-            return
+        """Refuse ``'name' in signals`` naming no keyword list: most likely a typo."""
         names = set(self.matcher.names)
-        for literal in _string_literals(rs.condition):
+        for literal in _signal_tests(rs.condition):
             if literal not in names and stdlib_re.fullmatch(r"[a-z][a-z0-9_]*", literal):
-                # only literals compared with `signals` matter, but any unknown list-like name
-                # next to `signals` is most likely a typo
-                if stdlib_re.search(
-                    rf"['\"]{stdlib_re.escape(literal)}['\"]\s+in\s+signals", rs.condition
-                ):
-                    raise RuleValidationError(
-                        f"unknown keyword list {literal!r}; known lists: {', '.join(sorted(names)) or 'none'}",
-                        rule_key=rs.key,
-                    )
+                raise RuleValidationError(
+                    f"unknown keyword list {literal!r}; known lists: {', '.join(sorted(names)) or 'none'}",
+                    rule_key=rs.key,
+                )
 
     @property
     def fingerprints(self) -> dict[str, str]:
@@ -627,43 +626,40 @@ class CompiledRuleset:
 
 
 def compile_condition(condition: str, *, rule_key: str | None = None) -> Any:
-    """Compile and type-check one condition.
+    """Compile and type-check one condition, refusing costly or clock-dependent constructs.
 
+    The refusals (regular-expression operators, comprehensions, ``$`` built-ins, bit shifts,
+    attributes outside :data:`ALLOWED_ATTRIBUTES`) are checked twice on what rule-engine itself
+    reads: first on the tokens of rule-engine's own lexer, *before* parsing (the parser already
+    evaluates constant sub-expressions, so ``'aaaa…' =~ '(a|a)*c'`` would run while parsing),
+    then on the parsed expression tree, which must also be at most :data:`MAX_CONDITION_DEPTH`
+    levels deep.
+
+    Args:
+        condition: the rule-language text, at most :data:`MAX_CONDITION_LENGTH` characters.
+        rule_key: named in error messages.
     Returns:
         A ``rule_engine.Rule``.
     Raises:
         RuleValidationError: with what is wrong (syntax error position, unknown field and the
-        closest known name, or type mismatch).
+        closest known name, type mismatch, a refused construct, or nesting too deep).
     """
     if not condition or not condition.strip():
         raise RuleValidationError("the condition is empty", rule_key=rule_key)
-    if len(condition) > 4000:
-        raise RuleValidationError("the condition is longer than 4000 characters", rule_key=rule_key)
-    bare = _STRING_LITERAL.sub("''", condition)
-    if "$" in bare:
+    if len(condition) > MAX_CONDITION_LENGTH:
         raise RuleValidationError(
-            "built-in functions and symbols ($…) are not allowed: triage must depend only on the application",
-            rule_key=rule_key,
-        )
-    if stdlib_re.search(r"\bfor\b", bare):
-        raise RuleValidationError(
-            "comprehensions (… for … in …) are not allowed: their cost grows with the square of the text",
-            rule_key=rule_key,
-        )
-    for attribute in stdlib_re.findall(r"(?<=[\w\)\]])\s*&?\.\s*([A-Za-z_]\w*)", bare):
-        if attribute not in ALLOWED_ATTRIBUTES:
-            raise RuleValidationError(
-                f"attribute .{attribute} is not allowed; use one of {', '.join(sorted(ALLOWED_ATTRIBUTES))}",
-                rule_key=rule_key,
-            )
-    if _REGEX_OPERATOR.search(bare):
-        raise RuleValidationError(
-            "regular-expression operators (=~, =~~, !~, !~~) are not allowed: they can backtrack "
-            "without bound; put the words in a keyword list and test 'name' in signals",
-            rule_key=rule_key,
+            f"the condition is longer than {MAX_CONDITION_LENGTH} characters", rule_key=rule_key
         )
     try:
-        return rule_engine.Rule(condition, context=_CONTEXT)
+        tokens = _scan(condition)
+        _refuse_costly_tokens(tokens)
+        rule = rule_engine.Rule(condition, context=_CONTEXT)
+        _check_tree(rule.statement.expression)
+    except _Refused as exc:
+        raise RuleValidationError(str(exc), rule_key=rule_key) from None
+    except RecursionError:
+        # rule-engine builds the tree recursively: the stack ran out before the tree was complete
+        raise RuleValidationError(_too_deep(), rule_key=rule_key) from None
     except rule_engine.errors.RuleSyntaxError as exc:
         token = getattr(exc, "token", None)
         where = (
@@ -679,6 +675,145 @@ def compile_condition(condition: str, *, rule_key: str | None = None) -> Any:
         raise RuleValidationError(
             f"{type(exc).__name__}: {exc.message}", rule_key=rule_key
         ) from None
+    return rule
+
+
+# ----------------------------------------------------------------------------- checking
+#
+# The checks read the condition exactly as rule-engine does: its own lexer (cloned per call, as
+# the parser's state is not ours) splits the text into tokens, so a quote escaped inside a
+# string literal, a raw string, a bytes, datetime or timedelta literal or a comment can never
+# make the checker see a string where rule-engine sees an operator, or the reverse.
+
+_LEXER = rule_engine.Rule.parser._lexer
+
+_REGEX_MESSAGE = (
+    "regular-expression operators (=~, =~~, !~, !~~) are not allowed: they can backtrack "
+    "without bound; put the words in a keyword list and test 'name' in signals"
+)
+_BUILTIN_MESSAGE = (
+    "built-in functions and symbols ($…) are not allowed: "
+    "triage must depend only on the application"
+)
+_COMPREHENSION_MESSAGE = (
+    "comprehensions (… for … in …) are not allowed: their cost grows with the square of the text"
+)
+_SHIFT_MESSAGE = (
+    "bit shifts (<<, >>) are not allowed: a shift by a large count builds a huge number"
+)
+_FORBIDDEN_TOKENS = {
+    "EQ_FZM": _REGEX_MESSAGE,
+    "EQ_FZS": _REGEX_MESSAGE,
+    "NE_FZM": _REGEX_MESSAGE,
+    "NE_FZS": _REGEX_MESSAGE,
+    "FOR": _COMPREHENSION_MESSAGE,
+    "BWLSH": _SHIFT_MESSAGE,
+    "BWRSH": _SHIFT_MESSAGE,
+}
+_FORBIDDEN_NODES = {
+    rule_ast.FuzzyComparisonExpression: _REGEX_MESSAGE,
+    rule_ast.ComprehensionExpression: _COMPREHENSION_MESSAGE,
+    rule_ast.BitwiseShiftExpression: _SHIFT_MESSAGE,
+}
+
+
+class _Refused(Exception):
+    """A construct :func:`compile_condition` refuses; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class _Token:
+    """One token of rule-engine's lexer: its type (``STRING``, ``SYMBOL``, ``ATTR``, …), its
+    text as the lexer returns it, and its position (code points from the start)."""
+
+    type: str
+    value: str
+    position: int
+
+
+@functools.lru_cache(maxsize=4096)
+def _scan(condition: str) -> tuple[_Token, ...]:
+    """The tokens rule-engine's lexer reads in ``condition`` (cached: conditions are few).
+
+    Raises:
+        rule_engine.errors.RuleSyntaxError: an illegal character (the lexer's own error).
+    """
+    lexer = _LEXER.clone()
+    lexer.input(condition)
+    return tuple(_Token(t.type, t.value, t.lexpos) for t in iter(lexer.token, None))
+
+
+def _scan_leniently(condition: str) -> tuple[_Token, ...]:
+    """:func:`_scan`, or no tokens for text that does not lex (it never compiles either)."""
+    try:
+        return _scan(condition)
+    except rule_engine.errors.RuleSyntaxError:
+        return ()
+
+
+def _too_deep() -> str:
+    return (
+        f"the condition is nested more than {MAX_CONDITION_DEPTH} levels deep; split it into "
+        "several rules, or test many values at once with a set ({'a', 'b'} & domains) or a "
+        "keyword list"
+    )
+
+
+def _refuse_costly_tokens(tokens: Sequence[_Token]) -> None:
+    """Raise :class:`_Refused` for the first refused construct among ``tokens``."""
+    for index, token in enumerate(tokens):
+        message = _FORBIDDEN_TOKENS.get(token.type)
+        if message is not None:
+            raise _Refused(message)
+        if token.type == "SYMBOL" and token.value.startswith("$"):
+            raise _Refused(_BUILTIN_MESSAGE)
+        if token.type in ("ATTR", "ATTR_SAFE"):
+            name = tokens[index + 1] if index + 1 < len(tokens) else None
+            if name is None or name.type != "SYMBOL" or name.value not in ALLOWED_ATTRIBUTES:
+                raise _Refused(_attribute_message(name.value if name is not None else ""))
+
+
+def _attribute_message(name: str) -> str:
+    return f"attribute .{name} is not allowed; use one of {', '.join(sorted(ALLOWED_ATTRIBUTES))}"
+
+
+def _children(node: Any) -> list[Any]:
+    """The sub-expressions of an expression node (members of collections and mappings too)."""
+    names: set[str] = set(getattr(node, "__dict__", {}))
+    for klass in type(node).__mro__:
+        slots = getattr(klass, "__slots__", ())
+        names.update((slots,) if isinstance(slots, str) else slots)
+    names.discard("context")
+    found: list[Any] = []
+    pending: list[Any] = [getattr(node, name, None) for name in sorted(names)]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, rule_ast.ASTNodeBase):
+            found.append(value)
+        elif isinstance(value, (tuple, list)):
+            pending.extend(value)
+    return found
+
+
+def _check_tree(expression: Any) -> None:
+    """Walk the parsed tree (iteratively): refuse forbidden node types, built-in symbols and
+    attributes outside :data:`ALLOWED_ATTRIBUTES`, and trees deeper than
+    :data:`MAX_CONDITION_DEPTH`. Raises :class:`_Refused`."""
+    stack = [(expression, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_CONDITION_DEPTH:
+            raise _Refused(_too_deep())
+        message = _FORBIDDEN_NODES.get(type(node))
+        if message is not None:
+            raise _Refused(message)
+        if isinstance(node, rule_ast.SymbolExpression) and node.scope is not None:
+            raise _Refused(_BUILTIN_MESSAGE)
+        if isinstance(node, rule_ast.GetAttributeExpression) and (
+            node.name not in ALLOWED_ATTRIBUTES
+        ):
+            raise _Refused(_attribute_message(node.name))
+        stack.extend((child, depth + 1) for child in _children(node))
 
 
 def rule_fingerprint(spec: RuleSpec, keyword_lists: Mapping[str, Any]) -> str:
@@ -715,13 +850,50 @@ def canonical_hash(document: Mapping[str, Any]) -> str:
     return hashlib.sha256(data.encode()).hexdigest()
 
 
+def _string_value(text: str) -> str | None:
+    """The value of a ``STRING`` token as rule-engine's parser computes it (``r`` prefix: raw,
+    otherwise backslash escapes), or None when the parser would refuse it."""
+    prefix = text[0] if text[0] in ("r", "s") else None
+    body = (text[1:] if prefix else text)[1:-1]
+    if prefix == "r":
+        return body
+    try:
+        escaped = codecs.encode(body, "unicode-escape").decode().replace("\\\\", "\\")
+        return codecs.decode(escaped, "unicode-escape")
+    except UnicodeError:
+        return None
+
+
 def _string_literals(condition: str) -> list[str]:
-    return [a or b for a, b in _STRING_LITERAL.findall(condition)]
+    """The values of the string literals of ``condition``, in order."""
+    values = (_string_value(t.value) for t in _scan_leniently(condition) if t.type == "STRING")
+    return [v for v in values if v is not None]
 
 
-def _mentions(condition: str, name: str) -> bool:
-    stripped = _STRING_LITERAL.sub("''", condition)
-    return name in _IDENTIFIER.findall(stripped)
+def _fields_read(condition: str) -> set[str]:
+    """The names ``condition`` reads (symbols, not attribute names after ``.``)."""
+    tokens = _scan_leniently(condition)
+    return {
+        t.value
+        for i, t in enumerate(tokens)
+        if t.type == "SYMBOL" and (i == 0 or tokens[i - 1].type not in ("ATTR", "ATTR_SAFE"))
+    }
+
+
+def _signal_tests(condition: str) -> list[str]:
+    """The string literals tested with ``'…' in signals``, in order."""
+    tokens = _scan_leniently(condition)
+    found = []
+    for i, token in enumerate(tokens[:-2]):
+        follows = tokens[i + 1 : i + 3]
+        if (
+            token.type == "STRING"
+            and [t.type for t in follows] == ["IN", "SYMBOL"]
+            and follows[1].value == "signals"
+            and (value := _string_value(token.value)) is not None
+        ):
+            found.append(value)
+    return found
 
 
 def _append_unique(items: list[str], value: str) -> None:

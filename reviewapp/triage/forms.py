@@ -42,6 +42,9 @@ class RuleForm(FlaskForm):
         render_kw={"rows": 12},
         description="must_fire: [ {domains: [health]} ] and must_not_fire: [ {domains: [general]} ]; they must behave before the rule is saved.",
     )
+    # the rule as it was when the form was opened (lab.rule_edit_fingerprint): a save over
+    # another admin's newer save of the same rule is refused instead of silently undoing it
+    fingerprint = HiddenField()
 
 
 class KeywordListForm(FlaskForm):

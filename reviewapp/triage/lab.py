@@ -37,6 +37,12 @@ _ACTION_ARG = {
 }
 
 
+STALE_RULE_MESSAGE = (
+    "Someone else saved this rule after you opened it. Nothing was saved; your text is kept "
+    "below. Open the rule again in another tab to see their version."
+)
+
+
 def _require_admin(actor: User) -> None:
     if not actor.can(Permission.manage_rulesets):
         raise PermissionDenied("Only admins edit and publish triage rulesets.")
@@ -164,6 +170,23 @@ def start_draft(
     return draft
 
 
+def rule_edit_fingerprint(rule: Rule) -> str:
+    """A hash of a rule's editable fields (key, name, description, condition, actions, enabled,
+    examples), 64 hex digits. The edit form carries the one it was opened with, so that
+    :func:`save_rule` can refuse a save over someone else's newer save of the same rule."""
+    return canonical_hash(
+        {
+            "key": rule.key,
+            "name": rule.name,
+            "description": rule.description,
+            "condition": rule.condition,
+            "actions": rule.actions,
+            "enabled": rule.enabled,
+            "examples": rule.examples,
+        }
+    )
+
+
 def save_rule(
     session: Session,
     actor: User,
@@ -171,16 +194,23 @@ def save_rule(
     *,
     original_key: str | None,
     data: dict[str, Any],
+    seen: str | None = None,
 ) -> Rule:
     """Create (``original_key`` None) or replace a rule of a draft, validating the whole draft.
 
     ``data``: key, name, description, condition, actions (list), enabled, examples (dict).
+    ``seen``: the :func:`rule_edit_fingerprint` of the rule when the editor opened it (None or
+    empty: not checked, as for API-style callers that send none).
     Raises:
         PermissionDenied, InvalidTransition (not a draft), ValidationFailed (field -> message),
-        ConflictError (duplicate key).
+        ConflictError (duplicate key, the rule is gone, or someone else saved it after ``seen``).
     """
     _require_admin(actor)
     _require_draft(version)
+    if original_key is not None and seen:
+        current = next((r for r in version.rules if r.key == original_key), None)
+        if current is not None and rule_edit_fingerprint(current) != seen:
+            raise ConflictError(STALE_RULE_MESSAGE)
     key = str(data.get("key") or "").strip()
     if not RULE_KEY_RE.fullmatch(key):
         raise ValidationFailed(

@@ -9,16 +9,17 @@ import yaml
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
+from sqlalchemy.orm.exc import StaleDataError
 
 from reviewapp.applications.forms import ConfirmForm
 from reviewapp.applications.models import Application
 from reviewapp.applications.schema import clean_content
 from reviewapp.applications.services import get_application
 from reviewapp.auth.models import Permission, User
-from reviewapp.errors import DomainError, ValidationFailed
+from reviewapp.errors import ConflictError, DomainError, ValidationFailed
 from reviewapp.extensions import db
 from reviewapp.triage import lab
-from reviewapp.triage.engine import RULE_FIELDS, rule_context
+from reviewapp.triage.engine import RULE_FIELDS, RuleValidationError, rule_context
 from reviewapp.triage.forms import KeywordListForm, RollbackForm, RuleForm, TryForm
 from reviewapp.triage.models import Backtest, RulesetStatus, TriageResult
 from reviewapp.triage.services import active_ruleset, compile_document, ruleset_document
@@ -138,18 +139,32 @@ def edit_rule(number: int, key: str | None = None) -> Any:
             if rule.examples
             else ""
         )
+        form.fingerprint.data = lab.rule_edit_fingerprint(rule)
     if form.validate_on_submit():
         try:
-            saved = lab.save_rule(
-                db.session, current_user, ver, original_key=key, data=_rule_form_data(form)
-            )
+            try:
+                saved = lab.save_rule(
+                    db.session,
+                    current_user,
+                    ver,
+                    original_key=key,
+                    data=_rule_form_data(form),
+                    seen=form.fingerprint.data,
+                )
+                db.commit()
+            except StaleDataError:
+                # another save of this draft committed between our read and our write (the
+                # draft's lock_version); the fingerprint check tells a save of the same rule
+                raise ConflictError(
+                    "Someone else saved a change to this draft at the same moment. Nothing was "
+                    "saved; your text is kept below. Save again to apply it to their version."
+                ) from None
         except DomainError as exc:
             db.rollback()
             show_form_errors(form, exc, "Not saved: ")
             return render_template(
                 "rules/rule_form.html", form=form, version=ver, rule=rule, fields=RULE_FIELDS
-            ), 422
-        db.commit()
+            ), (exc.status if isinstance(exc, ConflictError) else 422)
         flash(f"Rule {saved.key} saved in draft v{number}.", "success")
         return redirect(url_for(".version", number=number) + f"#rule-{saved.key}")
     return render_template(
@@ -277,7 +292,12 @@ def try_ruleset(number: int) -> Any:
         db.rollback()
         show_form_errors(form, exc, "Not saved: ")
         return render_template("rules/try.html", form=form, version=ver, outcome=None, rows=[]), 422
-    compiled = compile_document(db.session, ruleset_document(ver))
+    try:
+        compiled = compile_document(db.session, ruleset_document(ver))
+    except RuleValidationError as exc:
+        # stored before a check was tightened (e.g. a condition the checker once misread)
+        flash(f"v{number} does not compile: {exc}. Fix or remove that rule first.", "danger")
+        return render_template("rules/try.html", form=form, version=ver, outcome=None, rows=[]), 422
     outcome = compiled.evaluate(content)
     fired = {f.key: f for f in outcome.fired}
     matches = compiled.matcher.match(content)

@@ -375,3 +375,112 @@ def test_phrase_boundaries_follow_the_phrase() -> None:
 def test_phrase_limits(phrases: list[str], message: str) -> None:
     with pytest.raises(RuleValidationError, match=message):
         KeywordMatcher({"x": phrases})
+
+
+# The checker reads the condition as rule-engine does: an escaped backslash or quote inside a
+# string literal must not make it see a string where the language sees an operator. Each of
+# these hides a refused construct between two literals that end in an escaped backslash.
+@pytest.mark.parametrize(
+    ("condition", "message"),
+    [
+        (r"title != 'x\\' and title =~ '(a|a)*c'", "regular-expression operators"),
+        (r'title != "x\\" and title =~ "(a|a)*c"', "regular-expression operators"),
+        (r"title != 'x\\' and title !~~ '(a|a)*c' and '\\' == ''", "regular-expression operators"),
+        (r"title != 'it\'s' and title =~ '(a|a)*c' and '\'' == ''", "regular-expression operators"),
+        (r"title != r'x\\' and title =~ '(a|a)*c'", "regular-expression operators"),
+        (r"title != s'x\\' and title =~ '(a|a)*c'", "regular-expression operators"),
+        (
+            r"title != '\\' and [[c for c in description.to_ary] for d in description.to_ary]"
+            r".length > 0 and '\\' == ''",
+            "comprehensions",
+        ),
+        (
+            r'title != "\\" and [[c for c in description] for d in domains].length > 0 '
+            r'and "\\" == ""',
+            "comprehensions",
+        ),
+        (r"title != '\\' and $now > 1 and '\\' == ''", "built-in functions"),
+        (r'title != "\\" and $now > 1 and "\\" == ""', "built-in functions"),
+        (r"title != '\\' and description.to_ary.length > 0 and '\\' == ''", "attribute .to_ary"),
+        (r'title != "\\" and description&.to_set == domains and "\\" == ""', "attribute .to_set"),
+        ("title.length << 100000000 > 0", "bit shifts"),
+        ("title.length >> 2 > 0", "bit shifts"),
+    ],
+)
+def test_refused_constructs_cannot_hide_behind_escaped_quotes(condition: str, message: str) -> None:
+    with pytest.raises(RuleValidationError, match=message):
+        compile_condition(condition, rule_key="r1")
+
+
+def test_forbidden_words_inside_literals_and_comments_still_compile() -> None:
+    for condition in (
+        r"title != 'a =~ b, $now, x for y in z, .to_ary' and title != '\\'",
+        r'title != "it\"s =~ ok" and title != "\\"',
+        r"title != 'it\'s $5' and title.starts_with('for')",
+        "'health' in domains  # not a regex: =~ $now for .to_ary",
+    ):
+        compile_condition(condition)
+
+
+def test_the_parsed_tree_is_checked_as_well(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second, independent check on rule-engine's parsed tree refuses the same constructs."""
+    from reviewapp.triage import engine
+
+    monkeypatch.setattr(engine, "_refuse_costly_tokens", lambda tokens: None)
+    for condition, message in (
+        ("title =~ 'x'", "regular-expression operators"),
+        ("$now != null", "built-in functions"),
+        ("title.to_ary.length > 0", "attribute .to_ary"),
+        ("title.length << 3 > 0", "bit shifts"),
+    ):
+        with pytest.raises(RuleValidationError, match=message):
+            compile_condition(condition)
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        "not " * 999 + "true",
+        "-" * 3990 + "1.0 > 0",
+        " or ".join(["'health' in domains"] * 150),
+        "not " * 100 + "title == ''",
+    ],
+    ids=["not-999", "minus-3990", "or-150", "not-100"],
+)
+def test_deeply_nested_conditions_are_refused_with_a_message(condition: str) -> None:
+    with pytest.raises(RuleValidationError, match="nested more than 100 levels deep") as info:
+        compile_condition(condition, rule_key="deep")
+    assert "rule 'deep'" in str(info.value)
+
+
+def test_conditions_up_to_the_depth_limit_compile_and_evaluate() -> None:
+    rule = RuleSpec(
+        "many",
+        "Many domains",
+        " or ".join(["'general' in domains"] * 98 + ["'health' in domains"]),
+        [{"type": "raise_tier", "tier": "high"}],
+    )
+    assert ruleset(rule).evaluate({"domains": ["health"]}).tier == "high"
+    compile_condition("not " * 98 + "title == ''")
+
+
+def test_keyword_list_typos_are_found_next_to_escaped_quotes() -> None:
+    rule = RuleSpec(
+        "r",
+        "R",
+        r"title != 'x\\' and 'weapon' in signals",
+        [{"type": "add_flag", "flag": "x"}],
+    )
+    with pytest.raises(RuleValidationError, match="unknown keyword list 'weapon'"):
+        ruleset(rule, keyword_lists={"weapons": ["gun"]})
+
+
+def test_explanations_name_the_fields_the_condition_reads() -> None:
+    rule = RuleSpec(
+        "r",
+        "R",
+        r"title != 'description \' and domains' and 'health' in domains",
+        [{"type": "add_flag", "flag": "x"}],
+    )
+    fired = ruleset(rule).evaluate({"title": "T", "domains": ["health"]}).fired
+    assert fired[0].values == {"title": "T", "domains": ["health"]}

@@ -3,16 +3,21 @@ re-triage after publish."""
 
 from __future__ import annotations
 
+import html
+import re
 import threading
 
 import pytest
+from markupsafe import escape
 from sqlalchemy import func, select
 
 from reviewapp.applications.models import Application, Status
 from reviewapp.audit.models import AuditEvent
 from reviewapp.extensions import db as database
 from reviewapp.triage import lab
-from reviewapp.triage.models import Backtest, RulesetStatus, RulesetVersion, TriageResult
+from reviewapp.triage.engine import canonical_hash
+from reviewapp.triage.models import Backtest, Rule, RulesetStatus, RulesetVersion, TriageResult
+from reviewapp.triage.services import ruleset_document
 from tests.conftest import post_form
 from tests.factories import ApplicationFactory, OrganizationFactory, UserFactory, content
 
@@ -517,3 +522,198 @@ def test_lab_examples_refuse_aliases_and_wrong_types(login, db) -> None:
         token_from="/admin/rulesets",
     )
     assert deep.status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("condition", "message"),
+    [
+        (r"title != 'x\\' and title =~ '(a|a)*c'", "regular-expression operators"),
+        (r'title != "x\\" and title =~ "(a|a)*c"', "regular-expression operators"),
+        (
+            r"title != '\\' and [[c for c in description.to_ary] for d in description.to_ary]"
+            r".length > 0 and '\\' == ''",
+            "comprehensions",
+        ),
+        (r"title != '\\' and $now != null and '\\' == ''", "built-in functions"),
+        ("not " * 999 + "true", "nested more than 100 levels deep"),
+        ("-" * 3990 + "1.0 > 0", "nested more than 100 levels deep"),
+    ],
+    ids=["regex-single", "regex-double", "comprehension", "builtin", "not-999", "minus-3990"],
+)
+def test_hidden_or_deeply_nested_conditions_are_refused_by_the_rule_form(
+    login, db, condition: str, message: str
+) -> None:
+    client = login(admins(1)[0])
+    number = new_draft(client)
+    path = f"/admin/rulesets/{number}/rules/new"
+    response = post_form(client, path, {**GENERAL_MEDIUM, "condition": condition}, token_from=path)
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert message in page
+    assert 'id="condition"' in page and "is-invalid" in page  # the error sits by the field
+    draft = db.scalars(select(RulesetVersion).where(RulesetVersion.number == number)).one()
+    db.refresh(draft)
+    assert "general-medium" not in {r.key for r in draft.rules}
+
+
+def _fingerprint(page: str) -> str:
+    found = re.search(r'name="fingerprint" type="hidden" value="([0-9a-f]+)"', page)
+    assert found is not None, "the rule form carries the fingerprint of the rule it shows"
+    return found.group(1)
+
+
+def test_a_stale_rule_edit_is_refused_and_nothing_is_overwritten(login, db) -> None:
+    first_admin, second_admin = admins(2)
+    first, second = login(first_admin), login(second_admin)
+    number = new_draft(first)
+    path = f"/admin/rulesets/{number}/rules/new"
+    assert post_form(first, path, GENERAL_MEDIUM, token_from=path).status_code == 302
+    edit = f"/admin/rulesets/{number}/rules/general-medium/edit"
+    seen_first = _fingerprint(first.get(edit).get_data(as_text=True))
+    seen_second = _fingerprint(second.get(edit).get_data(as_text=True))
+    mine = {**GENERAL_MEDIUM, "condition": "'general' in domains and title != 'first'"}
+    theirs = {**GENERAL_MEDIUM, "condition": "'general' in domains and title != 'second'"}
+    saved = post_form(first, edit, {**mine, "fingerprint": seen_first}, token_from=edit)
+    assert saved.status_code == 302
+    stale = post_form(second, edit, {**theirs, "fingerprint": seen_second}, token_from=edit)
+    assert stale.status_code == 409
+    page = stale.get_data(as_text=True)
+    assert "Someone else saved this rule after you opened it" in page
+    assert "title != &#39;second&#39;" in page  # what they typed is kept
+    assert _fingerprint(page) == seen_second  # saving the same form again is refused again
+    draft = db.scalars(select(RulesetVersion).where(RulesetVersion.number == number)).one()
+    db.refresh(draft)
+    rule = next(r for r in draft.rules if r.key == "general-medium")
+    db.refresh(rule)
+    assert rule.condition == "'general' in domains and title != 'first'"
+    saves = db.scalars(
+        select(AuditEvent).where(
+            AuditEvent.action == "ruleset.rule_save", AuditEvent.subject_id == str(number)
+        )
+    ).all()
+    assert [e.actor_id for e in saves] == [first_admin.id, first_admin.id]
+    # opened again, the form shows the first admin's version and saves
+    fresh = _fingerprint(second.get(edit).get_data(as_text=True))
+    assert fresh != seen_second
+    again = post_form(second, edit, {**theirs, "fingerprint": fresh}, token_from=edit)
+    assert again.status_code == 302
+    db.refresh(rule)
+    assert rule.condition == "'general' in domains and title != 'second'"
+
+
+def test_two_saves_of_the_same_rule_at_once_one_wins(
+    app, committed_db, is_postgres, monkeypatch
+) -> None:
+    """Both saves pass the fingerprint check before either commits: the draft's lock_version
+    still refuses the second, as a 409 form that keeps the text, not an error page."""
+    if not is_postgres:
+        pytest.skip("row locks need PostgreSQL (CI always has it)")
+    first, second = (UserFactory(admin=True, organization=OrganizationFactory()) for _ in range(2))
+    committed_db.commit()
+    with app.app_context():
+        session = database.session
+        draft = lab.start_draft(
+            session, session.get(type(first), first.id), lab.active_ruleset(session)
+        )
+        number = draft.number
+        key = draft.rules[0].key
+        seen = lab.rule_edit_fingerprint(draft.rules[0])
+        database.commit()
+    edit = f"/admin/rulesets/{number}/rules/{key}/edit"
+    clients = [app.test_client(user=committed_db.get(type(first), u.id)) for u in (first, second)]
+    pages = [c.get(edit).get_data(as_text=True) for c in clients]
+    tokens = [re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', p) for p in pages]
+    assert all(tokens) and all(_fingerprint(p) == seen for p in pages)
+    base = {
+        name: re.search(rf'name="{name}"[^>]*>([^<]*)</textarea>', pages[0], re.S)
+        for name in ("actions", "examples")
+    }
+    barrier = threading.Barrier(2)
+    validate = lab._validate_draft
+
+    def validate_together(*args: object, **kwargs: object) -> None:
+        validate(*args, **kwargs)  # type: ignore[arg-type]
+        barrier.wait(timeout=30)  # both have read the rule and passed the fingerprint check
+
+    monkeypatch.setattr(lab, "_validate_draft", validate_together)
+    rule = committed_db.scalars(
+        select(Rule).join(RulesetVersion).where(RulesetVersion.number == number, Rule.key == key)
+    ).one()
+    results: dict[str, tuple[int, str]] = {}
+
+    def save(index: int) -> None:
+        condition = f"({rule.condition}) and title != 'writer {index}'"
+        response = clients[index].post(
+            edit,
+            data={
+                "csrf_token": tokens[index].group(1),  # type: ignore[union-attr]
+                "key": key,
+                "name": rule.name,
+                "description": rule.description,
+                "condition": condition,
+                "actions": html.unescape(base["actions"].group(1)),  # type: ignore[union-attr]
+                "examples": html.unescape(base["examples"].group(1)),  # type: ignore[union-attr]
+                "enabled": "y",
+                "fingerprint": seen,
+            },
+        )
+        results[condition] = (response.status_code, response.get_data(as_text=True))
+
+    threads = [threading.Thread(target=save, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(status for status, _ in results.values()) == [302, 409]
+    winner = next(c for c, (status, _) in results.items() if status == 302)
+    loser, (_, page) = next((c, r) for c, r in results.items() if r[0] == 409)
+    assert "at the same moment" in page
+    assert str(escape(loser)) in page  # what they typed is kept
+    committed_db.expire_all()
+    assert committed_db.get(Rule, rule.id).condition == winner
+
+
+def test_a_draft_stored_with_a_hidden_regex_no_longer_runs(login, db) -> None:
+    """A rule saved before the checker read conditions as rule-engine does: shadow triage skips
+    the draft (no regex runs on the submission) and "try" says which rule to fix."""
+    client = login(admins(1)[0])
+    number = new_draft(client)
+    draft = db.scalars(select(RulesetVersion).where(RulesetVersion.number == number)).one()
+    draft.rules.append(
+        Rule(
+            key="hidden-regex",
+            position=len(draft.rules),
+            name="Hidden regex",
+            description="",
+            condition=r"title != 'x\\' and title =~ '(a|a)*c'",
+            actions=[{"type": "add_flag", "flag": "x"}],
+            enabled=True,
+            examples={},
+        )
+    )
+    draft.content_hash = canonical_hash(ruleset_document(draft))
+    db.flush()
+    response = post_form(
+        client, f"/admin/rulesets/{number}/shadow", {"enabled": "1"}, token_from="/admin/rulesets"
+    )
+    assert response.status_code == 302
+    db.refresh(draft)
+    assert draft.shadow
+    application = ApplicationFactory(submitted=True, draft=content(title="a" * 24))
+    assert application.status == Status.queued and application.risk_tier == "low"
+    shadow = db.scalars(
+        select(TriageResult).where(
+            TriageResult.revision_id == application.current_revision_id,
+            TriageResult.shadow.is_(True),
+        )
+    ).all()
+    assert shadow == []
+    tried = post_form(
+        client,
+        f"/admin/rulesets/{number}/try",
+        {"content": '{"title": "aaaa"}'},
+        token_from="/admin/rulesets",
+    )
+    assert tried.status_code == 422
+    page = tried.get_data(as_text=True)
+    assert "does not compile" in page and "hidden-regex" in page

@@ -117,3 +117,22 @@ def test_cli_import_refuses_what_would_break_later(app, db, tmp_path) -> None:
         assert result.exit_code == 1, (name, result.output)
         assert message in result.output, (name, result.output)
     assert db.scalars(select(RulesetVersion).where(RulesetVersion.number == 2)).first() is None
+
+
+def test_cli_import_of_deep_or_hidden_conditions_is_a_one_line_error(app, db, tmp_path) -> None:
+    cases = {
+        "not": ('"' + "not " * 999 + 'true"', "nested more than 100 levels deep"),
+        "minus": ('"' + "-" * 3990 + '1.0 > 0"', "nested more than 100 levels deep"),
+        "regex": (r"""'title != "x\\" and title =~ "(a|a)*c"'""", "regular-expression operators"),
+    }
+    for name, (condition, message) in cases.items():
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(_rule_yaml(key=f"deep-{name}", condition=condition), encoding="utf-8")
+        result = app.test_cli_runner().invoke(args=["ruleset", "import", str(path)])
+        assert result.exit_code == 1, (name, result.output)
+        assert isinstance(result.exception, SystemExit)  # _fail's exit, no traceback
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1, (name, result.stderr)
+        assert lines[0].startswith("error: ") and f"rule 'deep-{name}', condition: " in lines[0]
+        assert message in lines[0]
+    assert db.scalars(select(RulesetVersion).where(RulesetVersion.number == 2)).first() is None
