@@ -24,11 +24,12 @@ from reviewapp.policies.models import (
     ResponseTemplate,
     SafetyRequirement,
 )
-from reviewapp.policies.sandbox import check_template_language, render_bounded
+from reviewapp.policies.sandbox import bounded_filters, check_template_language, render_bounded
 from reviewapp.textfiles import InputFileError, load_yaml_file
 
 _markdown = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
 _template_env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
+_template_env.filters.update(bounded_filters())
 
 TEMPLATE_VARIABLES = (
     "application",

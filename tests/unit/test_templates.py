@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -166,3 +167,57 @@ def test_a_refusal_names_the_construct_and_its_line(body: str, named: str) -> No
     with pytest.raises(ValidationFailed) as refused:
         validate_template(body)
     assert f"{named} is not part of the template language" in refused.value.message
+
+
+# found by a fourth trial: constant-argument replace/join chained grow the text exponentially
+# inside one line of template code (80 million characters from a 666-character template)
+A200 = "a" * 200
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        f'{{{{ "{A200}"|replace("a","{A200}")|replace("a","{A200}")|replace("a","aaaaaaaaaa") }}}}',
+        f'{{{{ "{A200}"|replace("a","{A200}")|replace("a","{A200}")|replace("a","aaaaaaaaaa")'
+        '|replace("a","aa")|replace("a","aa") }}',
+        f'{{{{ "{A200}"|join("{A200}")|join("{A200}") }}}}',
+        f'{{{{ ("{A200}"|join("{A200}")|join("{A200}"))|length }}}}',
+        # each result under the limit, but the rendering as a whole handles too much text
+        # (over a placeholder: Jinja computes a filter of constants once, when compiling)
+        "{% for c in citations %}{% for r in safety_requirements %}{% for p in r.parameters %}"
+        f'{{% if ((p ~ "{A200}")|replace("a","{A200[:100]}")|length) > 1 %}}{{% endif %}}'
+        "{% endfor %}{% endfor %}{% endfor %}",
+    ],
+)
+def test_text_growing_filters_are_refused_before_building_the_text(body: str) -> None:
+    context = sample_context()
+    # enough list items that the last body's loop passes the work limit
+    context["citations"] = context["citations"] * 30
+    context["safety_requirements"] = context["safety_requirements"] * 30
+    started = time.perf_counter()
+    with pytest.raises(ValidationFailed, match="may not do"):
+        render_template_text(body, context)
+    assert time.perf_counter() - started < 1
+
+
+def test_replace_and_join_still_work_within_the_limits() -> None:
+    body = (
+        '{{ organization|replace("Sample", "Acme")|replace("a", "A", 1) }};'
+        ' {{ application.title|join("-")|upper }};'
+        '{% for r in safety_requirements %} {{ r.parameters|join("; ") }}'
+        ' {{ safety_requirements|join(", ", attribute="title") }}{% endfor %};'
+        ' {{ "x"|replace("x", "' + "y" * 200 + '")|length }}'
+    )
+    text = render_template_text(body, sample_context())
+    assert text == (
+        "Acme orgAnization; S-A-M-P-L-E- -A-P-P-L-I-C-A-T-I-O-N;"
+        " Sample limit: 10 units Sample requirement; 200"
+    )
+
+
+def test_a_long_text_is_stopped_at_the_output_limit() -> None:
+    context = sample_context()
+    context["citations"] = context["citations"] * 2000
+    body = f'{{% for c in citations %}}{{{{ "{A200}" }}}}{{% endfor %}}'
+    with pytest.raises(ValidationFailed, match="at most 100,000 characters"):
+        render_template_text(body, context)
