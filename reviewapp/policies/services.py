@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from types import SimpleNamespace
@@ -28,7 +29,56 @@ from reviewapp.policies.sandbox import bounded_filters, check_template_language,
 from reviewapp.textfiles import InputFileError, load_yaml_file
 
 _markdown = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
-_template_env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
+
+# Markdown's inline syntax characters, escaped wherever they stand in a placeholder's value
+_MARKDOWN_INLINE = re.compile(r"([\\`*_{}\[\]()<>|~&])")
+# characters that start a block (heading, list, quote, setext underline, table) at a line start
+_MARKDOWN_LINE_START = re.compile(r"(?m)^([ \t]*)([#+\-=])")
+_MARKDOWN_ORDERED_ITEM = re.compile(r"(?m)^([ \t]*\d{1,9})([.)])")
+# a backslash escape, as CommonMark reads one: a backslash before ASCII punctuation
+_MARKDOWN_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
+
+
+def escape_markdown(text: str) -> str:
+    """``text`` with a backslash before every character Markdown would read as syntax, so it
+    renders as the very characters typed: no link, image, emphasis, code, raw HTML or
+    autolink (``<``), entity (``&``), heading, list, quote or table.
+
+    Args:
+        text: any text, e.g. a developer's application title (may hold line breaks).
+    Returns:
+        Markdown source that renders as ``text``; :func:`markdown_source_as_text` undoes it.
+    """
+    text = _MARKDOWN_INLINE.sub(r"\\\1", text)
+    text = _MARKDOWN_LINE_START.sub(r"\1\\\2", text)
+    return _MARKDOWN_ORDERED_ITEM.sub(r"\1\\\2", text)
+
+
+def markdown_source_as_text(text: str) -> str:
+    """Markdown source for a plain-text reader (the decision email): backslash escapes
+    resolved, so a developer's ``[x](y)`` escaped by :func:`escape_markdown` reads as typed.
+    The template's own Markdown (``**bold**``, ``[text](url)``) stays as written.
+
+    Args:
+        text: Markdown, e.g. a decision message.
+    Returns:
+        ``text`` with every ``\\`` + ASCII punctuation replaced by the punctuation.
+    """
+    return _MARKDOWN_ESCAPE.sub(r"\1", text)
+
+
+def _placeholder_as_markdown(value: Any) -> Any:
+    """Jinja ``finalize`` for response templates: what a ``{{ … }}`` prints is text someone
+    else typed (a developer's title, an organization's name), never Markdown the template
+    author wrote, so it is escaped; numbers print as they are."""
+    if isinstance(value, int | float):
+        return value
+    return escape_markdown(str(value))  # a StrictUndefined raises here, naming the placeholder
+
+
+_template_env = SandboxedEnvironment(
+    undefined=jinja2.StrictUndefined, autoescape=False, finalize=_placeholder_as_markdown
+)
 _template_env.filters.update(bounded_filters())
 
 TEMPLATE_VARIABLES = (

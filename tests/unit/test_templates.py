@@ -10,6 +10,7 @@ import yaml
 
 from reviewapp.errors import ValidationFailed
 from reviewapp.policies.services import (
+    markdown_source_as_text,
     render_markdown,
     render_template_text,
     sample_context,
@@ -221,3 +222,29 @@ def test_a_long_text_is_stopped_at_the_output_limit() -> None:
     body = f'{{% for c in citations %}}{{{{ "{A200}" }}}}{{% endfor %}}'
     with pytest.raises(ValidationFailed, match="at most 100,000 characters"):
         render_template_text(body, context)
+
+
+def test_placeholder_values_are_literal_but_the_templates_markdown_renders() -> None:
+    context = sample_context()
+    context["organization"] = "Evil [org](https://evil.example) <b>x</b> & *co*"
+    context["application"].title = "# 1. ![x](https://evil.example/p.png)\n- **APPROVED**"
+    body = (
+        "Hello **{{ organization }}**, see [our policy](https://example.invalid/policy).\n\n"
+        "{{ application.title }} ({{ application.reference }}), version {{ 3 }}"
+    )
+    text = render_template_text(body, context)
+    html = str(render_markdown(text))
+    assert (
+        "<strong>Evil [org](https://evil.example) &lt;b&gt;x&lt;/b&gt; &amp; *co*</strong>" in html
+    )
+    assert (
+        '<a href="https://example.invalid/policy" rel="noopener noreferrer">our policy</a>' in html
+    )
+    assert "evil.example" in html and 'href="https://evil.example' not in html
+    assert "<img" not in html and "<h1" not in html and "<ul" not in html and "<li" not in html
+    assert "# 1. ![x](https://evil.example/p.png)\n- **APPROVED** (APP-000000), version 3" in html
+    # a plain-text reader (the email) gets the values back as typed
+    assert markdown_source_as_text(text) == (
+        f"Hello **{context['organization']}**, see [our policy](https://example.invalid/policy)."
+        f"\n\n{context['application'].title} (APP-000000), version 3"
+    )
