@@ -141,7 +141,7 @@ def upsert_policy_section(
             review_use,
             url,
         )
-    if section.versions and section.current.text == text:
+    if section.versions and section.latest.text == text:
         return section, False
     version = PolicySectionVersion(
         section=section,
@@ -281,10 +281,11 @@ def sections_in_order(session: Session) -> list[PolicySection]:
 
 
 def current_versions(session: Session, keys: Iterable[str]) -> list[PolicySectionVersion]:
-    """The current version of each named section, in the order given.
+    """The version in force today (UTC) of each named section, in the order given: what a
+    decision cites (a version published for a later date is not cited before that date).
 
     Raises:
-        ValidationFailed: naming unknown section keys.
+        ValidationFailed: naming unknown section keys, or sections with no version in force yet.
     """
     keys = list(dict.fromkeys(keys))
     sections = {
@@ -296,7 +297,17 @@ def current_versions(session: Session, keys: Iterable[str]) -> list[PolicySectio
             f"Unknown policy section(s): {', '.join(unknown)}",
             fields={"citations": "unknown section"},
         )
-    return [sections[k].current for k in keys]
+    in_force = {k: sections[k].current for k in keys}
+    not_yet = [sections[k] for k in keys if in_force[k] is None]
+    if not_yet:
+        named = ", ".join(
+            f"{s.number} (effective {s.versions[0].effective_date.isoformat()})" for s in not_yet
+        )
+        raise ValidationFailed(
+            f"Not in force yet, so it cannot be cited: {named}.",
+            fields={"citations": "not in force yet"},
+        )
+    return [v for v in in_force.values() if v is not None]
 
 
 def sample_context() -> dict[str, Any]:
