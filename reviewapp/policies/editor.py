@@ -17,7 +17,6 @@ Every route needs :attr:`Permission.manage_policies` (403 otherwise); an unknown
 from __future__ import annotations
 
 import datetime as dt
-import re
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -35,12 +34,17 @@ from reviewapp.errors import ConflictError, DomainError, ValidationFailed
 from reviewapp.extensions import db
 from reviewapp.limits import LIMITS, max_length
 from reviewapp.policies.models import PolicyFeedback, PolicySection, PolicySectionVersion
-from reviewapp.policies.services import _sort_key, render_markdown, sections_in_order
+from reviewapp.policies.services import (
+    SECTION_KEY_RE,
+    _sort_key,
+    render_markdown,
+    sections_in_order,
+)
 from reviewapp.web import keeps_input_on_csrf_failure, permission_required, show_form_errors
 
 bp = Blueprint("policy_editor", __name__, url_prefix="/admin/policies")
 
-KEY_RE = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
+KEY_RE = SECTION_KEY_RE
 TEXT_LIMIT = LIMITS["policy_section.text"]
 SUMMARY_LIMIT = LIMITS["policy_section.change_summary"]
 

@@ -34,6 +34,14 @@ class PolicySection(Base):
         back_populates="section", order_by="PolicySectionVersion.version"
     )
 
+    @property
+    def source_url(self) -> str:
+        """``url`` when it is an http(s) address, else "" (never a ``javascript:`` link, even
+        one stored before imports checked it)."""
+        from reviewapp.policies.services import is_web_url
+
+        return self.url if is_web_url(self.url) else ""
+
     def in_force_on(self, day: dt.date) -> PolicySectionVersion | None:
         """The version in force on ``day``: the newest whose effective date has come, or None
         when every version takes effect later."""
