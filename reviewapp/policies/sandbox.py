@@ -222,6 +222,9 @@ ALLOWED_TESTS = frozenset({"defined", "undefined", "none", "string", "number", "
 MAX_LOOP_DEPTH = 3  # citations × safety requirements × parameters
 MAX_CONSTANT_TEXT = 200  # characters of a text constant in an expression
 MAX_CONSTANT_NUMBER = 1_000
+# pieces joined with ~ in one expression (parentheses included): a join is not a filter, so
+# its size is bounded by this many times the largest piece, not by WORK_LIMIT
+MAX_CONCAT_PIECES = 20
 _COMPARISONS = frozenset({"eq", "ne", "lt", "gt", "lteq", "gteq", "in", "notin"})
 # what the refusal calls a construct (Jinja's node class names otherwise)
 _CONSTRUCT_NAMES = {
@@ -266,7 +269,7 @@ _PLAIN = (
 def check_template_language(template: nodes.Template) -> None:
     """Refuse any construct outside the response-template language: placeholders and their
     attributes, ``if``/``elif``/``else``, ``for`` over a placeholder's list (at most
-    MAX_LOOP_DEPTH deep), comparisons, ``and``/``or``/``not``, ``~``, and the ALLOWED_FILTERS and
+    MAX_LOOP_DEPTH deep), comparisons, ``and``/``or``/``not``, ``~`` (at most MAX_CONCAT_PIECES pieces), and the ALLOWED_FILTERS and
     ALLOWED_TESTS with constant arguments. No ``set``, macros, calls, arithmetic, indexing,
     includes or imports: then a rendering's work grows only with the size of the application it
     is about, never with what the template computes.
@@ -326,6 +329,10 @@ def _check_node(node: nodes.Node, loop_depth: int) -> None:
             _refuse(node, f"a non-constant argument of {node.name!r}")
         if node.name == "replace" and arguments and arguments[0].as_const() == "":  # type: ignore[attr-defined]
             _refuse(node, "replacing the empty text")
+    elif isinstance(node, nodes.Concat):
+        pieces = _concat_pieces(node)
+        if pieces > MAX_CONCAT_PIECES:
+            _refuse(node, f"joining more than {MAX_CONCAT_PIECES} pieces with ~ ({pieces})")
     elif isinstance(node, nodes.Operand):
         if node.op not in _COMPARISONS:
             _refuse(node, f"the {node.op!r} comparison")
@@ -333,3 +340,8 @@ def _check_node(node: nodes.Node, loop_depth: int) -> None:
         _refuse(node, _CONSTRUCT_NAMES.get(type(node).__name__, type(node).__name__))
     for child in node.iter_child_nodes():
         _check_node(child, loop_depth)
+
+
+def _concat_pieces(node: nodes.Concat) -> int:
+    """How many pieces ``node`` joins, counting through nested ``~`` (``(a ~ b) ~ c`` is 3)."""
+    return sum(_concat_pieces(n) if isinstance(n, nodes.Concat) else 1 for n in node.nodes)

@@ -248,3 +248,13 @@ def test_placeholder_values_are_literal_but_the_templates_markdown_renders() -> 
         f"Hello **{context['organization']}**, see [our policy](https://example.invalid/policy)."
         f"\n\n{context['application'].title} (APP-000000), version 3"
     )
+
+
+def test_joining_many_pieces_with_tilde_is_refused() -> None:
+    # ~ is no filter: its size is bounded by the number of pieces, not by WORK_LIMIT
+    twenty = " ~ ".join(["reviewer_note"] * 20)
+    assert render_template_text("{{ " + twenty + " }}", sample_context()) == "Sample note" * 20
+    nested = "(" + twenty + ") ~ reviewer_note"
+    with pytest.raises(ValidationFailed) as refused:
+        validate_template("{{ " + nested + " }}")
+    assert "joining more than 20 pieces with ~ (21) (line 1)" in refused.value.message
