@@ -269,8 +269,9 @@ _PLAIN = (
 def check_template_language(template: nodes.Template) -> None:
     """Refuse any construct outside the response-template language: placeholders and their
     attributes, ``if``/``elif``/``else``, ``for`` over a placeholder's list (at most
-    MAX_LOOP_DEPTH deep), comparisons, ``and``/``or``/``not``, ``~`` (at most MAX_CONCAT_PIECES pieces), and the ALLOWED_FILTERS and
-    ALLOWED_TESTS with constant arguments. No ``set``, macros, calls, arithmetic, indexing,
+    MAX_LOOP_DEPTH deep), comparisons, ``and``/``or``/``not``, ``~`` (at most
+    MAX_CONCAT_PIECES pieces), and the ALLOWED_FILTERS and ALLOWED_TESTS with constant
+    arguments. No ``set``, macros, calls, arithmetic, indexing,
     includes or imports: then a rendering's work grows only with the size of the application it
     is about, never with what the template computes.
 
