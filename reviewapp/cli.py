@@ -115,7 +115,11 @@ def seed_reference_data(session: Any, seed_dir: Path) -> dict[str, int]:
         if problems := tier_policy_problems(t, others, t.approvals_required, t.auto_approve):
             raise ValueError(f"tier {t.name!r}: {' '.join(problems.values())}")
     seed_catalogues(session, seed_dir)
-    sections, _ = import_policy_library(session, seed_dir / "policy_sections.yaml")
+    policies = import_policy_library(session, seed_dir / "policy_sections.yaml")
+    if policies.problems:
+        line, problem = policies.problems[0]
+        raise ValueError(f"policy_sections.yaml, line {line}: {problem}")
+    sections = policies.seen
     created_ruleset = 0
     if session.scalars(select(RulesetVersion)).first() is None:
         create_ruleset_version(
@@ -161,18 +165,30 @@ def seed() -> None:
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @with_appcontext
 def import_policies(path: str) -> None:
-    """Import a policy library YAML (ours, or shared/data/policy_sections.yaml)."""
+    """Import a policy library YAML (ours, or shared/data/policy_sections.yaml).
+
+    Bad sections are listed on stderr ("<path>: line N: section #i ('id') problem") and
+    skipped; the others are imported. Exit status 1 when any section was bad or the file as a
+    whole is unusable (then nothing is imported)."""
     from reviewapp.errors import ValidationFailed
     from reviewapp.extensions import db
     from reviewapp.policies.services import import_policy_library
 
     try:
-        seen, changed = import_policy_library(db.session, path)
+        result = import_policy_library(db.session, path)
     except ValidationFailed as exc:
         db.rollback()
         fail(exc.message)
     db.commit()
-    click.echo(f"{seen} policy sections read, {changed} created or given a new version")
+    for line, problem in result.problems:
+        where = f"line {line}: " if line is not None else ""
+        click.echo(f"{path}: {where}{problem}", err=True)
+    click.echo(
+        f"{result.seen} policy sections read, {result.changed} created or given a new version"
+        + (f", {len(result.problems)} skipped" if result.problems else "")
+    )
+    if result.problems:
+        sys.exit(1)  # the good sections are kept (committed); the exit code says some were not
 
 
 def _importer_user(session: Any, org_name: str, cache: dict[str, Any]) -> Any:

@@ -39,7 +39,8 @@ def read_utf8(path: str | Path) -> str:
 
 
 class StrictLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that refuses aliases and duplicate keys (with their position)."""
+    """``yaml.SafeLoader`` that refuses aliases, duplicate keys and impossible dates (with
+    their position)."""
 
     def compose_node(self, parent: Any, index: Any) -> Any:  # type: ignore[override]
         if self.check_event(yaml.AliasEvent):
@@ -48,6 +49,16 @@ class StrictLoader(yaml.SafeLoader):
                 None, None, "aliases (*name) are not allowed", event.start_mark
             )
         return super().compose_node(parent, index)
+
+    def construct_yaml_timestamp(self, node: Any) -> Any:
+        # "2026-13-01" looks like a date to YAML; the base class lets Python's ValueError
+        # escape, without a position
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError as exc:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{node.value!r} is not a valid date ({exc})", node.start_mark
+            ) from None
 
     def construct_mapping(self, node: Any, deep: bool = False) -> Any:
         seen: dict[Any, Any] = {}
@@ -96,3 +107,6 @@ def load_yaml_file(path: str | Path) -> Any:
         return load_yaml(text)
     except yaml.YAMLError as exc:
         raise InputFileError(f"{path}: {yaml_problem(exc)}") from None
+
+
+StrictLoader.add_constructor("tag:yaml.org,2002:timestamp", StrictLoader.construct_yaml_timestamp)

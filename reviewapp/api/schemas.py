@@ -269,6 +269,9 @@ class PolicyVersionOut(Schema):
     effective_date = fields.Date(required=True)
     change_summary = fields.String(required=True)
     text = fields.String(required=True, metadata={"description": "Markdown."})
+    upcoming = fields.Boolean(
+        required=True, metadata={"description": "Published to take effect after today (UTC)."}
+    )
     url = fields.String(required=True)
 
 
@@ -277,8 +280,12 @@ class PolicySummary(Schema):
     number = fields.String(required=True)
     title = fields.String(required=True)
     source = fields.String(required=True)
-    current_version = fields.Integer(required=True)
-    effective_date = fields.Date(required=True)
+    current_version = fields.Integer(
+        required=True,
+        allow_none=True,
+        metadata={"description": "The version in force today (UTC); null before the first."},
+    )
+    effective_date = fields.Date(required=True, allow_none=True)
 
 
 class PolicyList(Schema):

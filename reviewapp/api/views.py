@@ -991,6 +991,7 @@ def policy(key: str) -> Any:
                     "effective_date": v.effective_date.isoformat(),
                     "change_summary": v.change_summary,
                     "text": v.text,
+                    "upcoming": v.is_upcoming,
                     "url": url_for(
                         "policies.section_version",
                         key=section.key,
@@ -1005,14 +1006,14 @@ def policy(key: str) -> Any:
 
 
 def _policy_summary(section: PolicySection) -> dict[str, Any]:
-    current = section.current
+    current = section.current  # in force today; None before the first version's date
     return {
         "id": section.key,
         "number": section.number,
         "title": section.title,
         "source": section.source,
-        "current_version": current.version,
-        "effective_date": current.effective_date.isoformat(),
+        "current_version": current.version if current else None,
+        "effective_date": current.effective_date.isoformat() if current else None,
     }
 
 

@@ -445,7 +445,8 @@ def preview_message(
         raise ValidationFailed(message, fields={"reference": message})
     application = submitted_application(session, reference)
     sections = sections_in_order(session)
-    citations = [sections[0].current] if sections and sections[0].versions else []
+    in_force = sections[0].current if sections else None
+    citations = [in_force] if in_force is not None else []
     requirements = [
         # transient rows, never added to the session: only their text is rendered
         RequiredSafetyRequirement(

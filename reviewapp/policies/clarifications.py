@@ -294,12 +294,12 @@ def _section_or_404(key: str) -> PolicySection:
 
 
 def _pinned_version(section: PolicySection, raw: str | None) -> PolicySectionVersion:
-    """The version number posted by the form, else the current one."""
+    """The version number posted by the form, else the one in force (else the newest)."""
     if raw and raw.isdigit():
         for version in section.versions:
             if version.version == int(raw):
                 return version
-    return section.current
+    return section.current or section.latest
 
 
 @bp.route("/policies/<key>/clarifications", methods=["GET", "POST"])

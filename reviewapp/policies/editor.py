@@ -17,7 +17,6 @@ Every route needs :attr:`Permission.manage_policies` (403 otherwise); an unknown
 from __future__ import annotations
 
 import datetime as dt
-import re
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -35,12 +34,17 @@ from reviewapp.errors import ConflictError, DomainError, ValidationFailed
 from reviewapp.extensions import db
 from reviewapp.limits import LIMITS, max_length
 from reviewapp.policies.models import PolicyFeedback, PolicySection, PolicySectionVersion
-from reviewapp.policies.services import _sort_key, render_markdown, sections_in_order
+from reviewapp.policies.services import (
+    SECTION_KEY_RE,
+    _sort_key,
+    render_markdown,
+    sections_in_order,
+)
 from reviewapp.web import keeps_input_on_csrf_failure, permission_required, show_form_errors
 
 bp = Blueprint("policy_editor", __name__, url_prefix="/admin/policies")
 
-KEY_RE = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
+KEY_RE = SECTION_KEY_RE
 TEXT_LIMIT = LIMITS["policy_section.text"]
 SUMMARY_LIMIT = LIMITS["policy_section.change_summary"]
 
@@ -124,7 +128,7 @@ def _check_effective_date(effective_date: dt.date, previous: PolicySectionVersio
         )
     if previous is not None and effective_date < previous.effective_date:
         raise ValidationFailed(
-            "The effective date cannot be before the current version's "
+            "The effective date cannot be before the newest version's "
             f"({previous.effective_date.isoformat()}).",
             fields={"effective_date": "before the current version"},
         )
@@ -207,7 +211,8 @@ def publish_policy_version(
         ConflictError: someone published a version after ``base_version`` was read.
     """
     session.refresh(section, ["versions"])
-    current = section.current
+    # the newest version, in force or upcoming: the new one follows it
+    current = section.latest
     if base_version is not None and base_version != current.version:
         raise ConflictError(
             f"Someone published version {current.version} while you were editing. "
@@ -333,9 +338,9 @@ def edit(key: str) -> Any:
     sec = _section_or_404(key)
     form = VersionForm()
     if request.method == "GET":
-        form.text.data = sec.current.text
-        form.effective_date.data = max(today(), sec.current.effective_date)
-        form.base_version.data = str(sec.current.version)
+        form.text.data = sec.latest.text
+        form.effective_date.data = max(today(), sec.latest.effective_date)
+        form.base_version.data = str(sec.latest.version)
     preview: Markup | None = None
 
     def page(status: int = 200) -> Any:
@@ -369,7 +374,7 @@ def edit(key: str) -> Any:
             # the author has now been told about the newer version: publishing again is an
             # informed decision, so the form now builds on it
             db.session.refresh(sec, ["versions"])
-            form.base_version.data = str(sec.current.version)
+            form.base_version.data = str(sec.latest.version)
         return page(exc.status)
     flash(
         f"Version {version.version} of {sec.number} published, effective "

@@ -35,9 +35,38 @@ class PolicySection(Base):
     )
 
     @property
-    def current(self) -> PolicySectionVersion:
-        """The newest version (versions are never edited, only added)."""
+    def source_url(self) -> str:
+        """``url`` when it is an http(s) address, else "" (never a ``javascript:`` link, even
+        one stored before imports checked it)."""
+        from reviewapp.policies.services import is_web_url
+
+        return self.url if is_web_url(self.url) else ""
+
+    def in_force_on(self, day: dt.date) -> PolicySectionVersion | None:
+        """The version in force on ``day``: the newest whose effective date has come, or None
+        when every version takes effect later."""
+        for version in reversed(self.versions):
+            if version.effective_date <= day:
+                return version
+        return None
+
+    @property
+    def current(self) -> PolicySectionVersion | None:
+        """The version in force today (UTC): what decisions cite and the public page shows.
+        None when the section's first version is not in force yet."""
+        return self.in_force_on(utc_today())
+
+    @property
+    def latest(self) -> PolicySectionVersion:
+        """The newest version published, possibly not in force yet (versions are never edited,
+        only added; a new one builds on this one)."""
         return self.versions[-1]
+
+    @property
+    def upcoming(self) -> list[PolicySectionVersion]:
+        """Versions published to take effect after today (UTC), oldest first."""
+        today = utc_today()
+        return [v for v in self.versions if v.effective_date > today]
 
 
 class PolicySectionVersion(Base):
@@ -57,6 +86,16 @@ class PolicySectionVersion(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     section: Mapped[PolicySection] = relationship(back_populates="versions")
+
+    @property
+    def is_upcoming(self) -> bool:
+        """Published, but its effective date is after today (UTC)."""
+        return self.effective_date > utc_today()
+
+
+def utc_today() -> dt.date:
+    """Today's date in UTC (effective dates are calendar dates)."""
+    return dt.datetime.now(dt.UTC).date()
 
 
 class SafetyRequirement(Base):

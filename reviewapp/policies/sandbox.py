@@ -14,7 +14,13 @@ Budgets on a general-purpose language proved whack-a-mole (three trials got past
 * it renders in the sandbox within :func:`render_bounded`: at most
   :data:`STEP_BUDGET` executed lines of template code (counted by a trace function on the
   template's own frames only) and :data:`OUTPUT_LIMIT` characters of text, for an application
-  whose lists are unusually long.
+  whose lists are unusually long, counted as the text is produced;
+* the filters it may use are replaced by bounded ones (:func:`bounded_filters`): a line of
+  template code can hide any amount of work inside a filter (``"a…a"|replace("a", "a…a")``
+  chained three times is 80 million characters), so each filter counts the text it reads and
+  builds against :data:`WORK_LIMIT` per rendering, and ``replace`` and ``join`` (the ones that
+  multiply) compute the size of their result *before* building it; no result may be longer
+  than :data:`OUTPUT_LIMIT`.
 
 Going over either raises :class:`jinja2.exceptions.SecurityError`, which the caller reports as
 "the template does something templates may not do".
@@ -22,16 +28,29 @@ Going over either raises :class:`jinja2.exceptions.SecurityError`, which the cal
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import sys
+from collections.abc import Callable, Iterable
 from types import FrameType
 from typing import Any
 
 import jinja2
 from jinja2 import nodes
 from jinja2.exceptions import SecurityError
+from jinja2.filters import FILTERS, make_attrgetter
+from jinja2.nodes import EvalContext
+from jinja2.utils import pass_eval_context
 
 STEP_BUDGET = 200_000  # executed template lines per rendering (a normal template: a few hundred)
-OUTPUT_LIMIT = 100_000  # characters of one rendering
+OUTPUT_LIMIT = 100_000  # characters of one rendering, and of any one filter's result
+WORK_LIMIT = 1_000_000  # characters filters may read and build in one rendering
+
+# characters of text filters have read and built so far in the rendering under way (a list so
+# the filters can add to it); None outside render_bounded
+_work_done: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
+    "template_work_done", default=None
+)
 
 
 class _StepsExhausted(SecurityError):
@@ -60,15 +79,117 @@ def render_bounded(template: jinja2.Template, context: dict[str, Any]) -> str:
         # only the template's own code is counted (Jinja compiles it to "<template>")
         return count_lines if frame.f_code.co_filename == "<template>" else None
 
+    pieces: list[str] = []
+    length = 0
     previous = sys.gettrace()
+    work = _work_done.set([0])
     sys.settrace(on_call)
     try:
-        text = template.render(**context)
+        # piece by piece, so a long text stops at the limit instead of being built first
+        for piece in template.generate(**context):
+            length += len(piece)
+            if length > OUTPUT_LIMIT:
+                raise SecurityError(f"the text may be at most {OUTPUT_LIMIT:,} characters long")
+            pieces.append(piece)
     finally:
         sys.settrace(previous)
-    if len(text) > OUTPUT_LIMIT:
-        raise SecurityError(f"the text may be at most {OUTPUT_LIMIT:,} characters long")
-    return text
+        _work_done.reset(work)
+    return "".join(pieces)
+
+
+# --- bounded filters ------------------------------------------------------------------------
+
+
+def _charge(characters: int) -> None:
+    """Count ``characters`` of text a filter reads or builds against the rendering's budgets.
+
+    Raises:
+        jinja2.exceptions.SecurityError: one result over OUTPUT_LIMIT, or the rendering's
+        filters past WORK_LIMIT characters in all.
+    """
+    if characters > OUTPUT_LIMIT:
+        raise SecurityError(
+            f"a filter would build {characters:,} characters of text; the limit is {OUTPUT_LIMIT:,}"
+        )
+    done = _work_done.get()
+    if done is not None:
+        done[0] += characters
+        if done[0] > WORK_LIMIT:
+            raise SecurityError(
+                f"the template's filters handle more than {WORK_LIMIT:,} characters of text"
+            )
+
+
+def _counted(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` (a Jinja filter) charging the text it is given and the text it returns."""
+
+    @functools.wraps(function)  # keeps Jinja's pass_eval_context/pass_environment marker
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        _charge(sum(len(a) for a in (*args, *kwargs.values()) if isinstance(a, str)))
+        result = function(*args, **kwargs)
+        if isinstance(result, str):
+            _charge(len(result))
+        return result
+
+    return counted
+
+
+@pass_eval_context
+def bounded_replace(
+    eval_ctx: EvalContext, s: Any, old: Any, new: Any, count: int | None = None
+) -> str:
+    """Jinja's ``replace`` (without autoescape, as response templates render) that computes the
+    length of its result before building it.
+
+    Returns:
+        ``s`` with the first ``count`` (all when None or negative) ``old`` replaced by ``new``.
+    Raises:
+        jinja2.exceptions.SecurityError: the result would exceed OUTPUT_LIMIT characters, or the
+        rendering's WORK_LIMIT.
+    """
+    text, old, new = str(s), str(old), str(new)
+    _charge(len(text))
+    found = text.count(old) if old else len(text) + 1
+    if count is not None and count >= 0:
+        found = min(found, count)
+    _charge(len(text) + found * (len(new) - len(old)))
+    return text.replace(old, new, -1 if count is None else count)
+
+
+@pass_eval_context
+def bounded_join(
+    eval_ctx: EvalContext, value: Iterable[Any], d: Any = "", attribute: str | int | None = None
+) -> str:
+    """Jinja's ``join`` (without autoescape) that computes the length of its result before
+    building it.
+
+    Returns:
+        the items of ``value`` (or their ``attribute``) as text, separated by ``d``.
+    Raises:
+        jinja2.exceptions.SecurityError: the result would exceed OUTPUT_LIMIT characters, or the
+        rendering's WORK_LIMIT.
+    """
+    if attribute is not None:
+        value = map(make_attrgetter(eval_ctx.environment, attribute), value)
+    separator = str(d)
+    # joining a text puts the separator between its characters
+    items = value if isinstance(value, str) else [str(item) for item in value]
+    _charge(sum(map(len, items)))
+    _charge(sum(map(len, items)) + max(len(items) - 1, 0) * len(separator))
+    return separator.join(items)
+
+
+def bounded_filters() -> dict[str, Callable[..., Any]]:
+    """The ALLOWED_FILTERS, each counting its text against the rendering's budgets; install
+    them in the template environment's ``filters``.
+
+    Returns:
+        filter name -> filter function.
+    """
+    # replace and join charge what they read and build themselves, the rest afterwards (their
+    # result is at most a few times what they read: upper("ﬃ") is "FFI", escape("&") "&amp;")
+    special: dict[str, Callable[..., Any]] = {"replace": bounded_replace, "join": bounded_join}
+    return {name: special.get(name) or _counted(FILTERS[name]) for name in ALLOWED_FILTERS}
 
 
 # --- the template language: what a response template may contain ------------------------------
@@ -101,6 +222,9 @@ ALLOWED_TESTS = frozenset({"defined", "undefined", "none", "string", "number", "
 MAX_LOOP_DEPTH = 3  # citations × safety requirements × parameters
 MAX_CONSTANT_TEXT = 200  # characters of a text constant in an expression
 MAX_CONSTANT_NUMBER = 1_000
+# pieces joined with ~ in one expression (parentheses included): a join is not a filter, so
+# its size is bounded by this many times the largest piece, not by WORK_LIMIT
+MAX_CONCAT_PIECES = 20
 _COMPARISONS = frozenset({"eq", "ne", "lt", "gt", "lteq", "gteq", "in", "notin"})
 # what the refusal calls a construct (Jinja's node class names otherwise)
 _CONSTRUCT_NAMES = {
@@ -145,8 +269,9 @@ _PLAIN = (
 def check_template_language(template: nodes.Template) -> None:
     """Refuse any construct outside the response-template language: placeholders and their
     attributes, ``if``/``elif``/``else``, ``for`` over a placeholder's list (at most
-    MAX_LOOP_DEPTH deep), comparisons, ``and``/``or``/``not``, ``~``, and the ALLOWED_FILTERS and
-    ALLOWED_TESTS with constant arguments. No ``set``, macros, calls, arithmetic, indexing,
+    MAX_LOOP_DEPTH deep), comparisons, ``and``/``or``/``not``, ``~`` (at most
+    MAX_CONCAT_PIECES pieces), and the ALLOWED_FILTERS and ALLOWED_TESTS with constant
+    arguments. No ``set``, macros, calls, arithmetic, indexing,
     includes or imports: then a rendering's work grows only with the size of the application it
     is about, never with what the template computes.
 
@@ -205,6 +330,10 @@ def _check_node(node: nodes.Node, loop_depth: int) -> None:
             _refuse(node, f"a non-constant argument of {node.name!r}")
         if node.name == "replace" and arguments and arguments[0].as_const() == "":  # type: ignore[attr-defined]
             _refuse(node, "replacing the empty text")
+    elif isinstance(node, nodes.Concat):
+        pieces = _concat_pieces(node)
+        if pieces > MAX_CONCAT_PIECES:
+            _refuse(node, f"joining more than {MAX_CONCAT_PIECES} pieces with ~ ({pieces})")
     elif isinstance(node, nodes.Operand):
         if node.op not in _COMPARISONS:
             _refuse(node, f"the {node.op!r} comparison")
@@ -212,3 +341,8 @@ def _check_node(node: nodes.Node, loop_depth: int) -> None:
         _refuse(node, _CONSTRUCT_NAMES.get(type(node).__name__, type(node).__name__))
     for child in node.iter_child_nodes():
         _check_node(child, loop_depth)
+
+
+def _concat_pieces(node: nodes.Concat) -> int:
+    """How many pieces ``node`` joins, counting through nested ``~`` (``(a ~ b) ~ c`` is 3)."""
+    return sum(_concat_pieces(n) if isinstance(n, nodes.Concat) else 1 for n in node.nodes)

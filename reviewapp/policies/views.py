@@ -29,9 +29,10 @@ def _section(key: str) -> PolicySection:
 
 @bp.route("/<key>")
 def section(key: str) -> Any:
-    """The current version of a section, with its changelog."""
+    """The version of a section in force today (UTC), with its changelog; a section whose
+    first version takes effect later shows that one, marked upcoming."""
     sec = _section(key)
-    return render_template("policies/section.html", section=sec, version=sec.current)
+    return render_template("policies/section.html", section=sec, version=sec.current or sec.latest)
 
 
 @bp.route("/<key>/v<int:version>")

@@ -22,7 +22,11 @@ from reviewapp.db import is_postgres, utcnow
 from reviewapp.errors import ConflictError, InvalidTransition, PermissionDenied, ValidationFailed
 from reviewapp.limits import LIMITS
 from reviewapp.policies.models import PolicyFeedback, ResponseTemplate
-from reviewapp.policies.services import current_versions, render_template_text
+from reviewapp.policies.services import (
+    current_versions,
+    markdown_source_as_text,
+    render_template_text,
+)
 from reviewapp.review.clock import business_calendar, pause_clock, run_clock
 from reviewapp.review.mitigations import (
     RequirementInput,
@@ -1101,7 +1105,8 @@ def notify_decision(
             "outcome": outcome.value,
             "to": recipients,
             "subject": f"[{application.reference}] {outcome.past_label}: {application.title}",
-            "body": message,
+            # plain text: the developer's own words as typed, not Markdown-escaped
+            "body": markdown_source_as_text(message),
         },
     )
 

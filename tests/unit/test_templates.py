@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ import yaml
 
 from reviewapp.errors import ValidationFailed
 from reviewapp.policies.services import (
+    markdown_source_as_text,
     render_markdown,
     render_template_text,
     sample_context,
@@ -166,3 +168,93 @@ def test_a_refusal_names_the_construct_and_its_line(body: str, named: str) -> No
     with pytest.raises(ValidationFailed) as refused:
         validate_template(body)
     assert f"{named} is not part of the template language" in refused.value.message
+
+
+# found by a fourth trial: constant-argument replace/join chained grow the text exponentially
+# inside one line of template code (80 million characters from a 666-character template)
+A200 = "a" * 200
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        f'{{{{ "{A200}"|replace("a","{A200}")|replace("a","{A200}")|replace("a","aaaaaaaaaa") }}}}',
+        f'{{{{ "{A200}"|replace("a","{A200}")|replace("a","{A200}")|replace("a","aaaaaaaaaa")'
+        '|replace("a","aa")|replace("a","aa") }}',
+        f'{{{{ "{A200}"|join("{A200}")|join("{A200}") }}}}',
+        f'{{{{ ("{A200}"|join("{A200}")|join("{A200}"))|length }}}}',
+        # each result under the limit, but the rendering as a whole handles too much text
+        # (over a placeholder: Jinja computes a filter of constants once, when compiling)
+        "{% for c in citations %}{% for r in safety_requirements %}{% for p in r.parameters %}"
+        f'{{% if ((p ~ "{A200}")|replace("a","{A200[:100]}")|length) > 1 %}}{{% endif %}}'
+        "{% endfor %}{% endfor %}{% endfor %}",
+    ],
+)
+def test_text_growing_filters_are_refused_before_building_the_text(body: str) -> None:
+    context = sample_context()
+    # enough list items that the last body's loop passes the work limit
+    context["citations"] = context["citations"] * 30
+    context["safety_requirements"] = context["safety_requirements"] * 30
+    started = time.perf_counter()
+    with pytest.raises(ValidationFailed, match="may not do"):
+        render_template_text(body, context)
+    assert time.perf_counter() - started < 1
+
+
+def test_replace_and_join_still_work_within_the_limits() -> None:
+    body = (
+        '{{ organization|replace("Sample", "Acme")|replace("a", "A", 1) }};'
+        ' {{ application.title|join("-")|upper }};'
+        '{% for r in safety_requirements %} {{ r.parameters|join("; ") }}'
+        ' {{ safety_requirements|join(", ", attribute="title") }}{% endfor %};'
+        ' {{ "x"|replace("x", "' + "y" * 200 + '")|length }}'
+    )
+    text = render_template_text(body, sample_context())
+    assert text == (
+        "Acme orgAnization; S-A-M-P-L-E- -A-P-P-L-I-C-A-T-I-O-N;"
+        " Sample limit: 10 units Sample requirement; 200"
+    )
+
+
+def test_a_long_text_is_stopped_at_the_output_limit() -> None:
+    context = sample_context()
+    context["citations"] = context["citations"] * 2000
+    body = f'{{% for c in citations %}}{{{{ "{A200}" }}}}{{% endfor %}}'
+    with pytest.raises(ValidationFailed, match="at most 100,000 characters"):
+        render_template_text(body, context)
+
+
+def test_placeholder_values_are_literal_but_the_templates_markdown_renders() -> None:
+    context = sample_context()
+    context["organization"] = "Evil [org](https://evil.example) <b>x</b> & *co*"
+    context["application"].title = "# 1. ![x](https://evil.example/p.png)\n- **APPROVED**"
+    body = (
+        "Hello **{{ organization }}**, see [our policy](https://example.invalid/policy).\n\n"
+        "{{ application.title }} ({{ application.reference }}), version {{ 3 }}"
+    )
+    text = render_template_text(body, context)
+    html = str(render_markdown(text))
+    assert (
+        "<strong>Evil [org](https://evil.example) &lt;b&gt;x&lt;/b&gt; &amp; *co*</strong>" in html
+    )
+    assert (
+        '<a href="https://example.invalid/policy" rel="noopener noreferrer">our policy</a>' in html
+    )
+    assert "evil.example" in html and 'href="https://evil.example' not in html
+    assert "<img" not in html and "<h1" not in html and "<ul" not in html and "<li" not in html
+    assert "# 1. ![x](https://evil.example/p.png)\n- **APPROVED** (APP-000000), version 3" in html
+    # a plain-text reader (the email) gets the values back as typed
+    assert markdown_source_as_text(text) == (
+        f"Hello **{context['organization']}**, see [our policy](https://example.invalid/policy)."
+        f"\n\n{context['application'].title} (APP-000000), version 3"
+    )
+
+
+def test_joining_many_pieces_with_tilde_is_refused() -> None:
+    # ~ is no filter: its size is bounded by the number of pieces, not by WORK_LIMIT
+    twenty = " ~ ".join(["reviewer_note"] * 20)
+    assert render_template_text("{{ " + twenty + " }}", sample_context()) == "Sample note" * 20
+    nested = "(" + twenty + ") ~ reviewer_note"
+    with pytest.raises(ValidationFailed) as refused:
+        validate_template("{{ " + nested + " }}")
+    assert "joining more than 20 pieces with ~ (21) (line 1)" in refused.value.message

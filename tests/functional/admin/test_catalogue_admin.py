@@ -396,3 +396,24 @@ def test_template_with_unknown_placeholder_cannot_be_sent(login, db) -> None:
         )
         == 0
     )
+
+
+def test_a_template_that_builds_huge_text_is_refused_on_save_and_preview(login, db) -> None:
+    application = ApplicationFactory(submitted=True)
+    client = login(staff(admin=True))
+    before = template(db, "approve-standard").body
+    a200 = "a" * 200
+    body = (
+        f'{{{{ "{a200}"|replace("a","{a200}")|replace("a","{a200}")|replace("a","aaaaaaaaaa") }}}}'
+    )
+    for extra in ({}, {"reference": application.reference, "preview": "1"}):
+        response = post(
+            client,
+            f"{BASE}/templates/approve-standard",
+            {"title": "Approval", "outcome": "approve", "body": body, **extra},
+        )
+        page = response.get_data(as_text=True)
+        assert response.status_code == 422, page[:2000]
+        assert "does something templates may not do" in page
+        assert 'id="preview"' not in page
+    assert template(db, "approve-standard").body == before

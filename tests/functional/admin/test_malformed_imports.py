@@ -5,6 +5,7 @@ writes errors on stderr and exits non-zero."""
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 from pathlib import Path
 
@@ -313,3 +314,85 @@ def test_line_numbers_ignore_unicode_line_separators_inside_fields(app, db, tmp_
     assert result["errors"] == [
         (3, "not UTF-8 text at line 3, column 5: byte 0xff; save the file as UTF-8")
     ]
+
+
+POLICIES_WITH_BAD_SECTIONS = """\
+sections:
+  - id: import-good-1
+    number: "§91"
+    title: A good section
+    text: Fine.
+  - id: import-bad-js
+    number: "§92"
+    title: A script for a source
+    url: "javascript:alert(document.cookie)"
+    text: x
+  - id: "import-a\\x00b"
+    number: "§93"
+    title: A NUL in the id
+    text: x
+  - id: import-bad-title
+    number: "§94"
+    title: "A tab\\there"
+    text: x
+  - id: import-good-2
+    number: "§95"
+    title: Another good section
+    url: https://example.com/policy
+    text: Also fine.
+  - id: import-bad-date
+    number: "§96"
+    title: A bad date
+    effective_date: "next week"
+    text: x
+"""
+
+
+def test_policy_import_skips_bad_sections_with_their_line_and_keeps_the_good(
+    app, db, client, tmp_path
+) -> None:
+    path = tmp_path / "policies.yaml"
+    path.write_text(POLICIES_WITH_BAD_SECTIONS, encoding="utf-8")
+    result = app.test_cli_runner().invoke(args=["import-policies", str(path)])
+    assert result.exit_code == 1
+    assert "2 policy sections read, 2 created or given a new version, 4 skipped" in result.stdout
+    problems = result.stderr.splitlines()
+    assert problems == [
+        f"{path}: line 6: section #2 ('import-bad-js') the url "
+        "'javascript:alert(document.cookie)' is not an http(s) address",
+        f"{path}: line 11: section #3 ('import-a\\x00b') the id contains the control "
+        "character U+0000",
+        f"{path}: line 15: section #4 ('import-bad-title') the title contains the control "
+        "character U+0009",
+        f"{path}: line 24: section #6 ('import-bad-date') the effective_date 'next week' is "
+        "not a YYYY-MM-DD date",
+    ]
+    keys = set(db.scalars(select(PolicySection.key).where(PolicySection.key.like("import-%"))))
+    assert keys == {"import-good-1", "import-good-2"}
+    page = client.get("/policies/import-good-2").get_data(as_text=True)
+    assert 'Source: <a href="https://example.com/policy"' in page
+
+
+def test_policy_import_refuses_an_impossible_date_with_its_line(app, db, tmp_path) -> None:
+    path = tmp_path / "policies.yaml"
+    path.write_text("effective_date: 2026-13-01\nsections: []\n", encoding="utf-8")
+    result = app.test_cli_runner().invoke(args=["import-policies", str(path)])
+    assert result.exit_code == 1
+    assert "invalid YAML at line 1, column 17: '2026-13-01' is not a valid date" in result.stderr
+
+
+def test_a_stored_non_web_source_url_is_never_a_link(db, client) -> None:
+    from reviewapp.policies.services import upsert_policy_section
+
+    upsert_policy_section(
+        db,
+        key="stored-js",
+        number="§97",
+        title="Stored before imports checked URLs",
+        text="Text.",
+        effective_date=dt.date(2026, 1, 1),
+        url="javascript:alert(document.cookie)",
+    )
+    page = client.get("/policies/stored-js").get_data(as_text=True)
+    assert 'href="javascript:' not in page
+    assert "Source: javascript:alert(document.cookie)" in page  # shown as text only

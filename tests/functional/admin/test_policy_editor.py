@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterator
 
 import pytest
+import time_machine
 from flask import Flask
 from flask_login import FlaskLoginClient
 from sqlalchemy import func, select
@@ -197,3 +198,86 @@ def test_unknown_key_404_and_non_admin_403(login, client, db) -> None:
         assert other.get("/admin/policies").status_code == 403
         assert other.get("/admin/policies/sections/usage-1.1/edit").status_code == 403
     assert client.get("/admin/policies").status_code == 302
+
+
+def test_a_version_published_for_a_later_date_is_upcoming_until_then(login, db, client) -> None:
+    v1 = versions(db, "usage-1.5")[-1]
+    later = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=200)
+    editor = admin(login)
+    edit = "/admin/policies/sections/usage-1.5/edit"
+    published = post_form(
+        editor,
+        edit,
+        {
+            "text": "From next year: fraud is **strictly** prohibited.",
+            "effective_date": later.isoformat(),
+            "change_summary": "Stricter wording",
+            "base_version": str(v1.version),
+        },
+        token_from=edit,
+    )
+    assert published.status_code == 302
+    v2 = versions(db, "usage-1.5")[-1]
+    assert v2.version == v1.version + 1
+
+    # a decision today cites the version in force, not the upcoming one
+    application = ApplicationFactory(submitted=True)
+    reviewer = login(UserFactory(reviewer=True, organization=OrganizationFactory()))
+    post_form(reviewer, f"/review/{application.reference}/claim", token_from="/queue")
+    decided = post_form(
+        reviewer,
+        f"/review/{application.reference}/decide",
+        {"outcome": "reject", "template": "reject-prohibited", "citations": ["usage-1.5"]},
+        token_from="/queue",
+    )
+    assert decided.status_code == 302, decided.get_data(as_text=True)[:2000]
+    assert db.scalars(select(Citation)).one().policy_section_version_id == v1.id
+
+    # the public page shows the version in force, and announces the upcoming one
+    public = client.get("/policies/usage-1.5").get_data(as_text=True)
+    assert v1.text.split("\n")[0][:40] in public and "<strong>strictly</strong>" not in public
+    assert f"Version {v2.version} is upcoming, effective {later.isoformat()}" in public
+    assert f"upcoming, effective {later.isoformat()}: Stricter wording" in public  # changelog
+    pinned = client.get(f"/policies/usage-1.5/v{v2.version}").get_data(as_text=True)
+    assert f"upcoming, effective {later.isoformat()}</strong>: not in force yet" in pinned
+    listing = client.get("/policies").get_data(as_text=True)
+    assert f"version {v2.version} upcoming, effective {later.isoformat()}" in listing
+    api = client.get("/api/v1/policies/usage-1.5").json
+    assert api["current_version"] == v1.version
+    assert [v["upcoming"] for v in api["versions"]][-2:] == [False, True]
+    form = editor.get(edit).get_data(as_text=True)
+    assert f"Version {v1.version} is in force" in form
+    assert f"Version {v2.version} is upcoming, effective {later.isoformat()}" in form
+
+    # from its effective date on, the new version is the one in force
+    with time_machine.travel(dt.datetime.combine(later, dt.time(0, 1), dt.UTC), tick=False):
+        public = client.get("/policies/usage-1.5").get_data(as_text=True)
+        assert "<strong>strictly</strong>" in public and "is upcoming" not in public
+        assert client.get("/api/v1/policies/usage-1.5").json["current_version"] == v2.version
+
+
+def test_a_section_not_in_force_yet_cannot_be_cited(login, db) -> None:
+    from reviewapp.policies.services import upsert_policy_section
+
+    later = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=30)
+    upsert_policy_section(
+        db,
+        key="usage-9.9",
+        number="§9.9",
+        title="A future rule",
+        text="Not yet.",
+        effective_date=later,
+    )
+    application = ApplicationFactory(submitted=True)
+    reviewer = login(UserFactory(reviewer=True, organization=OrganizationFactory()))
+    post_form(reviewer, f"/review/{application.reference}/claim", token_from="/queue")
+    refused = post_form(
+        reviewer,
+        f"/review/{application.reference}/decide",
+        {"outcome": "reject", "template": "reject-prohibited", "citations": ["usage-9.9"]},
+        token_from="/queue",
+    )
+    page = refused.get_data(as_text=True)
+    assert refused.status_code == 422, page[:2000]
+    assert f"Not in force yet, so it cannot be cited: §9.9 (effective {later.isoformat()})" in page
+    assert db.scalars(select(Citation)).all() == []

@@ -83,7 +83,8 @@ def test_claim_next_reject_with_citation_and_developer_sees_message(login, db) -
     decision = db.scalars(select(Decision).where(Decision.application_id == application.id)).one()
     citation = db.scalars(select(Citation).where(Citation.decision_id == decision.id)).one()
     assert citation.policy_section_version.section.key == "usage-1.5"
-    assert "Impersonation <b>risk</b>." in decision.message
+    # the note is the reviewer's text, shown as typed: escaped for Markdown, plain in the email
+    assert "Impersonation \\<b\\>risk\\</b\\>." in decision.message
     assert (
         db.scalar(
             select(func.count())
@@ -95,6 +96,7 @@ def test_claim_next_reject_with_citation_and_developer_sees_message(login, db) -
     outbox = db.scalars(select(OutboxEvent).where(OutboxEvent.kind == "decision")).one()
     assert outbox.delivered_at is not None  # inline job delivered it after commit
     assert [m["To"] for m in OUTBOX_MEMORY] == [application.submitter.email]
+    assert "Impersonation <b>risk</b>." in OUTBOX_MEMORY[0].get_content()
 
     dev_client = login(application.submitter)
     page = dev_client.get(f"/applications/{application.reference}").get_data(as_text=True)
