@@ -205,6 +205,9 @@ def test_overturning_a_two_approval_tier_needs_a_second_senior(login, db) -> Non
         assert reason in page.data
     c_second = login(second)
     post_form(c_second, f"/review/{application.reference}/claim", token_from="/queue")
+    page = c_second.get(f"/review/{application.reference}").get_data(as_text=True)
+    assert "approve to complete the overturn" in page  # the appeal is shown with its statement
+    assert "the reviewer read" in page.replace("&#39;", "'")
     done = post_form(
         c_second, f"/review/{application.reference}/decide", overturn, token_from="/queue"
     )
