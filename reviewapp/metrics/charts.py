@@ -31,16 +31,29 @@ sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != "PluginImpor
 Fetch = Callable[[Session, Period, str | None, dt.datetime], list[Row]]
 Render = Callable[[list[Row], str], Any]
 
-STYLE = DefaultStyle(
-    value_font_size=13,
-    label_font_size=12,
-    major_label_font_size=12,
-    title_font_size=16,
-    legend_font_size=12,
-    font_family="system-ui, sans-serif",
-    background="#ffffff",
-    plot_background="#ffffff",
-)
+#: series colours: a neutral blue first (pygal's default palette starts with red, which read as
+#: "bad" on every single-series chart), then Bootstrap's other theme colours
+PALETTE = ("#0d6efd", "#6f42c1", "#fd7e14", "#20c997", "#6c757d", "#d63384", "#0dcaf0")
+#: the colours of the tier badges on every page (review.views.tier_badge: success, info,
+#: warning, danger), so a tier has one colour everywhere
+TIER_COLOURS = {"low": "#198754", "medium": "#0dcaf0", "high": "#ffc107", "prohibited": "#dc3545"}
+OTHER_TIER_COLOUR = "#6c757d"
+_STYLE_SETTINGS: dict[str, Any] = {
+    "value_font_size": 13,
+    "label_font_size": 12,
+    "major_label_font_size": 12,
+    "title_font_size": 16,
+    "legend_font_size": 12,
+    "font_family": "system-ui, sans-serif",
+    "background": "#ffffff",
+    "plot_background": "#ffffff",
+}
+STYLE = DefaultStyle(colors=PALETTE, **_STYLE_SETTINGS)
+
+
+def tier_colour(tier: Any) -> str:
+    """The colour of risk tier ``tier`` (its badge colour; grey for a tier added by an admin)."""
+    return TIER_COLOURS.get(str(tier), OTHER_TIER_COLOUR)
 
 
 @dataclass(frozen=True)
@@ -133,7 +146,11 @@ def _draw_intake(rows: list[Row], title: str) -> Any:
     chart.x_labels = [d.isoformat() for d in days]
     if len(days) > 31:
         chart.x_labels_major = [d.isoformat() for d in days[:: max(1, len(days) // 15)]]
-    for tier in dict.fromkeys(r["tier"] for r in rows):
+    tiers = list(dict.fromkeys(r["tier"] for r in rows))
+    chart.config.style = DefaultStyle(
+        colors=tuple(tier_colour(t) for t in tiers) or PALETTE, **_STYLE_SETTINGS
+    )
+    for tier in tiers:
         by_day = {r["day"]: r["applications"] for r in rows if r["tier"] == tier}
         chart.add(tier, [by_day.get(d, 0) or None for d in days])
     return chart
@@ -151,7 +168,13 @@ def _rate_bar(label_key: str, share_key: str, x_title: str, y_title: str) -> Ren
             show_legend=False,
         )
         chart.x_labels = [_label(r[label_key]) for r in rows]
-        chart.add(y_title, [_pct(r[share_key]) for r in rows])
+        values: list[Any] = [_pct(r[share_key]) for r in rows]
+        if label_key == "tier":  # each tier's bar in its badge colour
+            values = [
+                {"value": v, "color": tier_colour(r["tier"])} if v is not None else None
+                for v, r in zip(values, rows, strict=True)
+            ]
+        chart.add(y_title, values)
         return chart
 
     return draw
@@ -257,8 +280,8 @@ CHARTS: dict[str, Chart] = {
             "sla",
             "SLA attainment per tier",
             "Share of applications decided in the range that used no more business time than "
-            "their SLA target (sla_consumed_seconds <= sla_target_seconds: the due time is "
-            "cleared once the clock stops).",
+            "their tier's SLA target (the business hours counted while the clock ran: waiting "
+            "for the developer does not count).",
             ("tier", "decided", "attained", "attainment"),
             _period_query(queries.sla_attainment),
             _rate_bar("tier", "attainment", "Risk tier", "Within SLA (%)"),

@@ -571,3 +571,28 @@ def test_far_future_dates_are_refused_with_a_message_not_a_500(login) -> None:  
     assert audit.status_code == 200 and "years up to 9000" in audit.get_data(as_text=True)
     csv = admin.get("/admin/metrics/intake.csv?from=9999-12-31&to=9999-12-31")
     assert csv.status_code in {200, 400}
+
+
+def test_tiers_have_their_badge_colours_in_the_charts() -> None:
+    import datetime as dt
+
+    from reviewapp.metrics.charts import CHARTS, TIER_COLOURS
+
+    intake = CHARTS["intake"].draw(
+        [
+            {"day": dt.date(2026, 11, 2), "tier": "low", "applications": 4},
+            {"day": dt.date(2026, 11, 2), "tier": "prohibited", "applications": 1},
+        ],
+        "Intake",
+    )
+    sla = CHARTS["sla"].draw(
+        [
+            {"tier": "low", "decided": 2, "attained": 2, "attainment": 1.0},
+            {"tier": "high", "decided": 2, "attained": 1, "attainment": 0.5},
+        ],
+        "SLA",
+    )
+    for chart, tiers in ((intake, ("low", "prohibited")), (sla, ("low", "high"))):
+        svg = chart.render().decode().lower()
+        assert all(TIER_COLOURS[t] in svg for t in tiers)
+        assert "#f44336" not in svg  # pygal's default first colour (red) is not used for low
