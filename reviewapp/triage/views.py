@@ -290,7 +290,7 @@ def try_ruleset(number: int) -> Any:
             )
     except DomainError as exc:
         db.rollback()
-        show_form_errors(form, exc, "Not saved: ")
+        show_form_errors(form, exc, "Nothing was tried: ")  # trying saves nothing
         return render_template("rules/try.html", form=form, version=ver, outcome=None, rows=[]), 422
     try:
         compiled = compile_document(db.session, ruleset_document(ver))

@@ -171,6 +171,7 @@ def test_try_shows_fired_rules_and_why_not(login, db) -> None:
         client, "/admin/rulesets/1/try", {"content": '{"title": '}, token_from="/admin/rulesets/1"
     )
     assert response.status_code == 422 and b"line 1, column" in response.data
+    assert b"Nothing was tried: Not valid JSON" in response.data  # trying saves nothing
     response = post_form(
         client,
         "/admin/rulesets/1/try",
