@@ -219,7 +219,8 @@ def appeal(reference: str) -> Any:
     )
     if filed is not None:
         flash(
-            "Your appeal is filed. A reviewer who did not make the decision will look at it.",
+            "Your appeal is filed. A senior reviewer who was not involved in the decision will "
+            "consider it.",
             "success",
         )
         return redirect(url_for(".detail", reference=reference))

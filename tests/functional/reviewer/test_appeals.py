@@ -50,6 +50,8 @@ def test_appeal_overturned_by_another_senior(login, db) -> None:
         token_from="/applications",
     )
     assert response.status_code == 302
+    filed = dev.get(response.location).get_data(as_text=True)
+    assert "A senior reviewer who was not involved in the decision will consider it." in filed
     db.expire_all()
     assert application.status == Status.appealed and application.queue == "appeals"
 
