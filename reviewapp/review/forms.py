@@ -12,14 +12,23 @@ from wtforms import (
     RadioField,
     SelectField,
     SelectMultipleField,
+    StringField,
     TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, NumberRange, Optional, Regexp, StopValidation
+from wtforms.validators import (
+    DataRequired,
+    Length,
+    NumberRange,
+    Optional,
+    Regexp,
+    StopValidation,
+)
 
 from reviewapp.applications.forms import MultiCheckboxField, choices
 from reviewapp.limits import max_length
 from reviewapp.review.models import Outcome
+from reviewapp.review.search import SEARCH_MAX_LENGTH
 from reviewapp.review.services import QUEUE_MAX_AGE_DAYS, QUEUE_STATUSES
 
 
@@ -142,15 +151,23 @@ class QueueFilterForm(FlaskForm):
     class Meta:
         csrf = False
 
+    q = StringField(
+        "Search",
+        validators=[
+            Optional(),
+            Length(
+                max=SEARCH_MAX_LENGTH,
+                message=f"At most {SEARCH_MAX_LENGTH} characters.",
+            ),
+        ],
+        description="A reference (APP-000123), words of the application, or an organization.",
+    )
     queue = SelectField("Queue", validators=[Optional()])
     tier = SelectField("Tier", validators=[Optional()])
     status = SelectField(
         "Status",
         validators=[Optional()],
-        choices=choices(
-            [("", "Open (queued, in review, awaiting approval, appealed)")]
-            + list(QUEUE_STATUSES.items())
-        ),
+        choices=choices([("", "All open")] + list(QUEUE_STATUSES.items())),
     )
     age_days = IntegerField(
         "Waiting at least (days)",

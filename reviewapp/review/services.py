@@ -89,6 +89,9 @@ class QueueFilters:
     #: one of QUEUE_VIEWS: due_soon (due within the calendar's due_soon_hours of business time),
     #: overdue, unclaimed (no unexpired lease)
     view: str | None = None
+    #: the search box (review/search.py): a reference, words of the application, or an
+    #: organization's name
+    search: str | None = None
 
 
 #: statuses the queue can be filtered on (all of them: the open ones), with their labels
@@ -210,6 +213,10 @@ def _queue_conditions(
         conditions.append(a.queued_at <= cutoff)
     if filters.mine:
         conditions.append(a.claimed_by_id == user.id)
+    if filters.search:
+        from reviewapp.review.search import search_condition
+
+        conditions.append(search_condition(session, filters.search))
     if filters.view in QUEUE_VIEWS:
         now = now or utcnow()
         if filters.view == "overdue":

@@ -90,7 +90,7 @@ bp = Blueprint("review", __name__)
 @bp.route("/queue")
 @permission_required(Permission.view_queue)
 def queue() -> Any:
-    """The queue: filters (queue, tier, status, age), SLA order, pagination."""
+    """The queue: search, filters (queue, tier, status, age), SLA order, pagination."""
     user = current_user._get_current_object()
     ref = reference_data(db.session)
     queues = ref.queues_for_role(str(user.role))
@@ -132,7 +132,7 @@ def queue() -> Any:
 
 
 #: the raw query arguments the filter form reads (view and mine are links, not fields)
-_FILTER_ARGS = ("queue", "tier", "status", "age_days")
+_FILTER_ARGS = ("q", "queue", "tier", "status", "age_days")
 _FILTER_FORMS_KEY = "reviewapp.queue_filter_forms"
 _FILTER_FORMS_SIZE = 256  # distinct filter choices kept per process
 _FILTER_ARG_MAX = 64  # longer raw values are not kept (no valid choice is that long)
@@ -172,6 +172,7 @@ def _filter_form(
         return None if field.errors else (field.data or None)
 
     filters = QueueFilters(
+        search=valid(form.q),
         queue=valid(form.queue),
         tier=valid(form.tier),
         status=valid(form.status),
