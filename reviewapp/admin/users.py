@@ -21,7 +21,7 @@ from flask import (
 )
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from sqlalchemy import select
+from sqlalchemy import func, select
 from wtforms import BooleanField, EmailField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, Optional
@@ -32,6 +32,7 @@ from reviewapp.auth.admin_services import (
     DEFAULT_INVITE_MAX_AGE,
     UserFilters,
     change_role,
+    check_may_deactivate,
     deactivate_user,
     invite_user,
     issue_password_link,
@@ -87,6 +88,20 @@ class InviteForm(FlaskForm):
 
 class RoleForm(FlaskForm):
     role = SelectField("Role", choices=ROLE_CHOICES)
+
+
+class DeactivateForm(FlaskForm):
+    """Confirm a deactivation: revoked API tokens and released claims do not come back."""
+
+    confirm = BooleanField(
+        "I understand that this logs the user out and revokes their API tokens for good",
+        validators=[
+            DataRequired(
+                message="Tick the box to confirm: deactivating ends the user's sessions, "
+                "revokes their API tokens and releases their claims at once."
+            )
+        ],
+    )
 
 
 def _max_age() -> int:
@@ -271,11 +286,33 @@ def role(user_id: int) -> Any:
     return redirect(url_for(".detail", user_id=user.id))
 
 
-@bp.route("/admin/users/<int:user_id>/deactivate", methods=["POST"])
+@bp.route("/admin/users/<int:user_id>/deactivate", methods=["GET", "POST"])
 @permission_required(Permission.manage_users)
 def deactivate(user_id: int) -> Any:
-    """Deactivate (not yourself): sessions end, API tokens revoked, claims released."""
+    """Deactivate (not yourself): sessions end, API tokens revoked, claims released; after a
+    page that says so (how many tokens, which applications), the POST refused (422) unless
+    its box is ticked. Yourself or an inactive user: back to the user's page with the reason."""
     user = _load_user(user_id)
+    try:
+        check_may_deactivate(current_user, user)
+    except DomainError as exc:
+        flash(exc.message, "warning")
+        return redirect(url_for(".detail", user_id=user_id))
+    form = DeactivateForm()
+    if not form.validate_on_submit():
+        from reviewapp.applications.models import Application
+
+        claims = db.session.scalars(
+            select(Application).where(Application.claimed_by_id == user.id).order_by(Application.id)
+        ).all()
+        tokens = db.session.scalar(
+            select(func.count())
+            .select_from(ApiToken)
+            .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+        )
+        return render_template(
+            "admin/deactivate.html", user=user, form=form, claims=claims, tokens=tokens or 0
+        ), (422 if form.errors else 200)
     act(
         lambda: deactivate_user(db.session, current_user, user),
         lambda done: (

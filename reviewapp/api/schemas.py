@@ -154,6 +154,14 @@ class ApplicationOut(ApplicationSummary):
         },
     )
     version = fields.Integer(required=True, metadata={"description": "Also the ETag."})
+    lease_expires_at = fields.DateTime(
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "When your claim ends unless you renew it (UTC); null when you do "
+            "not hold this application."
+        },
+    )
     created_at = fields.DateTime(required=True)
     triage = fields.Nested(Triage, required=True, allow_none=True)
     decision = fields.Nested(DecisionOut, required=True, allow_none=True)

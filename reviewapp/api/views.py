@@ -50,11 +50,13 @@ from reviewapp.review.services import (
     DecisionInput,
     QueueFilters,
     check_queue_filters,
+    claim,
     claim_next,
     decide,
     file_appeal,
     list_queue,
     release,
+    renew_lease,
     tier_labels,
 )
 from reviewapp.triage.services import latest_triage_result
@@ -122,7 +124,8 @@ def serialize_summary(application: Application) -> dict[str, Any]:
 
 
 def serialize_application(application: Application) -> dict[str, Any]:
-    """Full application shape (content of the current revision, triage, decision)."""
+    """Full application shape (content of the current revision, triage, decision, and the
+    end of the token user's own lease when they hold it)."""
     revision = application.current_revision
     triage = latest_triage_result(db.session, revision.id) if revision is not None else None
     decision = (
@@ -140,6 +143,10 @@ def serialize_application(application: Application) -> dict[str, Any]:
         "content": content,
         "queue_position": queue_position(application),
         "version": application.version,
+        # only the caller's own lease: who else holds it is none of a token's business
+        "lease_expires_at": application.lease_expires_at.isoformat()
+        if application.lease_expires_at is not None and application.is_claimed_by(_user())
+        else None,
         "draft": application.draft
         if application.status in (Status.draft, Status.mitigations_requested)
         else None,
@@ -800,6 +807,50 @@ def claim_next_api() -> Any:
     response = _application_response(application)
     db.commit()
     return response
+
+
+@bp.route("/applications/<reference>/claim", methods=["POST"])
+@token_required("review")
+def claim_api(reference: str) -> Any:
+    """Claim this application (one picked from ``GET /queue``), under the same rules as the
+    browser's Claim button: a reviewer allowed to work its queue, not from its organization,
+    within the claim limit; a second approval or an appeal is not for the reviewer who gave
+    the first approval or made the appealed decision. Claiming one you already hold answers
+    200 and leaves the lease as it is (renew extends it). The answer's ``lease_expires_at``
+    says until when it is yours.
+    ---
+    post:
+      summary: Claim an application
+      tags: [Review]
+      parameters: [Reference]
+      responses:
+        200: {description: Claimed, content: {application/json: {schema: ApplicationOut}}}
+        401: Error
+        403: Error
+        404: Error
+        409: Error
+    """
+    return _act(reference, lambda a: claim(db.session, _user(), a), if_match=False)
+
+
+@bp.route("/applications/<reference>/renew", methods=["POST"])
+@token_required("review")
+def renew_api(reference: str) -> Any:
+    """Extend your unexpired lease on an application you hold by the lease length, from now;
+    409 when the lease already ended (claim it again).
+    ---
+    post:
+      summary: Renew a claim's lease
+      tags: [Review]
+      parameters: [Reference]
+      responses:
+        200: {description: Renewed, content: {application/json: {schema: ApplicationOut}}}
+        401: Error
+        403: Error
+        404: Error
+        409: Error
+    """
+    return _act(reference, lambda a: renew_lease(db.session, _user(), a), if_match=False)
 
 
 @bp.route("/applications/<reference>/release", methods=["POST"])

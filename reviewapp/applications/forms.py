@@ -6,6 +6,7 @@ from typing import Any
 
 from flask_wtf import FlaskForm
 from wtforms import (
+    BooleanField,
     IntegerField,
     RadioField,
     SelectField,
@@ -15,7 +16,7 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import NumberRange, Optional
+from wtforms.validators import DataRequired, NumberRange, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from reviewapp.applications.schema import (
@@ -123,6 +124,20 @@ class ApplicationForm(FlaskForm):
 
 class ConfirmForm(FlaskForm):
     """An empty form carrying only the CSRF token (withdraw, claim, release…)."""
+
+
+class WithdrawForm(FlaskForm):
+    """Confirm a withdrawal: it cannot be undone."""
+
+    confirm = BooleanField(
+        "I understand that a withdrawn application cannot be reopened",
+        validators=[
+            DataRequired(
+                message="Tick the box to confirm: a withdrawn application cannot be edited, "
+                "resubmitted or appealed."
+            )
+        ],
+    )
 
 
 class AppealForm(FlaskForm):

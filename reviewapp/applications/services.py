@@ -279,14 +279,27 @@ def _tell_preferred_reviewer(session: Session, application: Application, number:
     )
 
 
-def withdraw_application(session: Session, actor: User, application: Application) -> None:
-    """Withdraw an open application (the applicant's choice; it leaves every queue).
+def check_may_withdraw(actor: User, application: Application) -> None:
+    """Check that ``actor`` may withdraw ``application`` now: a member of the applying
+    organization, and its status allows it (the life-cycle table). The browser asks before
+    showing its confirmation page, so nobody confirms what would be refused.
 
     Raises:
-        PermissionDenied, InvalidTransition.
+        PermissionDenied: not the applying organization.
+        InvalidTransition: decided, appealed or already withdrawn.
     """
     if not can_edit(actor, application):
         raise PermissionDenied("Only the applying organization may withdraw this application.")
+    next_status(application.status, Action.withdraw, Actor.developer)
+
+
+def withdraw_application(session: Session, actor: User, application: Application) -> None:
+    """Withdraw an open application (the applicant's choice; it leaves every queue; final).
+
+    Raises:
+        PermissionDenied, InvalidTransition (see :func:`check_may_withdraw`).
+    """
+    check_may_withdraw(actor, application)
     from reviewapp.review.clock import pause_clock
 
     pause_clock(application, utcnow())

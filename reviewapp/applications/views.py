@@ -9,10 +9,11 @@ from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from reviewapp.applications.diff import diff_contents
-from reviewapp.applications.forms import AppealForm, ApplicationForm, ConfirmForm
+from reviewapp.applications.forms import AppealForm, ApplicationForm, ConfirmForm, WithdrawForm
 from reviewapp.applications.models import Application, Status
 from reviewapp.applications.services import (
     can_edit,
+    check_may_withdraw,
     create_application,
     get_application,
     list_organization_applications,
@@ -287,14 +288,27 @@ def revision_diff(reference: str, number: int) -> Any:
     )
 
 
-@bp.route("/<reference>/withdraw", methods=["POST"])
+@bp.route("/<reference>/withdraw", methods=["GET", "POST"])
 @login_required
 def withdraw(reference: str) -> Any:
-    """Withdraw an open application."""
+    """Withdraw an open application, after a page that says it cannot be undone: the POST is
+    refused (422, the page again with the message at the box) unless its box is ticked. One
+    click used to withdraw at once. Someone who may not withdraw it (another role, or a
+    status that does not allow it) is sent back to the application with the reason."""
     application = get_application(db.session, current_user, reference)
-    act(
-        lambda: withdraw_application(db.session, current_user, application),
-        f"{reference} withdrawn.",
-        "info",
+    try:
+        check_may_withdraw(current_user, application)
+    except DomainError as exc:
+        flash(exc.message, "warning")
+        return redirect(url_for(".detail", reference=reference))
+    form = WithdrawForm()
+    if form.validate_on_submit():
+        act(
+            lambda: withdraw_application(db.session, current_user, application),
+            f"{reference} withdrawn.",
+            "info",
+        )
+        return redirect(url_for(".detail", reference=reference))
+    return render_template("applications/withdraw.html", application=application, form=form), (
+        422 if form.errors else 200
     )
-    return redirect(url_for(".detail", reference=reference))

@@ -342,6 +342,20 @@ class Deactivation:
     tokens_revoked: int
 
 
+def check_may_deactivate(actor: User, user: User) -> None:
+    """Check the refusals that need no lock (the last-admin rule is checked when deactivating):
+    the browser asks before showing its confirmation page.
+
+    Raises:
+        PermissionDenied: ``actor`` is ``user``.
+        ConflictError: already deactivated.
+    """
+    if actor.id == user.id:
+        raise PermissionDenied("You cannot deactivate your own account; ask another admin.")
+    if not user.active:
+        raise ConflictError(f"{user.email} is already deactivated.")
+
+
 def deactivate_user(session: Session, actor: User, user: User) -> Deactivation:
     """Deactivate ``user``: log-in refused, sessions ended (session epoch bumped), API tokens
     revoked and every claim released, each audited.
@@ -350,10 +364,7 @@ def deactivate_user(session: Session, actor: User, user: User) -> Deactivation:
         PermissionDenied: ``actor`` is ``user``.
         ConflictError: already deactivated, or the last active admin.
     """
-    if actor.id == user.id:
-        raise PermissionDenied("You cannot deactivate your own account; ask another admin.")
-    if not user.active:
-        raise ConflictError(f"{user.email} is already deactivated.")
+    check_may_deactivate(actor, user)
     was_admin = user.role == Role.admin
     _ensure_not_last_admin(session, user, "deactivating this account")
     user.active = False

@@ -104,6 +104,7 @@ def site(app: Flask) -> Iterator[dict[str, Any]]:
                 "draft_application": draft_application.reference,
                 "to_review": to_review.reference,
                 "draft": draft.number,
+                "other_user": other.id,
             }
         finally:
             session.close()
@@ -231,6 +232,31 @@ def test_new_application_with_validation_errors(
     page.get_by_label("Title").fill("x")
     page.get_by_role("button", name="Submit for review").click()
     expect(page.locator(".invalid-feedback").first).to_be_visible()
+    assert_accessible(page, axe_source)
+
+
+def test_withdraw_and_deactivate_ask_for_a_ticked_box(
+    pages: dict[str, Page], site: dict[str, Any], axe_source: str
+) -> None:
+    """The two irreversible buttons lead to a confirmation page; submitting it without the
+    box shows the message at the box (and changes nothing: the box is never ticked here)."""
+    page = pages["developer"]
+    page.goto(f"{site['url']}/applications/{site['draft_application']}")
+    page.get_by_role("link", name="Withdraw…").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Withdraw")
+    expect(page.get_by_text("This cannot be undone.")).to_be_visible()
+    assert_accessible(page, axe_source)
+    page.get_by_role("button", name=f"Withdraw {site['draft_application']}").click()
+    expect(page.locator(".invalid-feedback")).to_contain_text("Tick the box to confirm")
+    assert_accessible(page, axe_source)
+
+    page = pages["admin"]
+    page.goto(f"{site['url']}/admin/users/{site['other_user']}")
+    page.get_by_role("link", name="Deactivate…").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Deactivate")
+    assert_accessible(page, axe_source)
+    page.locator("main form [type=submit]").click()
+    expect(page.locator(".invalid-feedback")).to_contain_text("Tick the box to confirm")
     assert_accessible(page, axe_source)
 
 

@@ -274,11 +274,23 @@ MATRIX = [
         ),
     ),
     (
+        "GET",
+        "/applications/{ref}/withdraw",
+        dict(
+            anonymous=302,
+            developer=200,  # the confirmation page
+            other_developer=404,
+            reviewer=302,  # staff may not withdraw: back to the application, with the reason
+            senior_reviewer=302,
+            admin=302,
+        ),
+    ),
+    (
         "POST",
         "/applications/{ref}/withdraw",
         dict(
             anonymous=302,
-            developer=302,
+            developer=422,  # the confirm box is not ticked
             other_developer=404,
             reviewer=302,
             senior_reviewer=302,
@@ -766,6 +778,18 @@ MATRIX = [
         ),
     ),
     (
+        "GET",
+        "/admin/users/{user}/deactivate",
+        dict(
+            anonymous=302,
+            developer=403,
+            other_developer=403,
+            reviewer=403,
+            senior_reviewer=403,
+            admin=200,  # the confirmation page
+        ),
+    ),
+    (
         "POST",
         "/admin/users/{user}/deactivate",
         dict(
@@ -774,7 +798,7 @@ MATRIX = [
             other_developer=403,
             reviewer=403,
             senior_reviewer=403,
-            admin=302,
+            admin=422,  # the confirm box is not ticked
         ),
     ),
     (

@@ -12,7 +12,7 @@ import pytest
 import time_machine
 from flask import Flask
 from flask_login import FlaskLoginClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from reviewapp import create_app
 from reviewapp.applications.models import Status
@@ -322,7 +322,8 @@ def test_deactivate_releases_claims_ends_sessions_and_revokes_tokens(app, login,
     response = post_form(
         login(admin),
         f"/admin/users/{reviewer.id}/deactivate",
-        token_from=f"/admin/users/{reviewer.id}",
+        {"confirm": "y"},
+        token_from=f"/admin/users/{reviewer.id}/deactivate",
         follow_redirects=True,
     )
     page = response.get_data(as_text=True)
@@ -373,6 +374,7 @@ def test_cannot_deactivate_yourself(login, db) -> None:
     response = post_form(
         client,
         f"/admin/users/{admin.id}/deactivate",
+        {"confirm": "y"},
         token_from="/admin/users",
         follow_redirects=True,
     )
@@ -380,6 +382,62 @@ def test_cannot_deactivate_yourself(login, db) -> None:
     db.expire_all()
     assert admin.active
     assert not events(db, "user.deactivate", admin.id)
+
+
+def test_deactivate_asks_first_and_says_what_cannot_be_undone(app, login, db) -> None:
+    """Deactivate used to act on one click. Now a page says what happens (sessions end, how
+    many API tokens are revoked for good, which claims go back), and the POST is refused with
+    422 unless its box is ticked; nothing changes until then."""
+    admin = staff_admin()
+    reviewer = UserFactory(reviewer=True, organization=admin.organization)
+    held = ApplicationFactory(submitted=True)
+    post_form(login(reviewer), f"/review/{held.reference}/claim", token_from="/queue")
+    issue_token(db, reviewer)
+    issue_token(db, reviewer)
+    client = login(admin)
+
+    user_page = client.get(f"/admin/users/{reviewer.id}").get_data(as_text=True)
+    assert f'href="/admin/users/{reviewer.id}/deactivate"' in user_page  # a link, not a form
+
+    page = client.get(f"/admin/users/{reviewer.id}/deactivate")
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    assert f"Deactivate {reviewer.email}?" in text
+    assert "<strong>2</strong> API tokens will be revoked" in text
+    assert "This cannot be undone" in text and "logged out" in text
+    assert held.reference in text
+    assert 'type="checkbox"' in text and 'name="confirm"' in text
+
+    audited = db.scalar(select(func.count()).select_from(AuditEvent))
+    unticked = post_form(
+        client,
+        f"/admin/users/{reviewer.id}/deactivate",
+        token_from=f"/admin/users/{reviewer.id}/deactivate",
+    )
+    assert unticked.status_code == 422
+    assert "Tick the box to confirm" in unticked.get_data(as_text=True)
+    assert db.scalar(select(func.count()).select_from(AuditEvent)) == audited
+    db.expire_all()
+    assert reviewer.active and held.claimed_by_id == reviewer.id
+    assert not db.scalars(select(ApiToken).where(ApiToken.revoked_at.is_not(None))).all()
+    assert not events(db, "user.deactivate", reviewer.id)
+
+    done = post_form(
+        client,
+        f"/admin/users/{reviewer.id}/deactivate",
+        {"confirm": "y"},
+        token_from=f"/admin/users/{reviewer.id}/deactivate",
+    )
+    assert done.status_code == 302 and done.location.endswith(f"/admin/users/{reviewer.id}")
+    db.expire_all()
+    assert not reviewer.active and held.claimed_by_id is None
+    assert events(db, "user.deactivate", reviewer.id)
+
+    # deactivated already (or yourself): no confirmation page, back with the reason
+    again = client.get(f"/admin/users/{reviewer.id}/deactivate", follow_redirects=True)
+    assert f"{reviewer.email} is already deactivated." in again.get_data(as_text=True)
+    own = client.get(f"/admin/users/{admin.id}/deactivate", follow_redirects=True)
+    assert "You cannot deactivate your own account" in own.get_data(as_text=True)
 
 
 # --- access ----------------------------------------------------------------------------------
@@ -391,7 +449,12 @@ def test_non_admins_get_403(login, db, role: str) -> None:
     user = UserFactory(role=Role(role))
     client = login(user)
     token = csrf_token(client)
-    for path in ("/admin/users", "/admin/users/invite", f"/admin/users/{target.id}"):
+    for path in (
+        "/admin/users",
+        "/admin/users/invite",
+        f"/admin/users/{target.id}",
+        f"/admin/users/{target.id}/deactivate",
+    ):
         assert client.get(path).status_code == 403, path
     for path in (
         "/admin/users/invite",
@@ -400,7 +463,7 @@ def test_non_admins_get_403(login, db, role: str) -> None:
         f"/admin/users/{target.id}/reactivate",
         f"/admin/users/{target.id}/password-link",
     ):
-        response = client.post(path, data={"csrf_token": token, "role": "admin"})
+        response = client.post(path, data={"csrf_token": token, "role": "admin", "confirm": "y"})
         assert response.status_code == 403, path
     db.expire_all()
     assert target.active and target.role == Role.developer
@@ -412,10 +475,12 @@ def test_anonymous_goes_to_login_and_unknown_user_is_404(app, login, db) -> None
     assert response.status_code == 302 and "/login" in response.location
     client = login(staff_admin())
     assert client.get("/admin/users/999999999").status_code == 404
+    assert client.get("/admin/users/999999999/deactivate").status_code == 404
     token = csrf_token(client)
     for action in ("role", "deactivate", "reactivate", "password-link"):
         response = client.post(
-            f"/admin/users/999999999/{action}", data={"csrf_token": token, "role": "admin"}
+            f"/admin/users/999999999/{action}",
+            data={"csrf_token": token, "role": "admin", "confirm": "y"},
         )
         assert response.status_code == 404, action
 

@@ -9,7 +9,7 @@ from reviewapp.audit.models import AuditEvent
 from reviewapp.auth.models import Organization, User
 from reviewapp.triage.models import TriageResult
 from tests.conftest import csrf_token, post_form
-from tests.factories import PASSWORD, ApplicationFactory, UserFactory
+from tests.factories import PASSWORD, ApplicationFactory, OrganizationFactory, UserFactory
 
 FORM = {
     "title": "Homework helper",
@@ -177,8 +177,60 @@ def test_nobody_sees_another_organizations_application(login, db) -> None:
     client = login(UserFactory())
     assert client.get(f"/applications/{theirs.reference}").status_code == 404
     assert client.get(f"/applications/{theirs.reference}/edit").status_code == 404
-    assert post_form(client, f"/applications/{theirs.reference}/withdraw").status_code == 404
+    assert client.get(f"/applications/{theirs.reference}/withdraw").status_code == 404
+    withdraw = post_form(client, f"/applications/{theirs.reference}/withdraw", {"confirm": "y"})
+    assert withdraw.status_code == 404
     assert theirs.reference not in client.get("/applications").get_data(as_text=True)
+
+
+def test_withdraw_asks_first_and_says_it_cannot_be_undone(login, db) -> None:
+    """Withdraw used to act on one click. Now the button leads to a page that says what
+    happens, and the POST is refused with 422 unless its box is ticked; nothing changes until
+    then."""
+    application = ApplicationFactory(submitted=True)
+    client = login(application.submitter)
+    ref = application.reference
+    detail = client.get(f"/applications/{ref}").get_data(as_text=True)
+    assert f'href="/applications/{ref}/withdraw"' in detail  # a link, not a one-click form
+
+    page = client.get(f"/applications/{ref}/withdraw")
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    assert f"Withdraw {ref}" in text and "This cannot be undone" in text
+    assert "cannot be edited, resubmitted or appealed" in text
+    assert "leaves the review queue" in text
+    assert 'type="checkbox"' in text and 'name="confirm"' in text
+
+    audited = db.scalar(select(func.count()).select_from(AuditEvent))
+    unticked = post_form(client, f"/applications/{ref}/withdraw")
+    assert unticked.status_code == 422
+    assert "Tick the box to confirm" in unticked.get_data(as_text=True)
+    db.expire_all()
+    assert application.status == Status.queued
+    assert db.scalar(select(func.count()).select_from(AuditEvent)) == audited
+
+    done = post_form(client, f"/applications/{ref}/withdraw", {"confirm": "y"})
+    assert done.status_code == 302 and done.location.endswith(f"/applications/{ref}")
+    db.expire_all()
+    assert application.status == Status.withdrawn
+
+    # withdrawn already: no confirmation page, back to the application with the reason
+    again = client.get(f"/applications/{ref}/withdraw", follow_redirects=True)
+    assert "cannot be withdrawn" in again.get_data(as_text=True)
+    assert 'name="confirm"' not in again.get_data(as_text=True)
+
+
+def test_staff_cannot_withdraw_and_get_no_confirmation_page(login, db) -> None:
+    application = ApplicationFactory(submitted=True)
+    reviewer = UserFactory(reviewer=True, organization=OrganizationFactory())
+    client = login(reviewer)
+    for answer in (
+        client.get(f"/applications/{application.reference}/withdraw"),
+        post_form(client, f"/applications/{application.reference}/withdraw", {"confirm": "y"}),
+    ):
+        assert answer.status_code == 302
+    db.expire_all()
+    assert application.status == Status.queued
 
 
 def test_colleague_sees_and_withdraws(login, db) -> None:
@@ -186,7 +238,10 @@ def test_colleague_sees_and_withdraws(login, db) -> None:
     colleague = UserFactory(organization=application.submitter.organization)
     client = login(colleague)
     assert client.get(f"/applications/{application.reference}").status_code == 200
-    assert post_form(client, f"/applications/{application.reference}/withdraw").status_code == 302
+    withdrawn = post_form(
+        client, f"/applications/{application.reference}/withdraw", {"confirm": "y"}
+    )
+    assert withdrawn.status_code == 302
     db.expire_all()
     assert application.status == Status.withdrawn
     actions = db.scalars(

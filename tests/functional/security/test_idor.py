@@ -33,6 +33,8 @@ API_OBJECT_ROUTES: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/api/v1/applications/<reference>/revisions/<int:number>/diff"): {
         "query_string": {"against": 1}
     },
+    ("POST", "/api/v1/applications/<reference>/claim"): {},
+    ("POST", "/api/v1/applications/<reference>/renew"): {},
     ("POST", "/api/v1/applications/<reference>/release"): {},
     ("POST", "/api/v1/applications/<reference>/decisions"): {"json": DECISION},
 }
