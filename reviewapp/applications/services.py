@@ -225,14 +225,22 @@ def submit_application(
     return revision
 
 
+def applicant_recipients(application: Application) -> list[str]:
+    """Email addresses (sorted) of the applying organization's active developer accounts: who
+    is told about submissions and decisions. Empty for an organization without one (imported
+    agency applications), whose decisions notify nobody."""
+    from reviewapp.auth.models import Role
+
+    return sorted(
+        {u.email for u in application.organization.users if u.active and u.role == Role.developer}
+    )
+
+
 def _confirm_submission(session: Session, application: Application, number: int) -> None:
     """Email the applying organization's developers that the revision is in the queue."""
     from reviewapp.audit.services import add_outbox_event
-    from reviewapp.auth.models import Role
 
-    recipients = sorted(
-        {u.email for u in application.organization.users if u.active and u.role == Role.developer}
-    )
+    recipients = applicant_recipients(application)
     due = (
         f" The review is due by {application.sla_due_at:%Y-%m-%d %H:%M} UTC."
         if application.sla_due_at
