@@ -16,6 +16,8 @@ from reviewapp.applications.services import (
     create_application,
     get_application,
     list_organization_applications,
+    status_seen_by,
+    statuses_seen_by,
     submit_application,
     update_draft,
     withdraw_application,
@@ -43,8 +45,9 @@ bp = Blueprint("applications", __name__, url_prefix="/applications")
 @permission_required(Permission.view_own_organization)
 def index() -> Any:
     """The organization's applications with status, tier and decision."""
+    statuses = statuses_seen_by(current_user)
     status = request.args.get("status") or None
-    if status and status not in Status.__members__:
+    if status not in statuses:
         status = None
     page = page_arg()
     items, total = list_organization_applications(
@@ -57,8 +60,14 @@ def index() -> Any:
         page=page,
         per_page=25,
         status=status,
-        statuses=list(Status),
+        statuses=list(statuses),
     )
+
+
+@bp.app_template_global()
+def shown_status(application: Application) -> str:
+    """The application's status as the signed-in user is shown it (see status_seen_by)."""
+    return status_seen_by(current_user, application).value
 
 
 @bp.route("/new", methods=["GET", "POST"])
