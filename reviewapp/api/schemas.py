@@ -129,7 +129,13 @@ class ApplicationSummary(Schema):
     external_ref = fields.String(required=True, allow_none=True)
     title = fields.String(required=True)
     organization = fields.String(required=True)
-    status = fields.String(required=True)
+    status = fields.String(
+        required=True,
+        metadata={
+            "description": "As the token's user sees it: a developer's tokens read in_review "
+            "while a second approval is awaited (awaiting_second_approval for the review team)."
+        },
+    )
     risk_tier = fields.String(required=True, allow_none=True)
     queue = fields.String(required=True, allow_none=True)
     submitted_at = fields.DateTime(required=True, allow_none=True)
@@ -339,7 +345,11 @@ class Catalogue(Schema):
     parameters, application statuses and risk tiers."""
 
     outcomes = fields.List(fields.String(), required=True)
-    statuses = fields.List(fields.String(), required=True)
+    statuses = fields.List(
+        fields.String(),
+        required=True,
+        metadata={"description": "The statuses the token's user sees and may filter by."},
+    )
     tiers = fields.List(fields.String(), required=True)
     response_templates = fields.List(fields.Nested(TemplateSpec), required=True)
     safety_requirements = fields.List(fields.Nested(RequirementSpec), required=True)

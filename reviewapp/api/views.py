@@ -19,11 +19,14 @@ from sqlalchemy import and_, func, literal, or_, select, tuple_
 from reviewapp.api import schemas
 from reviewapp.api.idempotency import begin, check_key, request_fingerprint
 from reviewapp.applications.diff import diff_contents
-from reviewapp.applications.models import Application, Status
+from reviewapp.applications.models import Application, Status, statuses_shown_as
 from reviewapp.applications.schema import load_vocabularies
 from reviewapp.applications.services import (
     create_application,
     get_application,
+    sees_internal_status,
+    status_seen_by,
+    statuses_seen_by,
     submit_application,
     update_draft,
     withdraw_application,
@@ -109,13 +112,15 @@ def _user() -> User:
 
 
 def serialize_summary(application: Application) -> dict[str, Any]:
-    """List item shape."""
+    """List item shape, as the token's user sees it: ``status`` is the real status for the
+    review team and the applicant's view of it (``in_review`` while a second approval is
+    awaited) for the applying organization (see ``status_seen_by``)."""
     return {
         "reference": application.reference,
         "external_ref": application.external_ref,
         "title": application.title,
         "organization": application.organization.name,
-        "status": application.status,
+        "status": status_seen_by(_user(), application).value,
         "risk_tier": application.risk_tier,
         "queue": application.queue,
         "submitted_at": application.submitted_at.isoformat() if application.submitted_at else None,
@@ -586,7 +591,7 @@ def _transition(reference: str, expected: Status, verb: str) -> Any:
         if application.status != expected:
             raise InvalidTransition(
                 f"Only an application that is {expected.label.lower()} can be {verb}ted; "
-                f"{application.reference} is {Status(application.status).label.lower()}."
+                f"{application.reference} is {status_seen_by(_user(), application).label.lower()}."
             )
         submit_application(db.session, _user(), application)
         db.session.flush()
@@ -983,7 +988,7 @@ def catalogue() -> Any:
     return jsonify(
         {
             "outcomes": [o.value for o in Outcome],
-            "statuses": [s.value for s in Status],
+            "statuses": [s.value for s in statuses_seen_by(_user())],
             "tiers": list(tier_labels(db.session)),
             "response_templates": [
                 {"key": t.key, "title": t.title, "outcome": t.outcome} for t in templates
@@ -1181,11 +1186,13 @@ def index() -> Any:
     _refuse_repeated(("status", "tier"))
     status, tier = request.args.get("status"), request.args.get("tier")
     if status:
-        if status not in Status.__members__:
+        if status not in statuses_seen_by(user):
             raise ValidationFailed(
                 f"Unknown status {status!r}.", fields={"status": "unknown value"}
             )
-        stmt = stmt.where(Application.status == status)
+        # as the user sees it: a developer's in_review includes awaiting_second_approval
+        shown = (Status(status),) if sees_internal_status(user) else statuses_shown_as(status)
+        stmt = stmt.where(Application.status.in_(shown))
     if tier:
         if tier not in tier_labels(db.session):
             raise ValidationFailed(f"Unknown tier {tier!r}.", fields={"tier": "unknown value"})

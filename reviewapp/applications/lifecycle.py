@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 
-from reviewapp.applications.models import Status
+from reviewapp.applications.models import Status, applicant_status
 from reviewapp.errors import InvalidTransition
 
 
@@ -95,8 +95,10 @@ def next_status(status: str, action: Action, actor: Actor) -> Status:
     """
     entry = TRANSITIONS.get((Status(status), action))
     if entry is None:
+        # a developer is told the status they are shown, never an internal one
+        shown = applicant_status(status) if actor == Actor.developer else Status(status)
         raise InvalidTransition(
-            f"An application that is {Status(status).label.lower()} cannot be {_past(action)}."
+            f"An application that is {shown.label.lower()} cannot be {_past(action)}."
         )
     new_status, allowed = entry
     if actor not in allowed:

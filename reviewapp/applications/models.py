@@ -52,6 +52,26 @@ OPEN_FOR_REVIEW = (
     Status.appealed,
 )
 
+#: internal statuses the applying organization never sees, and what it is shown instead: a
+#: first approval of a two-approval tier is not an outcome yet (README: "the developer sees only
+#: the final outcome"), so the application stays "in review" for the developer
+APPLICANT_STATUS: dict[Status, Status] = {Status.awaiting_second_approval: Status.in_review}
+
+#: the statuses the applying organization may see (and filter by)
+APPLICANT_STATUSES = tuple(s for s in Status if s not in APPLICANT_STATUS)
+
+
+def applicant_status(status: str) -> Status:
+    """The status the applying organization is shown for an application in ``status``."""
+    return APPLICANT_STATUS.get(Status(status), Status(status))
+
+
+def statuses_shown_as(status: str) -> tuple[Status, ...]:
+    """The real statuses the applying organization sees as ``status`` (for its status filter):
+    ``in_review`` -> (in_review, awaiting_second_approval); the others -> just themselves."""
+    return (Status(status), *(k for k, v in APPLICANT_STATUS.items() if v == status))
+
+
 REFERENCE_RE = re.compile(r"^APP-(\d{6,10})$")
 MAX_ID = 2**31 - 1  # PostgreSQL integer
 

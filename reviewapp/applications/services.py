@@ -9,7 +9,14 @@ from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.interfaces import ORMOption
 
 from reviewapp.applications.lifecycle import Action, Actor, next_status
-from reviewapp.applications.models import Application, Revision, Status
+from reviewapp.applications.models import (
+    APPLICANT_STATUSES,
+    Application,
+    Revision,
+    Status,
+    applicant_status,
+    statuses_shown_as,
+)
 from reviewapp.applications.schema import clean_content, empty_content
 from reviewapp.audit.services import record_event
 from reviewapp.auth.models import Permission, User
@@ -49,6 +56,25 @@ def can_view(user: User, application: Application) -> bool:
         user.can(Permission.view_own_organization)
         and application.organization_id == user.organization_id
     )
+
+
+def sees_internal_status(user: User) -> bool:
+    """True for the review team, who see every status as it is; the applying organization sees
+    :func:`~reviewapp.applications.models.applicant_status` instead."""
+    return user.can(Permission.view_all_applications)
+
+
+def status_seen_by(user: User, application: Application) -> Status:
+    """The application's status as ``user`` is shown it (page badges, lists, the API):
+    the real one for the review team, the applicant's view of it for everyone else."""
+    if sees_internal_status(user):
+        return Status(application.status)
+    return applicant_status(application.status)
+
+
+def statuses_seen_by(user: User) -> tuple[Status, ...]:
+    """The statuses ``user`` may see and filter by, in life-cycle order."""
+    return tuple(Status) if sees_internal_status(user) else APPLICANT_STATUSES
 
 
 def can_edit(user: User, application: Application) -> bool:
@@ -225,14 +251,22 @@ def submit_application(
     return revision
 
 
+def applicant_recipients(application: Application) -> list[str]:
+    """Email addresses (sorted) of the applying organization's active developer accounts: who
+    is told about submissions and decisions. Empty for an organization without one (imported
+    agency applications), whose decisions notify nobody."""
+    from reviewapp.auth.models import Role
+
+    return sorted(
+        {u.email for u in application.organization.users if u.active and u.role == Role.developer}
+    )
+
+
 def _confirm_submission(session: Session, application: Application, number: int) -> None:
     """Email the applying organization's developers that the revision is in the queue."""
     from reviewapp.audit.services import add_outbox_event
-    from reviewapp.auth.models import Role
 
-    recipients = sorted(
-        {u.email for u in application.organization.users if u.active and u.role == Role.developer}
-    )
+    recipients = applicant_recipients(application)
     due = (
         f" The review is due by {application.sla_due_at:%Y-%m-%d %H:%M} UTC."
         if application.sla_due_at
@@ -347,10 +381,15 @@ def unclaim(
 def list_organization_applications(
     session: Session, user: User, *, page: int = 1, per_page: int = 50, status: str | None = None
 ) -> tuple[list[Application], int]:
-    """The user's organization's applications, newest first; returns (page items, total)."""
+    """The user's organization's applications, newest first; returns (page items, total).
+
+    ``status`` filters by the status as the user sees it (:func:`status_seen_by`): for a
+    developer, "in_review" includes the applications awaiting a second approval.
+    """
     stmt = select(Application).where(Application.organization_id == user.organization_id)
     if status:
-        stmt = stmt.where(Application.status == status)
+        shown = (Status(status),) if sees_internal_status(user) else statuses_shown_as(status)
+        stmt = stmt.where(Application.status.in_(shown))
     total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     items = session.scalars(
         stmt.order_by(Application.created_at.desc(), Application.id.desc())

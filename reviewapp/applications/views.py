@@ -17,6 +17,8 @@ from reviewapp.applications.services import (
     create_application,
     get_application,
     list_organization_applications,
+    status_seen_by,
+    statuses_seen_by,
     submit_application,
     update_draft,
     withdraw_application,
@@ -24,7 +26,12 @@ from reviewapp.applications.services import (
 from reviewapp.auth.models import Permission
 from reviewapp.errors import DomainError
 from reviewapp.extensions import db
-from reviewapp.review.mitigations import AnswerInput, answer_requirements, mitigation_request
+from reviewapp.review.mitigations import (
+    AnswerInput,
+    answer_requirements,
+    answers_changed,
+    mitigation_request,
+)
 from reviewapp.review.models import Decision
 from reviewapp.review.services import appeals_for, file_appeal
 from reviewapp.triage.services import latest_triage_result
@@ -44,8 +51,9 @@ bp = Blueprint("applications", __name__, url_prefix="/applications")
 @permission_required(Permission.view_own_organization)
 def index() -> Any:
     """The organization's applications with status, tier and decision."""
+    statuses = statuses_seen_by(current_user)
     status = request.args.get("status") or None
-    if status and status not in Status.__members__:
+    if status not in statuses:
         status = None
     page = page_arg()
     items, total = list_organization_applications(
@@ -58,8 +66,14 @@ def index() -> Any:
         page=page,
         per_page=25,
         status=status,
-        statuses=list(Status),
+        statuses=list(statuses),
     )
+
+
+@bp.app_template_global()
+def shown_status(application: Application) -> str:
+    """The application's status as the signed-in user is shown it (see status_seen_by)."""
+    return status_seen_by(current_user, application).value
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -107,28 +121,71 @@ def _saved_message(application: Application) -> str:
 @keeps_input_on_csrf_failure
 @login_required
 def edit(reference: str) -> Any:
-    """Edit a draft (or an application awaiting mitigations), optionally submitting it."""
+    """Edit a draft (or an application awaiting mitigations), optionally submitting it.
+
+    While mitigations are requested the page also carries the answers to the requested safety
+    requirements, so "Save and resubmit" saves the edits and the answers and resubmits in one
+    transaction; "Save draft" saves the answers too when they were changed. Any error saves
+    nothing and re-renders everything as typed, answer errors next to the answer fields (422).
+    """
     application = get_application(db.session, current_user, reference)
     if not can_edit(current_user, application):
         abort(403)
     if application.status not in (Status.draft, Status.mitigations_requested):
         flash("Only drafts and applications awaiting mitigations can be edited.", "warning")
         return redirect(url_for(".detail", reference=reference))
+    mitigations = (
+        mitigation_request(db.session, application)
+        if application.status == Status.mitigations_requested
+        else None
+    )
     form = ApplicationForm()
     if request.method == "GET":
         form.fill(application.draft)
-    saved = save_form(
-        form,
-        lambda: _save_and_maybe_submit(
-            form, update_draft(db.session, current_user, application, form.content())
-        ),
-    )
+    answer_errors: dict[str, str] = {}
+
+    def save() -> Application:
+        update_draft(db.session, current_user, application, form.content())
+        given = posted_answers()
+        if mitigations is not None and (
+            form.submit_application.data or answers_changed(mitigations, given)
+        ):
+            try:
+                answer_requirements(db.session, current_user, application, given)
+            except DomainError as exc:
+                answer_errors.update(exc.fields)
+                raise
+        return _save_and_maybe_submit(form, application)
+
+    saved = save_form(form, save, "Nothing was saved: ")
     if saved is not None:
         flash(_saved_message(saved), "success")
         return redirect(url_for(".detail", reference=reference))
-    return render_template("applications/form.html", form=form, application=application), (
-        422 if form.errors else 200
-    )
+    if answer_errors:
+        db.session.refresh(application)  # the rolled-back answers are not shown as saved
+    return render_template(
+        "applications/form.html",
+        form=form,
+        application=application,
+        mitigations=mitigations,
+        answer_errors=answer_errors,
+        posted=request.form if request.method == "POST" else None,
+    ), (422 if form.errors or answer_errors else 200)
+
+
+def posted_answers() -> dict[str, AnswerInput]:
+    """The answers to a mitigation request in the posted form: requirement key -> answer, from
+    the fields ``attested-<key>`` ("yes" when ticked), ``details-<key>`` and ``link-<key>``
+    (one entry per ``details-<key>`` field present)."""
+    return {
+        key[len("details-") :]: AnswerInput(
+            attested=request.form.get("attested-" + key[len("details-") :]) == "yes",
+            details=request.form.get(key, ""),
+            link=request.form.get("link-" + key[len("details-") :], ""),
+        )
+        for key in request.form
+        if key.startswith("details-")
+    }
 
 
 @bp.route("/<reference>")
@@ -241,15 +298,7 @@ def answers(reference: str) -> Any:
         return _render_detail(application, status=400)  # the answers as typed, nothing saved
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    given = {
-        key[len("details-") :]: AnswerInput(
-            attested=request.form.get("attested-" + key[len("details-") :]) == "yes",
-            details=request.form.get(key, ""),
-            link=request.form.get("link-" + key[len("details-") :], ""),
-        )
-        for key in request.form
-        if key.startswith("details-")
-    }
+    given = posted_answers()
     resubmit = "resubmit" in request.form
     try:
         answer_requirements(db.session, current_user, application, given)

@@ -13,8 +13,8 @@ from dataclasses import dataclass, replace
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from reviewapp.applications.models import Status
-from reviewapp.applications.services import get_application
+from reviewapp.applications.models import Application, Status
+from reviewapp.applications.services import applicant_recipients, get_application
 from reviewapp.audit.services import record_event
 from reviewapp.auth.models import Permission, User
 from reviewapp.errors import DomainError, PermissionDenied, ValidationFailed
@@ -31,6 +31,16 @@ class BulkItemResult:
     reference: str
     ok: bool
     message: str
+
+
+def _notified(application: Application) -> str:
+    """Who the decision email goes to (what ``notify_decision`` queued), as a sentence."""
+    recipients = applicant_recipients(application)
+    if not recipients:
+        return "nobody to notify (no active developer account)."
+    shown = ", ".join(recipients[:3])
+    more = f" and {len(recipients) - 3} more" if len(recipients) > 3 else ""
+    return f"notified {shown}{more}."
 
 
 def bulk_decide(
@@ -87,7 +97,7 @@ def bulk_decide(
             done = {"approve": "Approved", "reject": "Rejected"}[data.outcome]
             if application.status == Status.approved and decision.approval_step == 2:
                 done = "Approved (second approval)"
-            results.append(BulkItemResult(reference, True, f"{done}; the developer is notified."))
+            results.append(BulkItemResult(reference, True, f"{done}; {_notified(application)}"))
         else:
             results.append(
                 BulkItemResult(

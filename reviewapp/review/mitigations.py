@@ -213,6 +213,27 @@ def answer_requirements(
     return list(decision.required_safety_requirements)
 
 
+def answers_changed(decision: Decision, answers: dict[str, AnswerInput]) -> bool:
+    """True when ``answers`` (requirement key -> answer, as posted) differ from the answers
+    saved on the mitigation request ``decision``: an attestation ticked or unticked, details or
+    link changed (compared as :func:`answer_requirements` would store them), or a key that was
+    not requested. A form that shows the saved answers and posts them back unchanged is not a
+    change, so saving it records no answer event."""
+    requested = {row.safety_requirement.key for row in decision.required_safety_requirements}
+    if set(answers) - requested:
+        return True
+    for row in decision.required_safety_requirements:
+        saved = row.answer or {}
+        given = answers.get(row.safety_requirement.key, AnswerInput())
+        if (
+            bool(given.attested) != bool(saved.get("attested"))
+            or normalise_newlines(given.details or "").strip() != (saved.get("details") or "")
+            or (given.link or "").strip() != (saved.get("link") or "")
+        ):
+            return True
+    return False
+
+
 def unanswered(session: Session, application: Application) -> list[str]:
     """Titles of the requested requirements that have no attested answer yet (empty when the
     application may be resubmitted, or when no mitigations are requested)."""

@@ -1100,10 +1100,11 @@ def decide(session: Session, user: User, application: Application, data: Decisio
 def notify_decision(
     session: Session, application: Application, outcome: Outcome, message: str
 ) -> None:
-    """Queue the decision email to the applying organization's active developers (outbox)."""
-    recipients = sorted(
-        {u.email for u in application.organization.users if u.active and u.role == Role.developer}
-    )
+    """Queue the decision email to the applying organization's active developers (outbox;
+    see :func:`~reviewapp.applications.services.applicant_recipients`)."""
+    from reviewapp.applications.services import applicant_recipients
+
+    recipients = applicant_recipients(application)
     add_outbox_event(
         session,
         "decision",

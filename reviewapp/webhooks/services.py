@@ -693,7 +693,7 @@ def event_document(session: Session, event: OutboxEvent) -> tuple[int, dict[str,
     page on this site. Internal fields of the email (recipients, subject, body) are never
     included. Needs no application context (services may run from a plain script).
     """
-    from reviewapp.applications.models import Application
+    from reviewapp.applications.models import Application, applicant_status
 
     if event.kind not in EVENT_TYPES:
         return None
@@ -706,7 +706,9 @@ def event_document(session: Session, event: OutboxEvent) -> tuple[int, dict[str,
         return None
     data: dict[str, Any] = {
         "application": application.reference,
-        "status": str(application.status),
+        # the organization's view of the status: never an internal one (README: the
+        # developer sees only the final outcome)
+        "status": applicant_status(application.status).value,
         "path": f"/applications/{application.reference}",  # the developer's application page
     }
     if event.payload.get("outcome") is not None:

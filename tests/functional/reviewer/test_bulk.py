@@ -99,3 +99,35 @@ def test_bulk_refuses_mitigations_and_empty_selection(login, db) -> None:
         follow_redirects=True,
     )
     assert "Nothing was decided" in bad.get_data(as_text=True)
+
+
+def test_bulk_approve_says_who_is_notified(login, db) -> None:
+    """An organization without an active developer account (imported agency applications)
+    gets no decision email, and the result says so instead of "the developer is notified"."""
+    staff = OrganizationFactory()
+    with_developer = ApplicationFactory(submitted=True)
+    colleague = UserFactory(organization=with_developer.submitter.organization)
+    nobody = ApplicationFactory(submitted=True)
+    nobody.submitter.active = False  # the only account of its organization left
+    db.flush()
+    response = post_form(
+        login(UserFactory(reviewer=True, organization=staff)),
+        "/queue/bulk",
+        {
+            "reference": [with_developer.reference, nobody.reference],
+            "outcome": "approve",
+            "template": "approve-standard",
+            "citations": ["usage-2.1"],
+        },
+        token_from="/queue",
+    )
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200 and "2 of 2 applications decided." in page
+    assert "the developer is notified" not in page
+    recipients = sorted([with_developer.submitter.email, colleague.email])
+    assert f"Approved; notified {', '.join(recipients)}." in page
+    assert "Approved; nobody to notify (no active developer account)." in page
+    sent = db.scalars(select(OutboxEvent).where(OutboxEvent.kind == "decision")).all()
+    assert sorted((e.payload["application"], tuple(e.payload["to"])) for e in sent) == sorted(
+        [(with_developer.reference, tuple(recipients)), (nobody.reference, ())]
+    )

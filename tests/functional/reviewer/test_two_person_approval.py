@@ -37,7 +37,10 @@ def test_first_approval_waits_then_a_different_senior_approves(login, db) -> Non
         .get(f"/applications/{application.reference}")
         .get_data(as_text=True)
     )
-    assert "awaiting second approval" in developer_page and "Latest decision" not in developer_page
+    # the first approval is internal: the developer still sees the application in review
+    assert "awaiting second approval" not in developer_page
+    assert "in review</span>" in developer_page and "being reviewed" in developer_page
+    assert "Latest decision" not in developer_page
 
     # the first approver cannot give the second approval, nor can a plain reviewer
     refused = post_form(
