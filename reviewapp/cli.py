@@ -238,18 +238,16 @@ _SOURCE_COLUMNS = {
 
 
 def _imported_state(
-    organization: str,
+    organization_key: str,
     label: str | None,
     tier: str | None,
     metadata: dict[str, Any] | None,
     content: dict[str, Any],
 ) -> dict[str, Any]:
-    """What an import writes for one row, flattened for comparison (organization compared as
-    get_or_create_organization matches names: normalised, ignoring case)."""
-    from reviewapp.auth.services import normalise_name
-
+    """What an import writes for one row, flattened for comparison. ``organization_key`` is
+    the organization name as get_or_create_organization matches it (normalised, lower case)."""
     state: dict[str, Any] = {
-        "organization": normalise_name(organization).lower(),
+        "organization": organization_key,
         "reference_label": label,
         "reference_tier": tier,
     }
@@ -297,7 +295,7 @@ def _stored_imports(session: Any) -> dict[str, tuple[str, dict[str, Any]]]:
     return {
         ref: (
             f"APP-{app_id:06d}",
-            _imported_state(org, label, tier, metadata, content or draft or {}),
+            _imported_state(org.lower(), label, tier, metadata, content or draft or {}),
         )
         for app_id, ref, org, label, tier, metadata, content, draft in rows
     }
@@ -335,6 +333,7 @@ def import_inventory(
     )
     from reviewapp.applications.schema import clean_content
     from reviewapp.applications.services import create_application, submit_application
+    from reviewapp.auth.services import normalise_name
     from reviewapp.errors import DomainError
     from reviewapp.triage.services import tiers_in_order
 
@@ -371,7 +370,7 @@ def import_inventory(
                     clean_content(record.content, for_submit=False), clean_content
                 )
                 incoming = _imported_state(
-                    record.organization,
+                    normalise_name(record.organization).lower(),
                     record.reference_label,
                     record.reference_tier,
                     record.source_metadata,
@@ -444,6 +443,21 @@ def _plural(count: int, noun: str) -> str:
     return f"{count:,} {noun}" + ("" if count == 1 else "s")
 
 
+def import_summary(result: dict[str, Any]) -> str:
+    """The one-line summary of :func:`import_inventory`'s result; its categories add up to the
+    rows read, e.g. "read 3 rows: created 1, already present 1, already present with
+    different content (not changed) 0, bad 1 (0.2 s)"."""
+    summary = (
+        f"read {_plural(result['read'], 'row')}: created {result['created']:,}, "
+        f"already present {result['skipped']:,}, "
+        f"already present with different content (not changed) {len(result['conflicts']):,}, "
+        f"bad {len(result['errors']):,}"
+    )
+    if result["dropped"]:
+        summary += f"; {_plural(len(result['dropped']), 'invalid label value')} left empty"
+    return f"{summary} ({result['seconds']:.1f} s)"
+
+
 @click.command("import-applications")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @click.option("--limit", type=int, default=None, help="Import at most this many rows.")
@@ -467,15 +481,7 @@ def import_applications(path: str, limit: int | None) -> None:
     )
     for line, message in lines:
         click.echo(f"line {line}: {message}", err=True)
-    summary = (
-        f"read {_plural(result['read'], 'row')}: created {result['created']:,}, "
-        f"already present {result['skipped']:,}, "
-        f"already present with different content (not changed) {len(result['conflicts']):,}, "
-        f"bad {len(result['errors']):,}"
-    )
-    if result["dropped"]:
-        summary += f"; {_plural(len(result['dropped']), 'invalid label value')} left empty"
-    click.echo(f"{summary} ({result['seconds']:.1f} s)")
+    click.echo(import_summary(result))
     if result["errors"] or result["conflicts"] or result["dropped"]:
         sys.exit(1)  # the good rows are kept (committed); the exit code says some were not
 
@@ -499,7 +505,12 @@ def create_user_cmd(
 ) -> None:
     """Create a user (and optionally a personal API token)."""
     from reviewapp.auth.models import Role
-    from reviewapp.auth.services import create_user, get_or_create_organization, issue_token
+    from reviewapp.auth.services import (
+        create_user,
+        get_or_create_organization,
+        issue_token,
+        name_problem,
+    )
     from reviewapp.errors import DomainError
     from reviewapp.extensions import db
     from reviewapp.limits import LIMITS, too_long_message
@@ -512,6 +523,9 @@ def create_user_cmd(
     ):
         if len(value) > LIMITS[key]:
             fail(too_long_message(option, len(value), LIMITS[key]))
+    for option, value, strict in (("--org", org_name, True), ("--name", name, False)):
+        if (problem := name_problem(value, strict=strict)) is not None:
+            fail(f"{option} {problem}.")
     try:
         org, _ = get_or_create_organization(db.session, org_name)
         user = create_user(
@@ -579,9 +593,7 @@ def demo(data_path: str | None) -> None:
     )
     if path.exists():
         result = import_inventory(db.session, path, commit=db.commit)
-        click.echo(
-            f"inventory: created {result['created']}, already present {result['skipped']}, bad {len(result['errors'])} ({result['seconds']:.1f} s)"
-        )
+        click.echo(f"inventory: {import_summary(result)}")
     else:
         click.echo(f"warning: {path} not found; no demo applications imported", err=True)
     click.echo(f"demo accounts (password for all: {DEMO_PASSWORD}):")
