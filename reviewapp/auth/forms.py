@@ -104,6 +104,7 @@ class TokenForm(FlaskForm):
         validators=[
             DataRequired(message="Give the token a name, e.g. the script or machine using it."),
             max_length("token.name"),
+            name_characters(),
         ],
         filters=[lambda value: value.strip() if isinstance(value, str) else value],
         description="Where you will use it, e.g. “CI deploy check” (1–100 characters).",

@@ -176,6 +176,18 @@ def test_a_repeated_row_id_with_different_content_is_reported_and_changes_nothin
     assert "A risk" not in other.draft["safety_measures"]  # the first row of the file counts
 
 
+def test_an_agency_with_a_control_character_is_a_bad_row_not_a_silently_changed_name(
+    app, db, tmp_path
+) -> None:
+    path = _write(tmp_path, _row(900), _row(901, agency="Agency\x1b[31m X"), _row(902))
+    result = _import(app, db, path)
+    assert result["created"] == 2 and _refs(db) == {"fed2024-900", "fed2024-902"}
+    assert len(result["errors"]) == 1
+    line, problem = result["errors"][0]
+    assert line == 3
+    assert "The organization name contains the control character U+001B; remove it." in problem
+
+
 def test_a_row_id_with_leading_zeros_is_the_same_row(app, db, tmp_path) -> None:
     result = _import(app, db, _write(tmp_path, _row(900), _row(900).replace("900", "0900", 1)))
     assert result["created"] == 1 and result["skipped"] == 1
