@@ -346,6 +346,7 @@ def import_inventory(
     notices: list[tuple[int, str]] = []
     created = skipped = 0
     users: dict[str, Any] = {}
+    first_line: dict[str, int] = {}  # external_ref -> line, for rows created by this import
     rows = []
     try:
         for line, row, problem in read_csv_records(path, REQUIRED_COLUMNS):
@@ -382,12 +383,16 @@ def import_inventory(
                     if not differing:
                         skipped += 1
                     else:
+                        origin = first_line.get(record.external_ref)
                         conflicts.append(
                             (
                                 line,
                                 f"row_id {record.external_ref.removeprefix('fed2024-')} was "
-                                f"already imported as {reference} with different content "
-                                f"({', '.join(differing)} differ); not changed",
+                                f"already imported as {reference}"
+                                + (f" from line {origin} of this file" if origin else "")
+                                + f" with different content ({', '.join(differing)} "
+                                + ("differs" if len(differing) == 1 else "differ")
+                                + "); not changed",
                             )
                         )
                     continue
@@ -404,6 +409,7 @@ def import_inventory(
                     )
                 notices.extend((line, note) for note in record.notices)
                 stored[record.external_ref] = (application.reference, incoming)
+                first_line[record.external_ref] = line
                 created += 1
             except (ValueError, DomainError) as exc:
                 detail = getattr(exc, "fields", None)

@@ -165,7 +165,10 @@ def test_a_repeated_row_id_with_different_content_is_reported_and_changes_nothin
         "(use_case_name, purpose_benefits/outputs differ); not changed"
     )
     assert lines[1].startswith("line 4: row_id 901 was already imported as APP-")
-    assert "(key_risks/appeal_process differ); not changed" in lines[1]
+    assert lines[1].endswith(
+        " from line 3 of this file with different content (key_risks/appeal_process differs); "
+        "not changed"
+    )
     assert len(lines) == 2
     assert "created 1, already present 1, already present with different content " in (
         result.stdout
