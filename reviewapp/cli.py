@@ -216,17 +216,111 @@ def _importer_user(session: Any, org_name: str, cache: dict[str, Any]) -> Any:
     return user
 
 
+#: where each compared field of an imported application comes from in the slim CSV, in the
+#: CSV's column order (a difference is reported in the columns' terms)
+_SOURCE_COLUMNS = {
+    "organization": "agency",
+    "agency_abbr": "agency_abbr",
+    "bureau": "bureau",
+    "title": "use_case_name",
+    "topic_area": "topic_area",
+    "domains": "topic_area/contains_pii",
+    "commercial_ai_category": "commercial_ai_category",
+    "category": "commercial_ai_category",
+    "description": "purpose_benefits/outputs",
+    "stage": "stage",
+    "reference_label": "impact_label",
+    "reference_tier": "suggested_tier",
+    "end_users": "public_facing_hisp",
+    "safety_measures": "key_risks/appeal_process",
+    "human_review_of_outputs": "autonomous_decision",
+}
+
+
+def _imported_state(
+    organization_key: str,
+    label: str | None,
+    tier: str | None,
+    metadata: dict[str, Any] | None,
+    content: dict[str, Any],
+) -> dict[str, Any]:
+    """What an import writes for one row, flattened for comparison. ``organization_key`` is
+    the organization name as get_or_create_organization matches it (normalised, lower case)."""
+    state: dict[str, Any] = {
+        "organization": organization_key,
+        "reference_label": label,
+        "reference_tier": tier,
+    }
+    state.update({key: value for key, value in (metadata or {}).items()})
+    state.update({key: value for key, value in content.items()})
+    return state
+
+
+def _differing_columns(stored: dict[str, Any], incoming: dict[str, Any]) -> list[str]:
+    """Source columns (as the CSV names them) whose imported value differs."""
+    columns: list[str] = []
+    known = [key for key in _SOURCE_COLUMNS if key in stored or key in incoming]
+    for key in known + sorted((set(stored) | set(incoming)) - set(known)):
+        if stored.get(key) != incoming.get(key):
+            column = _SOURCE_COLUMNS.get(key, key)
+            if column not in columns:
+                columns.append(column)
+    return columns
+
+
+def _stored_imports(session: Any) -> dict[str, tuple[str, dict[str, Any]]]:
+    """external_ref -> (APP reference, imported state) of every imported application. The
+    content is the first revision's (what the import submitted), not the current one: a
+    developer's later resubmission is not a difference in the source row."""
+    from sqlalchemy import and_
+
+    from reviewapp.applications.models import Application, Revision
+    from reviewapp.auth.models import Organization
+
+    rows = session.execute(
+        select(
+            Application.id,
+            Application.external_ref,
+            Organization.name,
+            Application.reference_label,
+            Application.reference_tier,
+            Application.source_metadata,
+            Revision.content,
+            Application.draft,
+        )
+        .join(Organization, Organization.id == Application.organization_id)
+        .outerjoin(Revision, and_(Revision.application_id == Application.id, Revision.number == 1))
+        .where(Application.external_ref.is_not(None))
+    ).all()
+    return {
+        ref: (
+            f"APP-{app_id:06d}",
+            _imported_state(org.lower(), label, tier, metadata, content or draft or {}),
+        )
+        for app_id, ref, org, label, tier, metadata, content, draft in rows
+    }
+
+
 def import_inventory(
     session: Any, path: str | Path, *, commit: Any, progress: bool = True, limit: int | None = None
 ) -> dict[str, Any]:
     """Import the inventory's slim CSV: one organization per agency, one submitted (and
-    triaged) application per row. Rows already imported (same external_ref) are skipped.
+    triaged) application per row.
+
+    Every record read lands in exactly one of four outcomes: created; already present (an
+    application with the same external_ref holds the same imported values: skipped); already
+    present with different values (``conflicts``: reported, the stored application is not
+    changed, since it may be under review or decided); bad (``errors``: unreadable or invalid,
+    skipped). ``read == created + skipped + len(conflicts) + len(errors)``.
+
+    A label value outside the known vocabulary (``impact_label`` not in the data set's labels,
+    ``suggested_tier`` not a risk tier in the database) is left empty and listed in
+    ``dropped``; the row itself is imported.
 
     Returns:
-        {"read", "created", "skipped", "errors": [(line, message)], "notices": [(line, message)],
-        "seconds"}; ``line`` is the physical line (1-based, header = 1) where the record starts.
-        Bad records (broken quoting, wrong field count, non-UTF-8 bytes, invalid values) are
-        reported and skipped; the other rows are imported.
+        {"read", "created", "skipped", "conflicts": [(line, message)], "errors": [(line,
+        message)], "dropped": [(line, message)], "notices": [(line, message)], "seconds"};
+        ``line`` is the physical line (1-based, header = 1) where the record starts.
 
     Raises:
         click.UsageError: the header is unreadable or lacks required columns (nothing imported).
@@ -237,21 +331,22 @@ def import_inventory(
         map_row,
         read_csv_records,
     )
-    from reviewapp.applications.models import Application
     from reviewapp.applications.schema import clean_content
     from reviewapp.applications.services import create_application, submit_application
+    from reviewapp.auth.services import normalise_name
     from reviewapp.errors import DomainError
+    from reviewapp.triage.services import tiers_in_order
 
     start = time.perf_counter()
-    existing = set(
-        session.scalars(
-            select(Application.external_ref).where(Application.external_ref.is_not(None))
-        )
-    )
+    stored = _stored_imports(session)
+    tiers = [t.name for t in tiers_in_order(session)]
     errors: list[tuple[int, str]] = []
+    conflicts: list[tuple[int, str]] = []
+    dropped: list[tuple[int, str]] = []
     notices: list[tuple[int, str]] = []
-    created = skipped = read = 0
+    created = skipped = 0
     users: dict[str, Any] = {}
+    first_line: dict[str, int] = {}  # external_ref -> line, for rows created by this import
     rows = []
     try:
         for line, row, problem in read_csv_records(path, REQUIRED_COLUMNS):
@@ -269,14 +364,38 @@ def import_inventory(
         bar.__enter__()
     try:
         for line, row in iterator:
-            read += 1
             try:
-                record = map_row(row)
-                if record.external_ref in existing:
-                    skipped += 1
+                record = map_row(row, tiers=tiers)
+                dropped.extend((line, problem) for problem in record.dropped)
+                content = _content_for_submit(
+                    clean_content(record.content, for_submit=False), clean_content
+                )
+                incoming = _imported_state(
+                    normalise_name(record.organization).lower(),
+                    record.reference_label,
+                    record.reference_tier,
+                    record.source_metadata,
+                    content,
+                )
+                if record.external_ref in stored:
+                    reference, before = stored[record.external_ref]
+                    differing = _differing_columns(before, incoming)
+                    if not differing:
+                        skipped += 1
+                    else:
+                        origin = first_line.get(record.external_ref)
+                        conflicts.append(
+                            (
+                                line,
+                                f"row_id {record.external_ref.removeprefix('fed2024-')} was "
+                                f"already imported as {reference}"
+                                + (f" from line {origin} of this file" if origin else "")
+                                + f" with different content ({', '.join(differing)} "
+                                + ("differs" if len(differing) == 1 else "differ")
+                                + "); not changed",
+                            )
+                        )
                     continue
-                notices.extend((line, note) for note in record.notices)
-                clean_content(record.content, for_submit=False)
                 user = _importer_user(session, record.organization, users)
                 with session.begin_nested():
                     application = create_application(session, user, record.content)
@@ -284,11 +403,13 @@ def import_inventory(
                     application.reference_label = record.reference_label
                     application.reference_tier = record.reference_tier
                     application.source_metadata = record.source_metadata
-                    _fill_for_submit(application)
+                    application.draft = _content_for_submit(application.draft)
                     submit_application(
                         session, user, application, require_complete=False, notify=False
                     )
-                existing.add(record.external_ref)
+                notices.extend((line, note) for note in record.notices)
+                stored[record.external_ref] = (application.reference, incoming)
+                first_line[record.external_ref] = line
                 created += 1
             except (ValueError, DomainError) as exc:
                 detail = getattr(exc, "fields", None)
@@ -299,24 +420,48 @@ def import_inventory(
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
+    errors.sort(key=lambda item: item[0])  # unreadable records were listed first
     return {
-        "read": read,
+        "read": created + skipped + len(conflicts) + len(errors),
         "created": created,
         "skipped": skipped,
+        "conflicts": conflicts,
         "errors": errors,
+        "dropped": dropped,
         "notices": notices,
         "seconds": time.perf_counter() - start,
     }
 
 
-def _fill_for_submit(application: Any) -> None:
-    """Imported rows lack fields a developer must fill; record them explicitly as not stated."""
-    draft = dict(application.draft)
+def _content_for_submit(content: dict[str, Any], clean: Any = None) -> dict[str, Any]:
+    """Imported rows lack fields a developer must fill; record them explicitly as not stated.
+    With ``clean`` (schema.clean_content), the result is cleaned again as submitting does, so it
+    equals the revision an import stores."""
+    draft = dict(content)
     if not draft.get("benefits"):
         draft["benefits"] = "Not stated separately in the inventory (see the description)."
     if not draft.get("description"):
         draft["description"] = "The inventory entry has no description."
-    application.draft = draft
+    return clean(draft, for_submit=False) if clean is not None else draft
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}" + ("" if count == 1 else "s")
+
+
+def import_summary(result: dict[str, Any]) -> str:
+    """The one-line summary of :func:`import_inventory`'s result; its categories add up to the
+    rows read, e.g. "read 3 rows: created 1, already present 1, already present with
+    different content (not changed) 0, bad 1 (0.2 s)"."""
+    summary = (
+        f"read {_plural(result['read'], 'row')}: created {result['created']:,}, "
+        f"already present {result['skipped']:,}, "
+        f"already present with different content (not changed) {len(result['conflicts']):,}, "
+        f"bad {len(result['errors']):,}"
+    )
+    if result["dropped"]:
+        summary += f"; {_plural(len(result['dropped']), 'invalid label value')} left empty"
+    return f"{summary} ({result['seconds']:.1f} s)"
 
 
 @click.command("import-applications")
@@ -326,20 +471,24 @@ def _fill_for_submit(application: Any) -> None:
 def import_applications(path: str, limit: int | None) -> None:
     """Import the inventory's slim CSV as triaged applications (idempotent).
 
-    Bad records are listed on stderr ("line N: problem") and skipped; the others are imported.
-    Exit status 1 when any record was bad, 2 when the file as a whole is unusable."""
+    Problems are listed on stderr in line order ("line N: problem"): bad records (skipped), rows
+    already imported with different content (the stored application is not changed), label
+    values that are not in the vocabulary (left empty). The others are imported. Exit status 1
+    when any such problem was found, 2 when the file as a whole is unusable."""
     from reviewapp.extensions import db
 
     result = import_inventory(db.session, path, commit=db.commit, limit=limit)
-    for line, message in result["notices"]:
-        click.echo(f"line {line}: note: {message}", err=True)
-    for line, message in result["errors"]:
-        click.echo(f"line {line}: {message}", err=True)
-    click.echo(
-        f"read {result['read']} rows: created {result['created']}, already present {result['skipped']}, "
-        f"bad {len(result['errors'])} ({result['seconds']:.1f} s)"
+    lines = sorted(
+        [(line, f"note: {message}") for line, message in result["notices"]]
+        + [(line, message) for line, message in result["errors"]]
+        + [(line, message) for line, message in result["conflicts"]]
+        + [(line, message) for line, message in result["dropped"]],
+        key=lambda item: item[0],
     )
-    if result["errors"]:
+    for line, message in lines:
+        click.echo(f"line {line}: {message}", err=True)
+    click.echo(import_summary(result))
+    if result["errors"] or result["conflicts"] or result["dropped"]:
         sys.exit(1)  # the good rows are kept (committed); the exit code says some were not
 
 
@@ -362,7 +511,12 @@ def create_user_cmd(
 ) -> None:
     """Create a user (and optionally a personal API token)."""
     from reviewapp.auth.models import Role
-    from reviewapp.auth.services import create_user, get_or_create_organization, issue_token
+    from reviewapp.auth.services import (
+        create_user,
+        get_or_create_organization,
+        issue_token,
+        name_problem,
+    )
     from reviewapp.errors import DomainError
     from reviewapp.extensions import db
     from reviewapp.limits import LIMITS, too_long_message
@@ -375,6 +529,9 @@ def create_user_cmd(
     ):
         if len(value) > LIMITS[key]:
             fail(too_long_message(option, len(value), LIMITS[key]))
+    for option, value, strict in (("--org", org_name, True), ("--name", name, False)):
+        if (problem := name_problem(value, strict=strict)) is not None:
+            fail(f"{option} {problem}.")
     try:
         org, _ = get_or_create_organization(db.session, org_name)
         user = create_user(
@@ -442,9 +599,7 @@ def demo(data_path: str | None) -> None:
     )
     if path.exists():
         result = import_inventory(db.session, path, commit=db.commit)
-        click.echo(
-            f"inventory: created {result['created']}, already present {result['skipped']}, bad {len(result['errors'])} ({result['seconds']:.1f} s)"
-        )
+        click.echo(f"inventory: {import_summary(result)}")
     else:
         click.echo(f"warning: {path} not found; no demo applications imported", err=True)
     click.echo(f"demo accounts (password for all: {DEMO_PASSWORD}):")

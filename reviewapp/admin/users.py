@@ -42,7 +42,7 @@ from reviewapp.auth.admin_services import (
     set_password_with_token,
     user_for_password_token,
 )
-from reviewapp.auth.forms import SetPasswordForm
+from reviewapp.auth.forms import SetPasswordForm, name_characters
 from reviewapp.auth.models import ApiToken, Organization, Permission, Role, User
 from reviewapp.errors import DomainError
 from reviewapp.extensions import db
@@ -71,14 +71,18 @@ class InviteForm(FlaskForm):
         ],
         filters=[_strip],
     )
-    name = StringField("Name", validators=[Optional(), max_length("user.name")])
+    name = StringField("Name", validators=[Optional(), max_length("user.name"), name_characters()])
     role = SelectField("Role", choices=ROLE_CHOICES, default=str(Role.developer))
     organization = SelectField(
         "Organization", description="Choose an existing organization, or “New organization”."
     )
     new_organization = StringField(
         "New organization",
-        validators=[Optional(), max_length("organization.name")],
+        validators=[
+            Optional(),
+            max_length("organization.name"),
+            name_characters(organization=True),
+        ],
         filters=[_strip],
         description="Only when “New organization” is chosen above; "
         "an existing organization with this name is used instead of a duplicate.",

@@ -31,7 +31,10 @@ product_url                empty
 
 The label columns (``impact_type_raw``, ``impact_label``, ``suggested_tier``) are the answer
 key: they are returned separately as the reference label and never enter the content that
-triage reads.
+triage reads. ``impact_label`` must be one of :data:`IMPACT_LABELS` (the values the data set's
+README documents) and ``suggested_tier`` one of the risk tiers the caller names (the database's
+tiers); any other value is left out (the row is kept without it) and reported, because a stray
+value would become a bogus tier in every backtest's confusion matrix.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +50,11 @@ from typing import Any
 from reviewapp.limits import LIMITS
 
 LABEL_COLUMNS = ("impact_type_raw", "impact_label", "suggested_tier")
+#: the derived ``impact_label`` values (shared/data/README.md, "Risk label -> tier mapping")
+IMPACT_LABELS = ("both", "rights", "safety", "neither", "unassessed")
+#: code points; the longest field the importer reads. Far above every stored limit (the longest,
+#: a description, is 10,000): a larger field is a broken file, refused with its column and line.
+MAX_FIELD_CHARS = 131_072
 REQUIRED_COLUMNS = (
     "row_id",
     "agency",
@@ -110,6 +118,9 @@ class InventoryRecord:
     reference_tier: str | None
     source_metadata: dict[str, Any]
     notices: tuple[str, ...] = field(default=())
+    #: values left out of the record because they are not valid (e.g. an unknown tier); the
+    #: row is still imported, and the importer reports each one as a problem
+    dropped: tuple[str, ...] = field(default=())
 
 
 class CsvFileError(ValueError):
@@ -135,7 +146,8 @@ def read_csv_records(
         ``(line, row, problem)``: ``line`` is the physical line (1-based; the header is line 1)
         where the record starts; ``row`` maps column name -> text, or is None when ``problem``
         says why the record was unreadable (broken quoting, a field count that differs from the
-        header's, bytes that are not UTF-8, with line and column). Blank lines are skipped.
+        header's, bytes that are not UTF-8, with line and column, a field longer than
+        :data:`MAX_FIELD_CHARS` code points, with its column). Blank lines are skipped.
     Raises:
         CsvFileError: the header is empty, unreadable, repeats a column, or lacks one of
             ``required_columns``.
@@ -143,6 +155,22 @@ def read_csv_records(
     text = Path(path).read_bytes().decode("utf-8", errors="surrogateescape")
     text = text.removeprefix("\ufeff")
     lines = re.split(r"\r\n|\r|\n", text)  # as csv counts lines (not str.splitlines)
+    # The csv module's own field limit (a process-wide 131,072 by default) stops mid-record
+    # and resumes parsing inside the over-long field, so the rest of that record came out as
+    # bogus records and the real problem was reported as "broken quoting". The file is in
+    # memory already: let the parser read any field whole, then refuse over-long fields here,
+    # naming the column. The previous limit is restored when the reading ends.
+    previous_limit = csv.field_size_limit()
+    csv.field_size_limit(max(previous_limit, len(text) + 1))
+    try:
+        yield from _records(path, text, lines, required_columns)
+    finally:
+        csv.field_size_limit(previous_limit)
+
+
+def _records(
+    path: str | Path, text: str, lines: list[str], required_columns: Sequence[str]
+) -> Iterator[tuple[int, dict[str, str] | None, str | None]]:
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = next(reader, None)
@@ -183,6 +211,23 @@ def read_csv_records(
                 None,
                 f"has {len(record)} fields but the header has {len(header)} "
                 "(check the commas and quotes)",
+            )
+            continue
+        oversized = next(
+            (
+                (name, value)
+                for name, value in zip(header, record, strict=True)
+                if len(value) > MAX_FIELD_CHARS
+            ),
+            None,
+        )
+        if oversized is not None:
+            name, value = oversized
+            yield (
+                line,
+                None,
+                f"the {name} field is too large: {len(value):,} characters; the importer reads "
+                f"at most {MAX_FIELD_CHARS:,} characters per field",
             )
             continue
         yield line, dict(zip(header, record, strict=True)), None
@@ -239,20 +284,45 @@ def map_human_review(autonomous_decision: str) -> bool | None:
     return None
 
 
-def map_row(row: Mapping[str, Any]) -> InventoryRecord:
+def _label(
+    row: Mapping[str, Any], column: str, allowed: Collection[str] | None
+) -> tuple[str | None, str | None]:
+    """``(value, problem)`` of a label column: the value lower-cased, or None when it is empty
+    or not in ``allowed`` (None: any value); ``problem`` says why a given value was left out."""
+    value = _clean(row.get(column)).lower() or None
+    if value is None or allowed is None or value in allowed:
+        return value, None
+    shown = _clean(row.get(column))
+    if len(shown) > 40:
+        shown = shown[:39] + "…"
+    return None, (
+        f"{column} {shown!r} is not one of {', '.join(allowed)}; "
+        "it is left empty (the rest of the row is imported)"
+    )
+
+
+def map_row(row: Mapping[str, Any], *, tiers: Collection[str] | None = None) -> InventoryRecord:
     """Map one slim-CSV row (column name -> text) to an :class:`InventoryRecord`.
 
     Nothing is cut silently: a use-case name longer than the title limit is shortened with
     "…" and kept in full at the start of the description (``notices`` says so); any other value
     over its limit (see reviewapp.limits) is an error.
 
+    Args:
+        row: column name -> cell text.
+        tiers: the risk tier names ``suggested_tier`` may take (the database's tiers); None
+            accepts any value. ``impact_label`` must be one of :data:`IMPACT_LABELS`. A value
+            outside these is left out of the record (reference label/tier None) and described
+            in ``dropped``; the row itself is still valid.
+
     Raises:
         ValueError: when the row has no ``row_id``, agency or use case name, or a value is
             longer than its limit.
     """
     row_id = _clean(row.get("row_id"))
-    if not row_id.isdigit():
+    if not (row_id.isascii() and row_id.isdigit() and int(row_id) > 0):
         raise ValueError(f"row_id {row.get('row_id')!r} is not a positive whole number")
+    row_id = str(int(row_id))  # "0901" is row 901: one source row, one external_ref
     agency = _clean(row.get("agency"))
     if not agency:
         raise ValueError("agency is empty")
@@ -310,12 +380,14 @@ def map_row(row: Mapping[str, Any]) -> InventoryRecord:
         "safety_measures": safety_measures,
         "product_url": "",
     }
+    label, label_problem = _label(row, "impact_label", IMPACT_LABELS)
+    tier, tier_problem = _label(row, "suggested_tier", tiers)
     return InventoryRecord(
         external_ref=f"fed2024-{row_id}",
         organization=agency,
         content=content,
-        reference_label=_clean(row.get("impact_label")) or None,
-        reference_tier=_clean(row.get("suggested_tier")) or None,
+        reference_label=label,
+        reference_tier=tier,
         source_metadata={
             "agency_abbr": _clean(row.get("agency_abbr")),
             "bureau": _clean(row.get("bureau")),
@@ -324,4 +396,5 @@ def map_row(row: Mapping[str, Any]) -> InventoryRecord:
             "stage": _clean(row.get("stage")),
         },
         notices=tuple(notices),
+        dropped=tuple(p for p in (label_problem, tier_problem) if p),
     )

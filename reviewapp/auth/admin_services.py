@@ -198,12 +198,16 @@ def invite_user(
                 fields={"organization": "choose an organization from the list"},
             )
     else:
-        try:
-            normalise_name(new_organization)
-        except ValidationFailed:
+        if not new_organization.strip():
             raise ValidationFailed(
                 "Choose an organization or name a new one.",
                 fields={"new_organization": "name the new organization, or choose one above"},
+            )
+        try:
+            normalise_name(new_organization)
+        except ValidationFailed as exc:  # the form's field for the name is new_organization
+            raise ValidationFailed(
+                exc.message, fields={"new_organization": exc.fields["organization"]}
             ) from None
         organization, created = get_or_create_organization(session, new_organization)
         if created:

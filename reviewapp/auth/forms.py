@@ -2,14 +2,39 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField
-from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional, StopValidation
+from wtforms.validators import (
+    DataRequired,
+    Email,
+    EqualTo,
+    Length,
+    Optional,
+    StopValidation,
+    ValidationError,
+)
 
 from reviewapp.applications.forms import MultiCheckboxField
+from reviewapp.auth.services import name_problem
 from reviewapp.limits import max_length
+
+
+def name_characters(*, organization: bool = False) -> Callable[[Any, Any], None]:
+    """Validator for name fields (a person's name; with ``organization``, an organization
+    name): refuses the characters :func:`reviewapp.auth.services.name_problem` refuses, with
+    "*Label* contains the control character U+001B; remove it." next to the field. The
+    services check again (the CLI and invitations reach them without a form)."""
+
+    def _check(form: Any, field: Any) -> None:
+        if isinstance(field.data, str):
+            problem = name_problem(field.data, strict=organization)
+            if problem is not None:
+                raise ValidationError(f"{field.label.text} {problem}.")
+
+    return _check
 
 
 class LoginForm(FlaskForm):
@@ -19,7 +44,9 @@ class LoginForm(FlaskForm):
 
 
 class RegisterForm(FlaskForm):
-    name = StringField("Your name", validators=[DataRequired(), max_length("user.name")])
+    name = StringField(
+        "Your name", validators=[DataRequired(), max_length("user.name"), name_characters()]
+    )
     email = EmailField("Email", validators=[DataRequired(), Email(), max_length("user.email")])
     password = PasswordField(
         "Password",
@@ -39,7 +66,11 @@ class RegisterForm(FlaskForm):
     )
     organization = StringField(
         "Organization",
-        validators=[DataRequired(), max_length("organization.name")],
+        validators=[
+            DataRequired(),
+            max_length("organization.name"),
+            name_characters(organization=True),
+        ],
         description="A new organization is created unless it already exists.",
     )
     join_code = StringField(
@@ -73,6 +104,7 @@ class TokenForm(FlaskForm):
         validators=[
             DataRequired(message="Give the token a name, e.g. the script or machine using it."),
             max_length("token.name"),
+            name_characters(),
         ],
         filters=[lambda value: value.strip() if isinstance(value, str) else value],
         description="Where you will use it, e.g. “CI deploy check” (1–100 characters).",

@@ -24,17 +24,76 @@ def find_user_by_email(session: Session, email: str) -> User | None:
     ).first()
 
 
-def normalise_name(name: str) -> str:
-    """An organization name as stored: NFKC-normalised, invisible format characters (zero-width
-    spaces, bidirectional overrides) and control characters removed, white space collapsed, so
-    two names that look the same are the same.
+def name_problem(text: str, *, strict: bool = False) -> str | None:
+    """Why ``text`` cannot be a name (a person's display name, an organization name), or None.
+
+    Names are one line of visible text, shown in pages, emails and the audit trail. Refused, as
+    application titles refuse them (reviewapp.applications.schema): control characters (line
+    breaks, tabs, ESC and NUL included) and lone surrogates, found by
+    :func:`~reviewapp.applications.schema.unstorable_character`, and the invisible direction
+    controls U+202A-U+202E, U+2066-U+2069. With ``strict`` (organization names, which identify
+    an organization, so look-alikes must not exist) also every other invisible format character
+    (zero-width spaces and joiners, soft hyphen, byte-order mark), private-use and unassigned
+    code points.
+
+    Returns:
+        e.g. "contains the control character U+001B; remove it", or None.
+    """
+    from reviewapp.applications.schema import BIDI_CONTROLS, unstorable_character
+
+    bad = unstorable_character(text)
+    if bad is None:
+        for char in text:
+            code = ord(char)
+            category = unicodedata.category(char)
+            if char in "\t\n\r":
+                bad = f"the control character U+{code:04X} (a name is one line)"
+            elif char in "\u2028\u2029":
+                bad = f"the line separator U+{code:04X} (a name is one line)"
+            elif char in BIDI_CONTROLS:
+                bad = f"the invisible direction control U+{code:04X}"
+            elif strict and category == "Cf":
+                bad = f"the invisible character U+{code:04X}"
+            elif strict and category == "Co":
+                bad = f"the private-use character U+{code:04X}"
+            elif strict and category == "Cn":
+                bad = f"the unassigned code point U+{code:04X}"
+            if bad is not None:
+                break
+    return None if bad is None else f"contains {bad}; remove it"
+
+
+def check_display_name(name: str) -> str:
+    """A person's display name as stored: stripped of surrounding white space.
 
     Raises:
-        ValidationFailed: when nothing visible is left.
+        ValidationFailed: the name holds a character :func:`name_problem` refuses (field
+            ``name``).
     """
-    text = unicodedata.normalize("NFKC", name)
-    text = "".join(c for c in text if unicodedata.category(c) not in ("Cf", "Cc", "Cs", "Co", "Cn"))
-    text = " ".join(text.split())
+    problem = name_problem(name)
+    if problem is not None:
+        raise ValidationFailed(f"The name {problem}.", fields={"name": problem})
+    return name.strip()
+
+
+def normalise_name(name: str) -> str:
+    """An organization name as stored: NFKC-normalised and white space collapsed, so two names
+    that look the same are the same (the comparison also ignores case).
+
+    Invisible and control characters are refused rather than removed (see
+    :func:`name_problem` with ``strict``): removing them silently stored a name other than the
+    one typed.
+
+    Raises:
+        ValidationFailed: a refused character, or nothing visible is left (field
+            ``organization``).
+    """
+    problem = name_problem(name, strict=True)
+    if problem is not None:
+        raise ValidationFailed(
+            f"The organization name {problem}.", fields={"organization": problem}
+        )
+    text = " ".join(unicodedata.normalize("NFKC", name).split())
     if not text:
         raise ValidationFailed(
             "The organization name is empty.", fields={"organization": "enter a name"}
@@ -70,7 +129,8 @@ def create_user(
 
     Raises:
         ConflictError: the email is taken.
-        ValidationFailed: the password is shorter than 10 characters.
+        ValidationFailed: the password is shorter than 10 characters; the name holds a control
+            or invisible direction character (see :func:`check_display_name`).
     """
     try:
         email = validate_email(email, check_deliverability=False).normalized
@@ -87,9 +147,8 @@ def create_user(
             "Passwords need at least 10 characters.",
             fields={"password": _TOO_SHORT},
         )
-    user = User(
-        email=email.strip().lower(), name=name.strip(), role=role, organization=organization
-    )
+    name = check_display_name(name)
+    user = User(email=email.strip().lower(), name=name, role=role, organization=organization)
     user.set_password(password)
     session.add(user)
     session.flush()

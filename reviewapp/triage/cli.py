@@ -119,7 +119,7 @@ def triage_eval(path: str, ruleset_path: str | None, as_json: bool) -> None:
     except Exception as exc:  # noqa: BLE001 - NotFound etc.: say it on stderr
         _fail(getattr(exc, "message", str(exc)))
     tiers = [t.name for t in tiers_in_order(db.session)]
-    summary = summarise(evaluate_rows(compiled, rows), tiers)
+    summary = summarise(evaluate_rows(compiled, rows, tiers=tiers), tiers)
     if as_json:
         click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
         return

@@ -11,7 +11,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -43,14 +43,19 @@ def read_labelled_csv(path: str | Path) -> list[dict[str, str]]:
 
 
 def evaluate_rows(
-    ruleset: CompiledRuleset, rows: Iterable[Mapping[str, str]]
+    ruleset: CompiledRuleset,
+    rows: Iterable[Mapping[str, str]],
+    *,
+    tiers: Collection[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Map and evaluate every row: one dict per row (ref, title, label, tier, fired, errors,
-    seconds). Rows that cannot be mapped get ``tier`` None and an ``errors`` entry."""
+    seconds). Rows that cannot be mapped get ``tier`` None and an ``errors`` entry. With
+    ``tiers`` (the risk tier names), a ``suggested_tier`` outside them counts as unlabelled
+    rather than as a tier of its own (see importer.map_row)."""
     results: list[dict[str, Any]] = []
     for row in rows:
         try:
-            record = map_row(row)
+            record = map_row(row, tiers=tiers)
         except ValueError as exc:
             results.append(
                 {

@@ -385,3 +385,33 @@ def test_a_backtest_waiting_behind_other_work_is_not_failed_as_stalled(
         failed = session.get(Backtest, backtest.id)
         assert failed.status == "failed" and "Start the backtest again." in failed.error
     database.state(app).engine.dispose()
+
+
+def test_an_imported_tier_label_outside_the_tiers_never_becomes_a_backtest_tier(
+    app, db, tmp_path
+) -> None:
+    from reviewapp.applications.importer import REQUIRED_COLUMNS
+    from reviewapp.cli import import_inventory
+
+    def row(row_id: int, tier: str) -> str:
+        values = dict.fromkeys(REQUIRED_COLUMNS, "")
+        values.update(row_id=str(row_id), agency="Agency B", use_case_name=f"Case {row_id}")
+        return ",".join(values[c] for c in REQUIRED_COLUMNS) + f",{tier}"
+
+    path = tmp_path / "labelled.csv"
+    path.write_text(
+        "\n".join([",".join(REQUIRED_COLUMNS) + ",suggested_tier", row(900, "low"), row(901, "x")])
+        + "\n",
+        encoding="utf-8",
+    )
+    with app.app_context():
+        result = import_inventory(db, path, commit=db.flush, progress=False)
+    assert result["created"] == 2
+    with app.app_context():
+        session = database.session
+        backtest_id = start_backtest(session, None, _draft(session)).id
+        database.commit()
+    backtest = db.get(Backtest, backtest_id, populate_existing=True)
+    assert backtest is not None and backtest.status == "done", backtest and backtest.error
+    assert "x" not in backtest.result["tiers"]
+    assert backtest.result["reference"]["labelled"] == 1  # only the row labelled "low"

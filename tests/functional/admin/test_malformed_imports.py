@@ -96,6 +96,150 @@ def test_a_bad_record_is_reported_with_its_line_and_the_others_are_imported(
     assert line == 3 and message in problem
 
 
+@pytest.mark.parametrize(
+    "quoted", [pytest.param(False, id="plain"), pytest.param(True, id="quoted-multi-line")]
+)
+def test_an_over_large_field_is_reported_as_too_large_not_as_broken_quoting(
+    app, db, tmp_path, quoted
+) -> None:
+    big = "x" * 140_000
+    record = _row(901, purpose_benefits=big)
+    if quoted:  # a quoted field over three physical lines (_row's writer does not quote "\n")
+        record = record.replace(big, f'"{big}\nsecond, line\nthird"')
+    path = _write(tmp_path, _row(900), record, _row(902))
+    result = _import(app, db, path)
+    assert _refs(db) == {"fed2024-900", "fed2024-902"}
+    assert result["created"] == 2 and result["read"] == 3
+    (line, problem) = result["errors"][0]
+    assert len(result["errors"]) == 1  # the rest of the big record is not read as more records
+    assert line == 3
+    assert "purpose_benefits field is too large" in problem
+    assert "131,072 characters per field" in problem
+    assert "quoting" not in problem
+
+
+def test_the_summary_counts_every_row_once_in_one_category(app, db, tmp_path) -> None:
+    assert _import(app, db, _write(tmp_path, _row(900), _row(901), name="one.csv"))["created"]
+    path = _write(
+        tmp_path,
+        _row(900),  # already present, same content
+        _row(901, use_case_name="Renamed"),  # already present, different content
+        _row(902),  # new
+        b"903,\xff,x",  # unreadable
+        _row(904, agency=""),  # invalid
+        name="two.csv",
+    )
+    result = app.test_cli_runner().invoke(args=["import-applications", str(path)])
+    assert result.exit_code == 1
+    assert result.stdout.startswith(
+        "read 5 rows: created 1, already present 1, "
+        "already present with different content (not changed) 1, bad 2 ("
+    )
+    single = _write(tmp_path, b"905,\xff,x", name="three.csv")
+    result = app.test_cli_runner().invoke(args=["import-applications", str(single)])
+    assert result.stdout.startswith(
+        "read 1 row: created 0, already present 0, "
+        "already present with different content (not changed) 0, bad 1 ("
+    )
+
+
+def test_a_repeated_row_id_with_different_content_is_reported_and_changes_nothing(
+    app, db, tmp_path
+) -> None:
+    assert _import(app, db, _write(tmp_path, _row(900), name="one.csv"))["created"] == 1
+    stored = db.scalars(select(Application).where(Application.external_ref == "fed2024-900")).one()
+    before = (stored.title, dict(stored.draft), stored.version, stored.reference_tier)
+    path = _write(
+        tmp_path,
+        _row(900, use_case_name="A new name", purpose_benefits="Other text."),
+        _row(901),
+        _row(901, key_risks="A risk"),  # the same id twice in one file
+        _row(901),  # ... and once more unchanged
+        name="two.csv",
+    )
+    result = app.test_cli_runner().invoke(args=["import-applications", str(path)])
+    assert result.exit_code == 1
+    lines = [line for line in result.stderr.splitlines() if line.startswith("line ")]
+    assert lines[0] == (
+        f"line 2: row_id 900 was already imported as {stored.reference} with different content "
+        "(use_case_name, purpose_benefits/outputs differ); not changed"
+    )
+    assert lines[1].startswith("line 4: row_id 901 was already imported as APP-")
+    assert lines[1].endswith(
+        " from line 3 of this file with different content (key_risks/appeal_process differs); "
+        "not changed"
+    )
+    assert len(lines) == 2
+    assert "created 1, already present 1, already present with different content " in (
+        result.stdout
+    )
+    db.refresh(stored)
+    assert (stored.title, dict(stored.draft), stored.version, stored.reference_tier) == before
+    other = db.scalars(select(Application).where(Application.external_ref == "fed2024-901")).one()
+    assert "A risk" not in other.draft["safety_measures"]  # the first row of the file counts
+
+
+def test_an_agency_with_a_control_character_is_a_bad_row_not_a_silently_changed_name(
+    app, db, tmp_path
+) -> None:
+    path = _write(tmp_path, _row(900), _row(901, agency="Agency\x1b[31m X"), _row(902))
+    result = _import(app, db, path)
+    assert result["created"] == 2 and _refs(db) == {"fed2024-900", "fed2024-902"}
+    assert len(result["errors"]) == 1
+    line, problem = result["errors"][0]
+    assert line == 3
+    assert "The organization name contains the control character U+001B; remove it." in problem
+
+
+def test_a_row_id_with_leading_zeros_is_the_same_row(app, db, tmp_path) -> None:
+    result = _import(app, db, _write(tmp_path, _row(900), _row(900).replace("900", "0900", 1)))
+    assert result["created"] == 1 and result["skipped"] == 1
+    assert _refs(db) == {"fed2024-900"}
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "message"),
+    [
+        (
+            "suggested_tier",
+            "x",
+            "suggested_tier 'x' is not one of low, medium, high, prohibited; it is left empty",
+        ),
+        (
+            "impact_label",
+            "maybe",
+            "impact_label 'maybe' is not one of both, rights, safety, neither, unassessed; "
+            "it is left empty",
+        ),
+    ],
+)
+def test_a_label_outside_the_vocabulary_is_reported_and_left_empty(
+    app, db, tmp_path, column, value, message
+) -> None:
+    path = tmp_path / "labels.csv"
+    columns = [*REQUIRED_COLUMNS, "impact_label", "suggested_tier"]
+    path.write_text(
+        ",".join(columns)
+        + "\n"
+        + _row(900)
+        + ",both,high\n"
+        + _row(901)
+        + (",both," + value if column == "suggested_tier" else f",{value},high")
+        + "\n",
+        encoding="utf-8",
+    )
+    result = app.test_cli_runner().invoke(args=["import-applications", str(path)])
+    assert result.exit_code == 1
+    assert f"line 3: {message}" in result.stderr
+    assert "created 2" in result.stdout and "1 invalid label value left empty" in result.stdout
+    kept = db.scalars(select(Application).where(Application.external_ref == "fed2024-901")).one()
+    assert (kept.reference_label, kept.reference_tier) == (
+        ("both", None) if column == "suggested_tier" else (None, "high")
+    )
+    good = db.scalars(select(Application).where(Application.external_ref == "fed2024-900")).one()
+    assert (good.reference_label, good.reference_tier) == ("both", "high")
+
+
 def test_unterminated_quote_reports_the_line_where_the_record_starts(app, db, tmp_path) -> None:
     path = _write(tmp_path, _row(900), '901,"Agency never closed,x,,,,,,,,,', _row(902))
     result = _import(app, db, path)
@@ -117,7 +261,8 @@ def test_a_bad_record_never_changes_an_application_already_stored(app, db, tmp_p
         name="two.csv",
     )
     result = _import(app, db, again)
-    assert result["created"] == 0 and result["skipped"] == 1 and len(result["errors"]) == 1
+    assert result["created"] == 0 and result["skipped"] == 0 and len(result["errors"]) == 1
+    assert len(result["conflicts"]) == 1  # same row_id, new content: reported, not applied
     db.refresh(stored)
     assert (stored.title, dict(stored.draft), stored.version, len(stored.revisions)) == before
 

@@ -136,3 +136,23 @@ def test_cli_import_of_deep_or_hidden_conditions_is_a_one_line_error(app, db, tm
         assert lines[0].startswith("error: ") and f"rule 'deep-{name}', condition: " in lines[0]
         assert message in lines[0]
     assert db.scalars(select(RulesetVersion).where(RulesetVersion.number == 2)).first() is None
+
+
+def test_triage_eval_counts_an_unknown_tier_label_as_unlabelled_not_as_a_tier(
+    app, db, tmp_path
+) -> None:
+    with SLIM.open(encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        rows = [next(reader) for _ in range(3)]
+        fields = reader.fieldnames
+    rows[1]["suggested_tier"] = "x"
+    sample = tmp_path / "sample.csv"
+    with sample.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    result = app.test_cli_runner().invoke(args=["triage-eval", str(sample), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    labels = {label for column in report["confusion"].values() for label in column}
+    assert "x" not in labels and "unlabelled" in labels

@@ -508,3 +508,27 @@ def test_a_password_set_from_an_admins_link_revokes_the_accounts_api_tokens(app,
     revoked = db.scalars(select(ApiToken).where(ApiToken.user_id == user.id)).all()
     assert [t.revoked_at is not None for t in revoked] == [True]
     assert len(events(db, "api_token.revoke", revoked[0].id)) == 1
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("name", "Ansi\x1b[31m\nName", "Name contains the control character U+001B; remove it."),
+        (
+            "new_organization",
+            "\u202eNew org",
+            "New organization contains the invisible direction control U+202E; remove it.",
+        ),
+    ],
+)
+def test_an_invite_refuses_control_characters_in_names_next_to_the_field(
+    login, db, field, value, message
+) -> None:
+    client = login(staff_admin())
+    response = invite(client, email="ctrl@example.com", **{field: value})
+    assert response.status_code == 422
+    assert (
+        f'<div id="{field}-error" class="invalid-feedback d-block">{message}</div>'
+        in response.get_data(as_text=True)
+    )
+    assert db.scalars(select(User).where(User.email == "ctrl@example.com")).first() is None

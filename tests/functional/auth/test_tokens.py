@@ -185,6 +185,7 @@ def test_csrf_is_required_to_create_and_revoke(login, db) -> None:
         ("   ", ("read",), "Give the token a name"),
         ("x" * 101, ("read",), "Name is 101 characters long; the limit is 100."),
         ("no scope", (), "Choose at least one scope"),
+        ("CI\x1b[31m job", ("read",), "Name contains the control character U+001B; remove it."),
     ],
 )
 def test_bad_input_is_refused_and_what_was_typed_is_kept(
