@@ -175,3 +175,22 @@ def test_the_navbar_has_an_account_menu(login) -> None:
     assert re.search(r"<summary[^>]*>Account</summary>", nav)
     assert 'href="/account"' in nav and 'href="/account/tokens"' in nav
     assert user.email in nav  # who is signed in stays visible in the menu
+
+
+def test_keep_me_logged_in_survives_the_change_but_old_remember_cookies_do_not(app, db) -> None:
+    user = UserFactory()
+    db.flush()
+    client = app.test_client()
+    token = csrf_token(client, "/login")
+    form = {"email": user.email, "password": PASSWORD, "remember": "y", "csrf_token": token}
+    assert client.post("/login", data=form).status_code == 302
+    old = client.get_cookie("remember_token")
+    assert old is not None
+    assert change(client, PASSWORD).status_code == 302
+    new = client.get_cookie("remember_token")
+    assert new is not None and new.value != old.value  # re-issued for the new session epoch
+    client.delete_cookie("session")  # the browser was closed: only the remember-me cookie is left
+    assert client.get("/account").status_code == 200
+    stolen = app.test_client()
+    stolen.set_cookie("remember_token", old.value)  # a copy of the cookie from before
+    assert stolen.get("/account").status_code == 302
