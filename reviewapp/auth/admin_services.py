@@ -538,7 +538,7 @@ def change_password(
 
     if not user.check_password(current_password):
         raise ValidationFailed(
-            "Your current password is not the one you entered.",
+            "the current password you entered is wrong.",
             fields={"current_password": "This is not your current password."},
         )
     if new_password == current_password:
