@@ -1,5 +1,5 @@
-"""Rate limits on the JSON API (per token and per client address) and on log-in (per client
-address and per account), with Flask-Limiter.
+"""Rate limits on the JSON API (per token and per client address) and on log-in and password
+change (per client address and per account), with Flask-Limiter.
 
 Where the counts live: ``RATELIMIT_STORAGE_URI`` when set, else ``REDIS_URL`` (production and
 CI: every web process shares one count), else process memory (the embedded default, one process).
@@ -37,6 +37,7 @@ EXTENSION_KEY = "reviewapp_limiter"
 LOGIN_ENDPOINT = "auth.login"
 RESET_ENDPOINT = "auth.password_reset_request"
 REGISTER_ENDPOINT = "auth.register"
+PASSWORD_CHANGE_ENDPOINT = "auth.account_password"  # noqa: S105 (an endpoint name)
 # ``Authorization: Bearer ra_<prefix>_<secret>``; the prefix is the token's public id (hex)
 _BEARER_TOKEN = re.compile(r"Bearer ra_([0-9a-f]{1,16})_")
 # Redis client options: a slow or absent Redis must not hang requests (seconds)
@@ -76,6 +77,13 @@ def login_account_key() -> str:
     email, lower-cased and trimmed as log-in compares it, so the counter store holds no address."""
     email = request.form.get("email", "").strip().lower()
     return "account:" + hashlib.sha256(email.encode()).hexdigest()[:32]
+
+
+def signed_in_account_key() -> str:
+    """Key of the per-account limit on a signed-in user's password change: ``user:<id>``
+    (``user:anonymous`` before log-in, which the view refuses anyway)."""
+    user_id = current_user.get_id() if current_user.is_authenticated else None
+    return f"user:{str(user_id).split(':', 1)[0]}" if user_id else "user:anonymous"
 
 
 def _signed_in() -> bool:
@@ -119,6 +127,9 @@ def init_rate_limits(app: Flask) -> Limiter:
         RATELIMIT_LOGIN, RATELIMIT_PASSWORD_RESET_ACCOUNT: POST /password-reset, per address
             and per submitted email.
         RATELIMIT_REGISTER: POST /register, per client address.
+        RATELIMIT_LOGIN, RATELIMIT_LOGIN_ACCOUNT: POST /account/password (it checks the
+            current password, so it could be used to guess it from an open session), per
+            address and per signed-in account.
 
     Returns:
         the app's :class:`~flask_limiter.Limiter` (also ``app.extensions["reviewapp_limiter"]``).
@@ -217,6 +228,27 @@ def init_rate_limits(app: Flask) -> Limiter:
             methods=["POST"],
             error_message="Too many sign-up attempts from your address.",
         )(register_view)
+
+    # changing the password checks the current one: limited like log-in, so a session left
+    # open cannot be used to guess the password (and then change it) at speed
+    change_view: Any = app.view_functions.get(PASSWORD_CHANGE_ENDPOINT)
+    if change_view is not None:
+        change_view = app_limiter.limit(
+            _setting("RATELIMIT_LOGIN"),
+            scope="password-change-address",
+            key_func=client_ip,
+            methods=["POST"],
+            error_message="Too many password-change attempts from your address.",
+        )(change_view)
+        change_view = app_limiter.limit(
+            _setting("RATELIMIT_LOGIN_ACCOUNT"),
+            scope="password-change-account",
+            key_func=signed_in_account_key,
+            methods=["POST"],
+            exempt_when=lambda: not current_user.is_authenticated,
+            error_message="Too many password-change attempts for this account.",
+        )(change_view)
+        app.view_functions[PASSWORD_CHANGE_ENDPOINT] = change_view
 
     app.register_error_handler(RateLimitExceeded, too_many_requests)
     return app_limiter

@@ -522,3 +522,72 @@ def reset_password_with_token(
     user = user_for_reset_token(session, token, secret_key, max_age=max_age)
     _replace_password(session, user, password, "user.reset_password")
     return user, revoke_all_tokens(session, user, user, "password reset")
+
+
+# --- self-service password change (signed in) ---------------------------------------------------
+
+
+def change_password(
+    session: Session, user: User, current_password: str, new_password: str
+) -> tuple[User, int]:
+    """A signed-in user replaces their password, proving it with the current one.
+
+    Like a reset, the new hash (Argon2id via :func:`_replace_password`) ends every other
+    session of the account (the session epoch is bumped; the caller logs the current one in
+    again) and makes any pending reset or set-password link unusable. Unlike a reset, API
+    tokens are kept: the person knew the password and is still in control, and revoking
+    would silently break their scripts; the email and the page say how many still work and
+    where to revoke them. Audited as ``user.change_password``; a "your password was changed"
+    email goes to the account's address through the outbox, in the same transaction.
+
+    Returns:
+        (the user, how many active API tokens the account still has).
+
+    Raises:
+        ValidationFailed: the current password is wrong (field ``current_password``), the new
+            one is shorter than MIN_PASSWORD_LENGTH or equals the current one (field
+            ``password``).
+    """
+    from reviewapp.audit.services import add_outbox_event
+    from reviewapp.web import external_url
+
+    if not user.check_password(current_password):
+        raise ValidationFailed(
+            "the current password you entered is wrong.",
+            fields={"current_password": "This is not your current password."},
+        )
+    if new_password == current_password:
+        raise ValidationFailed(
+            "The new password is the same as the current one.",
+            fields={"password": "Choose a password different from the current one."},
+        )
+    _replace_password(session, user, new_password, "user.change_password")
+    tokens = (
+        session.scalar(
+            select(func.count())
+            .select_from(ApiToken)
+            .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+        )
+        or 0
+    )
+    token_text = (
+        f"Your {tokens} API token{'s' if tokens != 1 else ''} still work{'s' if tokens == 1 else ''}"
+        f"; revoke any you did not create here: {external_url('tokens.index')}\n\n"
+        if tokens
+        else ""
+    )
+    add_outbox_event(
+        session,
+        "password_changed",
+        {
+            "to": [user.email],
+            "subject": "Your review app password was changed",
+            "body": "The password of this account was changed from its account page, and "
+            "every other session of the account was logged out.\n\n"
+            f"{token_text}"
+            "If it was not you, reset your password now (a reset also revokes every API "
+            f"token of the account) and tell your admin:\n\n"
+            f"{external_url('auth.password_reset_request')}\n",
+        },
+    )
+    return user, tokens

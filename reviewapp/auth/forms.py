@@ -43,10 +43,22 @@ class LoginForm(FlaskForm):
     remember = BooleanField("Keep me logged in")
 
 
-class RegisterForm(FlaskForm):
-    name = StringField(
-        "Your name", validators=[DataRequired(), max_length("user.name"), name_characters()]
+def _display_name_field() -> StringField:
+    """The display name, with the same rules at sign-up and on the account page."""
+    return StringField(
+        "Your name",
+        validators=[
+            DataRequired(message="Enter your name."),
+            max_length("user.name"),
+            name_characters(),
+        ],
+        filters=[lambda value: value.strip() if isinstance(value, str) else value],
+        render_kw={"autocomplete": "name"},
     )
+
+
+class RegisterForm(FlaskForm):
+    name = _display_name_field()
     email = EmailField("Email", validators=[DataRequired(), Email(), max_length("user.email")])
     password = PasswordField(
         "Password",
@@ -139,15 +151,37 @@ class SetPasswordForm(FlaskForm):
             Length(min=10, message="Use at least 10 characters."),
             max_length("user.password"),
         ],
+        render_kw={"autocomplete": "new-password"},
     )
     confirm = PasswordField(
         "Repeat password",
+        render_kw={"autocomplete": "new-password"},
         validators=[
             DataRequired(message="Repeat the password."),
             EqualTo("password", message="The passwords differ."),
             max_length("user.password"),
         ],
     )
+
+
+class ChangePasswordForm(SetPasswordForm):
+    """A signed-in user's new password: the current one proves it is them (a session left open
+    on a shared computer is not enough to take the account over)."""
+
+    current_password = PasswordField(
+        "Current password",
+        validators=[
+            DataRequired(message="Enter your current password."),
+            max_length("user.password"),
+        ],
+        render_kw={"autocomplete": "current-password"},
+    )
+
+
+class NameForm(FlaskForm):
+    """The signed-in user's display name (shown to reviewers and in the audit trail)."""
+
+    name = _display_name_field()
 
 
 #: the reset link's form is the invitation's (same fields, limits and messages)

@@ -13,6 +13,7 @@ from reviewapp.audit.services import record_event
 from reviewapp.auth.models import ApiToken, Organization, Role, User, hash_token_secret
 from reviewapp.db import utcnow
 from reviewapp.errors import ConflictError, PermissionDenied, ValidationFailed
+from reviewapp.limits import LIMITS
 
 _TOO_SHORT = "too short"  # the field message (a constant: bandit read the literal as a password)
 
@@ -186,6 +187,40 @@ def register_developer(
     return create_user(
         session, email=email, password=password, role=Role.developer, organization=org, name=name
     )
+
+
+def rename_user(session: Session, user: User, name: str) -> User:
+    """Change ``user``'s display name (white space around it removed, as at sign-up), audited
+    as ``user.rename`` with the old and new names; an unchanged name writes nothing. Flushes.
+
+    Raises:
+        ValidationFailed: the name is empty or longer than ``LIMITS["user.name"]`` code points
+            (field ``name``).
+    """
+    name = name.strip()
+    if not name:
+        raise ValidationFailed("Enter your name.", fields={"name": "Enter your name."})
+    if len(name) > LIMITS["user.name"]:
+        limit = LIMITS["user.name"]
+        raise ValidationFailed(
+            f"Names are at most {limit} characters.",
+            fields={"name": f"Use at most {limit} characters."},
+        )
+    if name == user.name:
+        return user
+    before = user.name
+    user.name = name
+    session.flush()
+    record_event(
+        session,
+        actor=user,
+        action="user.rename",
+        subject_type="user",
+        subject_id=user.id,
+        before={"name": before},
+        after={"name": name},
+    )
+    return user
 
 
 _DUMMY: list[User] = []

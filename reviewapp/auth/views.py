@@ -15,24 +15,33 @@ from flask import (
     url_for,
 )
 from flask_login import current_user, login_required, login_user, logout_user
+from flask_login.config import COOKIE_NAME
 from sqlalchemy.orm import joinedload
 
 from reviewapp.audit.services import add_outbox_event, record_event
 from reviewapp.auth.admin_services import (
     DEFAULT_RESET_MAX_AGE,
+    change_password,
     make_reset_token,
     reset_password_with_token,
     user_for_reset_token,
 )
 from reviewapp.auth.forms import (
     AccountForm,
+    ChangePasswordForm,
     LoginForm,
+    NameForm,
     PasswordResetForm,
     PasswordResetRequestForm,
     RegisterForm,
 )
 from reviewapp.auth.models import User
-from reviewapp.auth.services import authenticate, find_user_by_email, register_developer
+from reviewapp.auth.services import (
+    authenticate,
+    find_user_by_email,
+    register_developer,
+    rename_user,
+)
 from reviewapp.errors import DomainError
 from reviewapp.extensions import db, login_manager
 from reviewapp.web import external_url, is_safe_next, save_form
@@ -54,19 +63,46 @@ def load_user(identity: str) -> User | None:
     return user
 
 
-@bp.route("/account", methods=["GET", "POST"])
-@login_required
-def account() -> Any:
-    """The user's settings: the time zone in which times are shown."""
+def _settings_form(*, submitted: bool = False) -> AccountForm:
     from zoneinfo import available_timezones
 
     from reviewapp.review.clock import business_calendar
 
     team_zone = business_calendar().tz.key
-    form = AccountForm(data={"timezone": current_user.timezone})
+    # formdata=None unless this form was submitted: another form's POST must not fill it
+    form = (
+        AccountForm(data={"timezone": current_user.timezone})
+        if submitted
+        else AccountForm(formdata=None, data={"timezone": current_user.timezone})
+    )
     form.timezone.choices = [("", f"The team's zone ({team_zone})")] + [
         (z, z.replace("_", " ")) for z in sorted(available_timezones()) if "/" in z
     ]
+    return form
+
+
+def _account_page(
+    form: AccountForm | None = None,
+    password_form: ChangePasswordForm | None = None,
+    name_form: NameForm | None = None,
+) -> Any:
+    """The account page with its three forms; the one just submitted (with its errors) is
+    passed in, the others are fresh. 422 when the submitted one has errors."""
+    form = form or _settings_form()
+    password_form = password_form or ChangePasswordForm(formdata=None)
+    name_form = name_form or NameForm(formdata=None, data={"name": current_user.name})
+    failed = any(f.errors for f in (form, password_form, name_form))
+    return render_template(
+        "auth/account.html", form=form, password_form=password_form, name_form=name_form
+    ), (422 if failed else 200)
+
+
+@bp.route("/account", methods=["GET", "POST"])
+@login_required
+def account() -> Any:
+    """The user's account: display name, password, the time zone in which times are shown,
+    and a link to their API tokens. POST saves the time zone."""
+    form = _settings_form(submitted=True)
     if form.validate_on_submit():
         before = current_user.timezone
         current_user.timezone = form.timezone.data or ""
@@ -82,7 +118,63 @@ def account() -> Any:
         db.commit()
         flash("Settings saved.", "success")
         return redirect(url_for(".account"))
-    return render_template("auth/account.html", form=form), 422 if form.errors else 200
+    return _account_page(form=form)
+
+
+@bp.route("/account/name", methods=["POST"])
+@login_required
+def account_name() -> Any:
+    """Change the signed-in user's display name (the sign-up rules: required, at most
+    ``LIMITS["user.name"]`` characters); audited as ``user.rename``."""
+    name_form = NameForm()
+    user = current_user._get_current_object()
+    if save_form(name_form, lambda: rename_user(db.session, user, name_form.name.data or "")):
+        flash("Your name is saved.", "success")
+        return redirect(url_for(".account"))
+    return _account_page(name_form=name_form)
+
+
+@bp.route("/account/password", methods=["POST"])
+@login_required
+def account_password() -> Any:
+    """Change the signed-in user's password: the current one, the new one twice (the sign-up
+    rules). Wrong current password: 422 with the error next to the field (rate limited per
+    address and per account, like log-in). Success: every other session of the account ends,
+    this one continues in a fresh session, API tokens keep working (the page says so), an
+    email tells the account's address; audited as ``user.change_password``."""
+    password_form = ChangePasswordForm()
+    user = current_user._get_current_object()
+    saved = save_form(
+        password_form,
+        lambda: change_password(
+            db.session,
+            user,
+            password_form.current_password.data or "",
+            password_form.password.data or "",
+        ),
+        "Your password was not changed: ",
+    )
+    if saved is None:
+        return _account_page(password_form=password_form)
+    _, tokens = saved
+    # a new session for the new epoch (no fixation); keep "keep me logged in" if it was on,
+    # with a new cookie: the old one names the old epoch and no longer works
+    remember = current_app.config.get("REMEMBER_COOKIE_NAME", COOKIE_NAME) in request.cookies
+    session.clear()
+    login_user(user, remember=remember)
+    kept = (
+        f" Your {tokens} API token{'s' if tokens != 1 else ''} still "
+        f"work{'s' if tokens == 1 else ''}; revoke any you do not recognise under "
+        "Account → API tokens."
+        if tokens
+        else ""
+    )
+    flash(
+        "Your password is changed. Every other session of your account was logged out, and "
+        f"an email about the change is on its way to {user.email}.{kept}",
+        "success",
+    )
+    return redirect(url_for(".account"))
 
 
 @bp.route("/login", methods=["GET", "POST"])

@@ -67,3 +67,21 @@
     event.preventDefault();
   });
 }());
+
+// The navbar's Account menu (a <details> that works without this): Escape closes it and returns
+// focus to "Account"; a click elsewhere closes it.
+(function () {
+  "use strict";
+  var menu = document.querySelector("[data-account-menu]");
+  if (!menu) { return; }
+  menu.addEventListener("keydown", function (event) {
+    if (event.key === "Escape" && menu.open) {
+      menu.open = false;
+      menu.querySelector("summary").focus();
+      event.preventDefault();
+    }
+  });
+  document.addEventListener("click", function (event) {
+    if (menu.open && !menu.contains(event.target)) { menu.open = false; }
+  });
+}());

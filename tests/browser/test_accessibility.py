@@ -224,6 +224,23 @@ def test_developer_pages(
     assert_accessible(page, axe_source)
 
 
+def test_account_menu_open_and_password_form_with_errors(
+    pages: dict[str, Page], site: dict[str, Any], axe_source: str
+) -> None:
+    page = pages["developer"]
+    page.goto(site["url"] + "/account")
+    nav = page.get_by_role("navigation", name="Main")
+    nav.locator("summary", has_text="Account").click()
+    expect(nav.get_by_role("link", name="API tokens")).to_be_visible()
+    assert_accessible(page, axe_source)  # the open menu panel too
+    page.get_by_label("Current password").fill("not the password")
+    page.get_by_label("New password").fill("short")
+    page.get_by_label("Repeat password").fill("other")
+    page.get_by_role("button", name="Change password").click()
+    expect(page.locator("#password-error")).to_be_visible()
+    assert_accessible(page, axe_source)
+
+
 def test_new_application_with_validation_errors(
     pages: dict[str, Page], site: dict[str, Any], axe_source: str
 ) -> None:

@@ -210,3 +210,35 @@ def test_admin_saves_a_rule_in_a_new_ruleset_draft_with_the_keyboard_only(
     page.keyboard.press("Enter")
     expect(page.get_by_role("status").filter(has_text="saved in draft v2")).to_be_visible()
     expect(page.locator("main")).to_contain_text("(checked by keyboard)")
+
+
+def test_account_menu_and_password_change_with_the_keyboard_only(
+    browser_context: BrowserContext, live_server: str, committed_db: Session
+) -> None:
+    UserFactory(email="keys-account@example.com", organization=OrganizationFactory(name="Acct"))
+    committed_db.commit()
+    page = browser_context.new_page()
+    log_in(page, live_server, "keys-account@example.com")
+    nav = page.get_by_role("navigation", name="Main")
+    menu = nav.locator("summary", has_text="Account")
+    press_tab_until(page, menu)
+    page.keyboard.press("Enter")
+    tokens = nav.get_by_role("link", name="API tokens")
+    expect(tokens).to_be_visible()
+    page.keyboard.press("Escape")  # closes the menu, focus back on "Account"
+    expect(tokens).to_be_hidden()
+    assert menu.evaluate("el => el === document.activeElement")
+    page.keyboard.press("Enter")
+    press_tab_until(page, nav.get_by_role("link", name="Name, password and time zone"))
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Change password")).to_be_visible()
+    press_tab_until(page, page.get_by_label("Current password"))
+    page.keyboard.type(PASSWORD)
+    press_tab_until(page, page.get_by_label("New password"))
+    page.keyboard.type("a-brand-new-passphrase")
+    press_tab_until(page, page.get_by_label("Repeat password"))
+    page.keyboard.type("a-brand-new-passphrase")
+    press_tab_until(page, page.get_by_role("button", name="Change password"))
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("status").filter(has_text="Your password is changed.")).to_be_visible()
+    expect(nav).to_contain_text("keys-account@example.com")  # still signed in

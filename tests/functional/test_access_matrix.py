@@ -455,6 +455,30 @@ MATRIX = [
     ),
     (
         "POST",
+        "/account/password",
+        dict(
+            anonymous=302,
+            developer=422,
+            other_developer=422,
+            reviewer=422,
+            senior_reviewer=422,
+            admin=422,
+        ),
+    ),
+    (
+        "POST",
+        "/account/name",
+        dict(
+            anonymous=302,
+            developer=422,
+            other_developer=422,
+            reviewer=422,
+            senior_reviewer=422,
+            admin=422,
+        ),
+    ),
+    (
+        "POST",
         "/queue/bulk",
         dict(
             anonymous=302,

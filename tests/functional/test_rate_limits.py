@@ -220,3 +220,46 @@ def test_sign_up_is_limited_per_address(make_app, db) -> None:
     assert "Slow down" in page and "Too many sign-up attempts from your address." in page
     assert "Try again in 60 minutes." in page
     assert sign_up(taken.email, address="10.0.0.9").status_code == 422  # another address
+
+
+def _change_password(client: Any, current: str, address: str = "127.0.0.1") -> Any:
+    token = csrf_token(client, "/account")
+    return client.post(
+        "/account/password",
+        data={
+            "current_password": current,
+            "password": "a-brand-new-passphrase",
+            "confirm": "a-brand-new-passphrase",
+            "csrf_token": token,
+        },
+        **from_address(address),
+    )
+
+
+def test_password_change_is_limited_per_account_like_log_in(make_app, db) -> None:
+    """Changing the password checks the current one: an open session must not be a way to
+    guess it at speed, from one address or many."""
+    limited = make_app(RATELIMIT_LOGIN="100 per minute", RATELIMIT_LOGIN_ACCOUNT="3 per hour")
+    user = UserFactory()
+    client = limited.test_client(user=user)
+    for n in range(3):
+        wrong = _change_password(client, "a guess", address=f"10.0.1.{n + 1}")
+        assert wrong.status_code == 422 and "This is not your current password." in wrong.text
+    blocked = _change_password(client, PASSWORD, address="10.0.1.99")
+    assert_429(blocked, 3600)
+    assert "Too many password-change attempts for this account." in blocked.text
+    assert _login(limited.test_client(), user.email, PASSWORD).status_code == 302  # unchanged
+    # another account from the same address is unaffected
+    other = limited.test_client(user=UserFactory())
+    assert _change_password(other, PASSWORD, address="10.0.1.1").status_code == 302
+
+
+def test_password_change_is_limited_per_address(make_app, db) -> None:
+    limited = make_app(RATELIMIT_LOGIN="2 per minute", RATELIMIT_LOGIN_ACCOUNT="100 per hour")
+    clients = [limited.test_client(user=UserFactory()) for _ in range(3)]
+    assert _change_password(clients[0], "a guess").status_code == 422
+    assert _change_password(clients[1], "a guess").status_code == 422
+    blocked = _change_password(clients[2], PASSWORD)
+    assert_429(blocked, 60)
+    assert "Too many password-change attempts from your address." in blocked.text
+    assert _change_password(clients[2], PASSWORD, address="10.0.2.1").status_code == 302

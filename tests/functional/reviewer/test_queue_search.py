@@ -71,9 +71,7 @@ def test_search_combines_with_the_other_filters(login, db) -> None:
         as_text=True
     )
     assert _listed(page, homework, loans, notes, high) == {high.reference}
-    page = client.get("/queue", query_string={"q": "checker", "tier": "low"}).get_data(
-        as_text=True
-    )
+    page = client.get("/queue", query_string={"q": "checker", "tier": "low"}).get_data(as_text=True)
     assert _listed(page, homework, loans, notes, high) == set()
 
 

@@ -17,7 +17,7 @@ from reviewapp.models import Base
 from reviewapp.review.services import claim
 from reviewapp.triage import lab
 from tests.conftest import _CSRF_RE, csrf_token
-from tests.factories import OrganizationFactory, UserFactory
+from tests.factories import PASSWORD, OrganizationFactory, UserFactory
 from tests.functional.security.world import World, build_world
 
 STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
@@ -41,6 +41,7 @@ ROLE_BY_PREFIX = [
 # plausible input, so a route that skipped the token check would have something to save
 FORM_DATA = {
     "email": "someone@example.com",
+    "current_password": PASSWORD,  # the account page's password change: the real one
     "password": "a-long-enough-password",
     "confirm": "a-long-enough-password",
     "name": "Forged",
