@@ -49,6 +49,7 @@ LIMITS: dict[str, int] = {
     "decision.feedback_comment": 2_000,
     "note.body": 5_000,
     "reason.text": 2_000,  # escalate / hand back / mitigation request reason
+    "queue.search": 200,  # the queue page's search box
     # accounts
     "user.email": 254,
     "user.name": 200,

@@ -18,7 +18,6 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import (
     DataRequired,
-    Length,
     NumberRange,
     Optional,
     Regexp,
@@ -28,7 +27,6 @@ from wtforms.validators import (
 from reviewapp.applications.forms import MultiCheckboxField, choices
 from reviewapp.limits import max_length
 from reviewapp.review.models import Outcome
-from reviewapp.review.search import SEARCH_MAX_LENGTH
 from reviewapp.review.services import QUEUE_MAX_AGE_DAYS, QUEUE_STATUSES
 
 
@@ -153,13 +151,7 @@ class QueueFilterForm(FlaskForm):
 
     q = StringField(
         "Search",
-        validators=[
-            Optional(),
-            Length(
-                max=SEARCH_MAX_LENGTH,
-                message=f"At most {SEARCH_MAX_LENGTH} characters.",
-            ),
-        ],
+        validators=[Optional(), max_length("queue.search")],
         description="A reference (APP-000123), words of the application, or an organization.",
     )
     queue = SelectField("Queue", validators=[Optional()])

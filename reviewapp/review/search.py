@@ -24,10 +24,11 @@ from sqlalchemy.orm import Session
 from reviewapp.applications.models import Application, Revision
 from reviewapp.auth.models import Organization
 from reviewapp.db import is_postgres
+from reviewapp.limits import LIMITS
 from reviewapp.review.precedents import FTS_TABLE, PG_VECTOR
 
-#: longest search text accepted (characters); the form says so next to the box
-SEARCH_MAX_LENGTH = 200
+#: longest search text accepted (code points, docs/limits.md); the form says so next to the box
+SEARCH_MAX_LENGTH = LIMITS["queue.search"]
 #: at most this many words are searched (all must match)
 MAX_WORDS = 10
 

@@ -59,7 +59,7 @@ def test_search_by_reference_words_and_organization(login, db) -> None:
     page = client.get("/queue", query_string={"q": "homework"}).get_data(as_text=True)
     assert 'value="homework"' in page  # the box keeps what was typed
     too_long = client.get("/queue", query_string={"q": "x" * 201}).get_data(as_text=True)
-    assert "At most 200 characters. The search was ignored." in too_long
+    assert "Search is 201 characters long; the limit is 200. The search was ignored." in too_long
     assert _listed(too_long, *everyone) == {a.reference for a in everyone}
 
 
