@@ -37,7 +37,7 @@ EXTENSION_KEY = "reviewapp_limiter"
 LOGIN_ENDPOINT = "auth.login"
 RESET_ENDPOINT = "auth.password_reset_request"
 REGISTER_ENDPOINT = "auth.register"
-PASSWORD_CHANGE_ENDPOINT = "auth.account_password"  # noqa: S105 (an endpoint name)
+PASSWORD_CHANGE_ENDPOINT = "auth.account_password"  # noqa: S105 - an endpoint name  # nosec B105
 # ``Authorization: Bearer ra_<prefix>_<secret>``; the prefix is the token's public id (hex)
 _BEARER_TOKEN = re.compile(r"Bearer ra_([0-9a-f]{1,16})_")
 # Redis client options: a slow or absent Redis must not hang requests (seconds)

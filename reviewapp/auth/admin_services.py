@@ -554,12 +554,14 @@ def change_password(
     if not user.check_password(current_password):
         raise ValidationFailed(
             "the current password you entered is wrong.",
-            fields={"current_password": "This is not your current password."},
+            # a message next to the field, not a password
+            fields={"current_password": "This is not your current password."},  # nosec B105
         )
     if new_password == current_password:
         raise ValidationFailed(
             "The new password is the same as the current one.",
-            fields={"password": "Choose a password different from the current one."},
+            # a message next to the field, not a password
+            fields={"password": "Choose a password different from the current one."},  # nosec B105
         )
     _replace_password(session, user, new_password, "user.change_password")
     tokens = (
