@@ -48,11 +48,15 @@ SCOPES: dict[str, str] = {
 
 
 def scopes_for(user: User) -> tuple[str, ...]:
-    """The scopes ``user`` may give a token: read and write for everyone; review for the roles
-    that work the queue (reviewer, senior reviewer, admin)."""
+    """The scopes ``user`` may give a token: read for everyone; write for the roles that file
+    applications (developers); review for the roles that work the queue (reviewer, senior
+    reviewer, admin). A scope the role could never use is not offered."""
+    scopes = ["read"]
+    if user.can(Permission.submit_applications):
+        scopes.append("write")
     if user.can(Permission.view_queue):
-        return ("read", "write", "review")
-    return ("read", "write")
+        scopes.append("review")
+    return tuple(scopes)
 
 
 def active_token_count(session: Session, user: User) -> int:

@@ -28,6 +28,7 @@ from reviewapp.policies.services import (
     render_template_text,
 )
 from reviewapp.review.clock import business_calendar, pause_clock, run_clock
+from reviewapp.review.fast_track import AUTO_TEMPLATE
 from reviewapp.review.mitigations import (
     RequirementInput,
     carried_conditions,
@@ -943,6 +944,11 @@ def decide(session: Session, user: User, application: Application, data: Decisio
     ).first()
     if template is None:
         errors["template"] = "Choose a response template."
+    elif template.key == AUTO_TEMPLATE:
+        errors["template"] = (
+            f"{template.title!r} is the fast track's own message (it says no person reviewed "
+            "the application); choose another template."
+        )
     elif outcome is not None and template.outcome != outcome.value:
         errors["template"] = (
             f"Template {template.title!r} is for {template.outcome.replace('_', ' ')}, not {outcome.label.lower()}."

@@ -33,6 +33,7 @@ from reviewapp.extensions import db
 from reviewapp.policies.models import ResponseTemplate, SafetyRequirement
 from reviewapp.policies.services import sections_in_order
 from reviewapp.review.bulk import BULK_OUTCOMES, bulk_decide
+from reviewapp.review.fast_track import AUTO_TEMPLATE
 from reviewapp.review.forms import (
     BulkDecisionForm,
     DecisionForm,
@@ -270,7 +271,7 @@ def _set_bulk_choices(form: BulkDecisionForm, ref: ReferenceData) -> None:
     form.template.choices = [SelectChoice("", "— choose —")] + [
         SelectChoice(key, title, optgroup=groups[outcome])
         for key, title, outcome in ref.templates
-        if outcome in BULK_OUTCOMES
+        if outcome in BULK_OUTCOMES and key != AUTO_TEMPLATE
     ]
 
 
@@ -380,7 +381,9 @@ def _decision_form(application: Application) -> DecisionForm:
         sections_in_order(db.session),
         db.session.scalars(select(SafetyRequirement).order_by(SafetyRequirement.title)).all(),
         db.session.scalars(
-            select(ResponseTemplate).order_by(ResponseTemplate.outcome, ResponseTemplate.title)
+            select(ResponseTemplate)
+            .where(ResponseTemplate.key != AUTO_TEMPLATE)  # the fast track's own message
+            .order_by(ResponseTemplate.outcome, ResponseTemplate.title)
         ).all(),
         suggested_sections=triage.suggested_policy_sections if triage else (),
         suggested_requirements=triage.required_safety_requirements if triage else (),

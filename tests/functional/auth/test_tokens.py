@@ -166,6 +166,19 @@ def test_a_developer_cannot_create_a_review_token(login, db) -> None:
     assert tokens_of(db, dev) == []
 
 
+def test_staff_are_not_offered_the_write_scope(login, db) -> None:
+    staff = UserFactory(reviewer=True, organization=OrganizationFactory(name="T&S"))
+    client = login(staff)
+    page = client.get(PAGE).get_data(as_text=True)
+    assert 'value="write"' not in page and 'value="review"' in page
+    response = create(client, scopes=("read", "write"))
+    assert response.status_code == 422
+    assert tokens_of(db, staff) == []
+    with pytest.raises(PermissionDenied, match="write"):
+        create_personal_token(db, staff, name="sneaky", scopes=["write"])
+    assert create(client, scopes=("read", "review")).status_code == 201
+
+
 def test_csrf_is_required_to_create_and_revoke(login, db) -> None:
     dev = UserFactory()
     client = login(dev)

@@ -110,3 +110,26 @@ def test_a_qa_sampled_submission_is_confirmed_to_the_developer(app, db, fast_low
     [received] = db.scalars(select(OutboxEvent).where(OutboxEvent.kind == "submitted")).all()
     assert received.payload["application"] == application.reference
     assert "qa-sample queue" in received.payload["body"]
+
+
+def test_the_fast_track_message_is_not_for_people(login, db) -> None:
+    """Its text tells the developer no person reviewed the application: neither the decision
+    form nor the queue's bulk form offers it, and a decision sent with it anyway is refused."""
+    from sqlalchemy import func
+
+    application = ApplicationFactory(submitted=True)
+    client = login(UserFactory(reviewer=True, organization=OrganizationFactory(name="T&S")))
+    post_form(client, f"/review/{application.reference}/claim", token_from="/queue")
+    page = client.get(f"/review/{application.reference}").get_data(as_text=True)
+    assert 'value="approve-automatic"' not in page and 'value="approve-standard"' in page
+    queue = client.get("/queue").get_data(as_text=True)
+    assert 'value="approve-automatic"' not in queue and 'value="approve-standard"' in queue
+    refused = post_form(
+        client,
+        f"/review/{application.reference}/decide",
+        {"outcome": "approve", "template": "approve-automatic"},
+        token_from=f"/review/{application.reference}",
+    )
+    assert refused.status_code == 422
+    assert "the fast track&#39;s own message" in refused.get_data(as_text=True)
+    assert db.scalar(select(func.count()).select_from(Decision)) == 0
