@@ -79,7 +79,9 @@ FTS_TABLE = "revision_fts"
 BM25_WEIGHTS = (4.0, 1.0)
 SEARCH_INDEX = "ix_revision_search"
 
-_WORD_RE = re.compile(r"[^\W_]+")  # letters and digits; FTS5's unicode61 splits on the rest
+#: a word: letters and digits (FTS5's unicode61 tokenizer splits on the rest); also read by
+#: the queue search (review/search.py)
+WORD_RE = re.compile(r"[^\W_]+")
 # Frequent English words carry no meaning for similarity. PostgreSQL drops them itself (the
 # english configuration's stop words); for FTS5, which keeps every word, this short list keeps
 # them out of the query's term budget (bm25 would weigh them near zero anyway).
@@ -409,17 +411,19 @@ def _search_postgres(
 # --- SQLite -------------------------------------------------------------------------------------
 
 
-def fts5_literal(words: Sequence[str]) -> str:
-    """An FTS5 OR query of ``words``, each one an FTS5 string (double-quoted, ``"`` doubled), so
-    ``NEAR``, ``AND``, ``-``, ``*``, ``^``, ``:`` and parentheses in user text are plain text."""
-    return " OR ".join('"' + word.replace('"', '""') + '"' for word in words)
+def fts5_literal(words: Sequence[str], *, every: bool = False) -> str:
+    """An FTS5 query of ``words``, each one an FTS5 string (double-quoted, ``"`` doubled), so
+    ``NEAR``, ``AND``, ``-``, ``*``, ``^``, ``:`` and parentheses in user text are plain text.
+    Any word matches (OR); with ``every``, all of them must (FTS5's implicit AND)."""
+    joiner = " " if every else " OR "
+    return joiner.join('"' + word.replace('"', '""') + '"' for word in words)
 
 
 def _sqlite_terms(title: str, body: str) -> list[str]:
     """The source text's words (lower-cased, stop words dropped), best first."""
-    words = [w.lower() for w in _WORD_RE.findall(body)]
+    words = [w.lower() for w in WORD_RE.findall(body)]
     counts = Counter(w for w in words if len(w) > 1 and w not in _STOPWORDS)
-    return _pick_terms(dict(counts), {w.lower() for w in _WORD_RE.findall(title)})[:MAX_TERMS]
+    return _pick_terms(dict(counts), {w.lower() for w in WORD_RE.findall(title)})[:MAX_TERMS]
 
 
 def _search_sqlite(
@@ -466,6 +470,6 @@ def _search_sqlite(
 
     def shared(content: dict[str, Any]) -> int:
         cand_title, cand_body = _source_text(content)
-        return len(wanted & {w.lower() for w in _WORD_RE.findall(cand_title + " " + cand_body)})
+        return len(wanted & {w.lower() for w in WORD_RE.findall(cand_title + " " + cand_body)})
 
     return [row for row in session.execute(stmt).all() if shared(row.content) >= needed][:limit]

@@ -25,7 +25,7 @@ from reviewapp.applications.models import Application, Revision
 from reviewapp.auth.models import Organization
 from reviewapp.db import is_postgres
 from reviewapp.limits import LIMITS
-from reviewapp.review.precedents import FTS_TABLE, PG_VECTOR
+from reviewapp.review.precedents import FTS_TABLE, PG_VECTOR, WORD_RE, fts5_literal
 
 #: longest search text accepted (code points, docs/limits.md); the form says so next to the box
 SEARCH_MAX_LENGTH = LIMITS["queue.search"]
@@ -33,7 +33,6 @@ SEARCH_MAX_LENGTH = LIMITS["queue.search"]
 MAX_WORDS = 10
 
 _REFERENCE = re.compile(r"(?i)APP-?0*(\d{1,10})")
-_WORD = re.compile(r"[^\W_]+")  # letters and digits, as FTS5's unicode61 tokenizer splits
 
 
 def search_condition(session: Session, text: str) -> ColumnElement[bool]:
@@ -49,7 +48,7 @@ def search_condition(session: Session, text: str) -> ColumnElement[bool]:
     reference = _REFERENCE.fullmatch(typed)
     if reference is not None:
         return a.id == int(reference.group(1))
-    words = [w.lower() for w in _WORD.findall(typed)][:MAX_WORDS]
+    words = [w.lower() for w in WORD_RE.findall(typed)][:MAX_WORDS]
     by_name = a.organization_id.in_(
         select(Organization.id).where(Organization.name.icontains(typed, autoescape=True))
     )
@@ -67,8 +66,7 @@ def _revisions_with_words(session: Session, words: list[str]) -> Any:
         query = func.plainto_tsquery("english", bindparam("queue_search", " ".join(words)))
         return select(Revision.id).where(vector.bool_op("@@")(query))
     fts = table(FTS_TABLE, literal_column("rowid"))
-    # FTS5 strings, one per word, separated by spaces: all of them must match
-    literal = " ".join('"' + w.replace('"', '""') + '"' for w in words)
+    literal = fts5_literal(words, every=True)  # all of them must match
     return (
         select(literal_column("rowid"))
         .select_from(fts)
