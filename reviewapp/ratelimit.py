@@ -139,8 +139,7 @@ def init_rate_limits(app: Flask) -> Limiter:
     """
     from reviewapp.api.views import bp as api_bp
 
-    login_view: Any = app.view_functions.get(LOGIN_ENDPOINT)
-    if login_view is None:
+    if LOGIN_ENDPOINT not in app.view_functions:
         raise RuntimeError("init_rate_limits(app) must run after the blueprints are registered")
 
     uri = storage_uri(app)
@@ -177,81 +176,94 @@ def init_rate_limits(app: Flask) -> Limiter:
         error_message="Too many API requests from your address.",
     )(api_bp)
 
-    # log-in: wrap the registered view (this app's copy only), POST only
-    login_view = app_limiter.limit(
-        _setting("RATELIMIT_LOGIN"),
-        scope="address",
-        key_func=client_ip,
-        methods=["POST"],
-        exempt_when=_signed_in,
-        error_message="Too many log-in attempts from your address.",
-    )(login_view)
-    login_view = app_limiter.limit(
-        _setting("RATELIMIT_LOGIN_ACCOUNT"),
-        scope="account",
-        key_func=login_account_key,
-        methods=["POST"],
-        exempt_when=_signed_in_or_no_email,
-        error_message="Too many log-in attempts for this account.",
-    )(login_view)
-    app.view_functions[LOGIN_ENDPOINT] = login_view
-
+    # log-in: per address and per submitted account
+    _limit_view(
+        app,
+        app_limiter,
+        LOGIN_ENDPOINT,
+        dict(
+            limit_value=_setting("RATELIMIT_LOGIN"),
+            scope="address",
+            key_func=client_ip,
+            exempt_when=_signed_in,
+            error_message="Too many log-in attempts from your address.",
+        ),
+        dict(
+            limit_value=_setting("RATELIMIT_LOGIN_ACCOUNT"),
+            scope="account",
+            key_func=login_account_key,
+            exempt_when=_signed_in_or_no_email,
+            error_message="Too many log-in attempts for this account.",
+        ),
+    )
     # password-reset requests send email: the same per-address limit as log-in, and a
     # per-account one so nobody floods an inbox with reset links
-    reset_view: Any = app.view_functions.get(RESET_ENDPOINT)
-    if reset_view is not None:
-        reset_view = app_limiter.limit(
-            _setting("RATELIMIT_LOGIN"),
+    _limit_view(
+        app,
+        app_limiter,
+        RESET_ENDPOINT,
+        dict(
+            limit_value=_setting("RATELIMIT_LOGIN"),
             scope="reset-address",
             key_func=client_ip,
-            methods=["POST"],
             error_message="Too many password-reset requests from your address.",
-        )(reset_view)
-        reset_view = app_limiter.limit(
-            _setting("RATELIMIT_PASSWORD_RESET_ACCOUNT"),
+        ),
+        dict(
+            limit_value=_setting("RATELIMIT_PASSWORD_RESET_ACCOUNT"),
             scope="reset-account",
             key_func=login_account_key,
-            methods=["POST"],
             exempt_when=lambda: not request.form.get("email", "").strip(),
             error_message="Too many password-reset requests for this account.",
-        )(reset_view)
-        app.view_functions[RESET_ENDPOINT] = reset_view
-
+        ),
+    )
     # sign-up: it tells whether an email already has an account (the person needs to know to
     # log in instead) and creates organizations, so it is limited per address like log-in
-    register_view: Any = app.view_functions.get(REGISTER_ENDPOINT)
-    if register_view is not None:
-        app.view_functions[REGISTER_ENDPOINT] = app_limiter.limit(
-            _setting("RATELIMIT_REGISTER"),
+    _limit_view(
+        app,
+        app_limiter,
+        REGISTER_ENDPOINT,
+        dict(
+            limit_value=_setting("RATELIMIT_REGISTER"),
             scope="register-address",
             key_func=client_ip,
-            methods=["POST"],
             error_message="Too many sign-up attempts from your address.",
-        )(register_view)
-
+        ),
+    )
     # changing the password checks the current one: limited like log-in, so a session left
     # open cannot be used to guess the password (and then change it) at speed
-    change_view: Any = app.view_functions.get(PASSWORD_CHANGE_ENDPOINT)
-    if change_view is not None:
-        change_view = app_limiter.limit(
-            _setting("RATELIMIT_LOGIN"),
+    _limit_view(
+        app,
+        app_limiter,
+        PASSWORD_CHANGE_ENDPOINT,
+        dict(
+            limit_value=_setting("RATELIMIT_LOGIN"),
             scope="password-change-address",
             key_func=client_ip,
-            methods=["POST"],
             error_message="Too many password-change attempts from your address.",
-        )(change_view)
-        change_view = app_limiter.limit(
-            _setting("RATELIMIT_LOGIN_ACCOUNT"),
+        ),
+        dict(
+            limit_value=_setting("RATELIMIT_LOGIN_ACCOUNT"),
             scope="password-change-account",
             key_func=signed_in_account_key,
-            methods=["POST"],
             exempt_when=lambda: not current_user.is_authenticated,
             error_message="Too many password-change attempts for this account.",
-        )(change_view)
-        app.view_functions[PASSWORD_CHANGE_ENDPOINT] = change_view
+        ),
+    )
 
     app.register_error_handler(RateLimitExceeded, too_many_requests)
     return app_limiter
+
+
+def _limit_view(app: Flask, app_limiter: Limiter, endpoint: str, *limits: dict[str, Any]) -> None:
+    """Wrap ``app``'s registered view ``endpoint`` (this app's copy only) in ``limits``, each
+    the keyword arguments of :meth:`Limiter.limit`, applied in order and to POST only; nothing
+    when the app has no such view."""
+    view: Any = app.view_functions.get(endpoint)
+    if view is None:
+        return
+    for limit in limits:
+        view = app_limiter.limit(methods=["POST"], **limit)(view)
+    app.view_functions[endpoint] = view
 
 
 def retry_after_seconds(exc: RateLimitExceeded) -> int:
